@@ -1,0 +1,162 @@
+"""The tables of fdawatch's history.
+
+Snapshots and blobs are append-only: a row, once written, is never updated. A `Document` points
+at the snapshot currently believed to be the live version of one watched document; a `Change`
+is one transition between two snapshots; an `Alert` is one outbox row (one recipient, one change).
+
+This module imports nothing of ours (see DEVELOPERS.md: `db/` is the bottom layer).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Source(SQLModel, table=True):
+    """One watched thing from sources.toml, plus what we learned fetching it."""
+
+    id: str = Field(primary_key=True, max_length=100)
+    kind: str = Field(max_length=40)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    etag: str | None = Field(default=None, sa_column=Column(Text))
+    last_modified: str | None = Field(default=None, sa_column=Column(Text))
+    first_fetched_at: datetime | None = None  # the baseline fetch: nothing before it is "new"
+    last_checked_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_change_at: datetime | None = None
+    consecutive_failures: int = 0
+    health: str = Field(default="unknown", max_length=20)  # unknown / ok / failing / drift
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    failure_alerted_at: datetime | None = None  # set when "source failing" was sent
+
+
+class Blob(SQLModel, table=True):
+    """A raw body exactly as fetched, zlib-compressed, stored once per SHA-256."""
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Snapshot(SQLModel, table=True):
+    """One distinct normalized version of one document (append-only)."""
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "doc_key", "sha256", name="uq_snapshot_version"),
+        Index("ix_snapshot_doc", "source_id", "doc_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="source.id", max_length=100)
+    doc_key: str = Field(sa_column=Column(Text, nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    body_sha256: str | None = Field(default=None, foreign_key="blob.sha256", max_length=64)
+    http_status: int = 200
+    headers: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    fetched_at: datetime
+
+
+class Document(SQLModel, table=True):
+    """Where each watched document stands now: its current snapshot and whether it is gone."""
+
+    __table_args__ = (UniqueConstraint("source_id", "doc_key", name="uq_document_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="source.id", max_length=100)
+    doc_key: str = Field(sa_column=Column(Text, nullable=False))
+    current_snapshot_id: int = Field(foreign_key="snapshot.id")
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None = None
+
+
+class CrawlRun(SQLModel, table=True):
+    """One `fdawatch crawl` (or scheduled pass): which sources, and what came of them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime
+    finished_at: datetime | None = None
+    source_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    checked: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    failed: int = 0
+    status: str = Field(default="running", max_length=20)  # running / finished / crashed
+
+
+class Fetch(SQLModel, table=True):
+    """One fetch of one source in one run: the source-health record."""
+
+    __table_args__ = (Index("ix_fetch_source", "source_id", "fetched_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="crawlrun.id")
+    source_id: str = Field(foreign_key="source.id", max_length=100)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    outcome: str = Field(max_length=20)  # ok / not_modified / gone / failed / drift
+    http_status: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    documents: int = 0
+    changes: int = 0
+    bytes: int = 0
+    duration_ms: int = 0
+    fetched_at: datetime
+
+
+class Change(SQLModel, table=True):
+    """One material transition of one document: new, changed or removed."""
+
+    __table_args__ = (Index("ix_change_detected", "detected_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="source.id", max_length=100)
+    doc_key: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(max_length=10)  # new / changed / removed
+    old_snapshot_id: int | None = Field(default=None, foreign_key="snapshot.id")
+    new_snapshot_id: int | None = Field(default=None, foreign_key="snapshot.id")
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    diff: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    severity: str = Field(default="T3", max_length=2)  # T1 (critical) … T5 (noise)
+    severity_reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    matched_terms: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    sections: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    run_id: int | None = Field(default=None, foreign_key="crawlrun.id")
+    detected_at: datetime
+
+
+class Alert(SQLModel, table=True):
+    """One outbox row: one change (or source-health notice) for one recipient.
+
+    State machine: pending → sending → sent | failed. A row in `sending` whose lease ran out is
+    retried with the same Message-ID, so the one possible duplicate is recognisable.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("change_id", "recipient", name="uq_alert_change_recipient"),
+        Index("ix_alert_status", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int | None = Field(default=None, foreign_key="change.id")
+    source_id: str = Field(max_length=100)
+    kind: str = Field(default="change", max_length=20)  # change / source_failing / recovered
+    notice: str | None = Field(default=None, sa_column=Column(Text))  # health notice text
+    recipient: str = Field(max_length=320)
+    severity: str = Field(default="T3", max_length=2)
+    status: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sending_since: datetime | None = None
+    message_id: str | None = Field(default=None, sa_column=Column(Text))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime
+    sent_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""fdawatch's monitor: history, diffs, severity, alerts, digest, scheduler and the CLI."""

@@ -1,0 +1,412 @@
+"""The `fdawatch` command: a thin click layer over the monitor's Python API.
+
+Every command's docstring is its `--help` and ends with an example. Bad input (a broken
+sources.toml, an unknown source id, a bad setting) is reported in one line naming it, with exit
+code 2, before anything is written to the history.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, col, select
+
+from db.engine import open_database
+from db.models import Change, Fetch, Snapshot, Source
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.sources import SourceConfig, SourcesError, load_sources
+from monitor.sources import select as select_sources
+
+EXIT_USAGE = 2
+
+
+class AppContext:
+    """What every command needs, loaded lazily so `--help` works without any configuration."""
+
+    def __init__(self, sources_path: str | None, database_url: str | None) -> None:
+        self._sources_path = sources_path
+        self._database_url = database_url
+        self._engine: Engine | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = load_settings()
+        if self._sources_path:
+            settings = replace(settings, sources_path=Path(self._sources_path))
+        if self._database_url:
+            settings = replace(settings, database_url=self._database_url)
+        return settings
+
+    def sources(self) -> dict[str, SourceConfig]:
+        return load_sources(self.settings.sources_path)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            try:
+                self._engine = open_database(self.settings.database_url)
+            except OperationalError as error:
+                raise ConfigError(
+                    f"cannot open the database {self.settings.database_url!r}: {error.orig}; "
+                    "check FDAWATCH_DATABASE_URL or --database"
+                ) from None
+        return self._engine
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FdawatchGroup(click.Group):
+    """Turns configuration errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, SourcesError, LookupError) as error:
+            message = error.args[0] if error.args else str(error)
+            click.echo(f"fdawatch: error: {message}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+@click.group(cls=FdawatchGroup)
+@click.option(
+    "--sources",
+    "sources_path",
+    metavar="PATH",
+    help="sources.toml to use (default: ./sources.toml or $FDAWATCH_SOURCES).",
+)
+@click.option(
+    "--database",
+    "database_url",
+    metavar="URL",
+    help="SQLAlchemy URL (default: sqlite:///var/fdawatch.db or $FDAWATCH_DATABASE_URL).",
+)
+@click.version_option(package_name="fdawatch")
+@click.pass_context
+def cli(ctx: click.Context, sources_path: str | None, database_url: str | None) -> None:
+    """fdawatch: watch FDA communications on compounded ketamine and esketamine (Spravato).
+
+    Example: fdawatch crawl --all && fdawatch changes --since 7d
+    """
+    ctx.obj = AppContext(sources_path, database_url)
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(v)) for v in column) for column in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+@cli.command("sources")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def sources_command(app: AppContext, as_json: bool) -> None:
+    """List the watched sources from sources.toml with their health.
+
+    Example: fdawatch sources
+    """
+    sources = app.sources()
+    with Session(app.engine()) as session:
+        rows = {row.id: row for row in session.exec(select(Source)).all()}
+    if as_json:
+        for source in sources.values():
+            row = rows.get(source.id)
+            click.echo(json.dumps({**source.to_dict(), "health": row.health if row else "unknown"}))
+        return
+    table = [
+        [
+            s.id,
+            s.kind,
+            s.tier,
+            s.cron or s.interval,
+            rows[s.id].health if s.id in rows else "new",
+            s.url,
+        ]
+        for s in sources.values()
+    ]
+    click.echo(_table(table, ["id", "kind", "tier", "every", "health", "url"]))
+
+
+@cli.command("crawl")
+@click.argument("source_ids", nargs=-1)
+@click.option("--all", "crawl_all", is_flag=True, help="Crawl every source in sources.toml.")
+@click.option("--no-send", is_flag=True, help="Do not run `alerts send` after the crawl.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=1800,
+    show_default=True,
+    help="Seconds before the crawl process is stopped.",
+)
+@click.pass_obj
+def crawl_command(
+    app: AppContext, source_ids: tuple[str, ...], crawl_all: bool, no_send: bool, timeout: float
+) -> None:
+    """Fetch sources once (one Scrapy process for all of them) and record what changed.
+
+    Prints one line per source (ok / not_modified / gone / failed / drift) and the run's
+    counts, then sends the alerts the changes raised (see `fdawatch alerts send`).
+
+    Example: fdawatch crawl fda_ketamine_oral_alert fda_medwatch_rss
+    """
+    from monitor.crawl import run_crawl
+
+    if not source_ids and not crawl_all:
+        raise click.UsageError("name source ids (see `fdawatch sources`) or pass --all")
+    chosen = select_sources(app.sources(), list(source_ids))
+    summary = run_crawl(app.engine(), app.settings, chosen, timeout=timeout)
+    rows = [
+        [
+            r.source_id,
+            r.outcome,
+            str(r.http_status or ""),
+            str(r.documents),
+            str(r.changes),
+            (r.error or "")[:70],
+        ]
+        for r in summary.results
+    ]
+    click.echo(_table(rows, ["source", "outcome", "http", "docs", "changes", "error"]))
+    click.echo(
+        f"run {summary.run_id} {summary.status}: checked {summary.checked}, unchanged "
+        f"{summary.unchanged}, changed {summary.changed}, failed {summary.failed}"
+    )
+    if summary.status != "finished":
+        click.echo(f"the crawl process {summary.status}:\n{summary.stderr_tail}", err=True)
+    if not no_send:
+        from monitor.cli_alerts import send_and_report
+
+        send_and_report(app)
+    if summary.status != "finished":
+        sys.exit(1)
+
+
+_SINCE = re.compile(r"^(\d+)([hdw])$")
+
+
+def parse_since(value: str | None, now: datetime) -> datetime | None:
+    """'7d', '24h', '2w' or an ISO date/time; None means no limit."""
+    if not value:
+        return None
+    match = _SINCE.match(value)
+    if match:
+        unit = {"h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        return now - timedelta(**{unit: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use 7d, 24h, 2w or an ISO date like 2026-11-01"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def change_record(change: Change, url: str) -> dict[str, Any]:
+    return {
+        "id": change.id,
+        "source": change.source_id,
+        "document_key": change.doc_key,
+        "kind": change.kind,
+        "severity": change.severity,
+        "detected_at": change.detected_at.isoformat(),
+        "title": change.title,
+        "summary": change.summary,
+        "url": url,
+        "matched_terms": change.matched_terms,
+        "sections": change.sections,
+    }
+
+
+def _change_url(session: Session, change: Change) -> str:
+    snapshot_id = change.new_snapshot_id or change.old_snapshot_id
+    snapshot = session.get(Snapshot, snapshot_id) if snapshot_id else None
+    return snapshot.url if snapshot else change.doc_key
+
+
+@cli.command("changes")
+@click.option("--since", help="Only changes detected since: 7d, 24h, 2w or an ISO date.")
+@click.option("--source", "source_id", help="Only this source id.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON lines: id, source, document_key, kind, severity, detected_at …",
+)
+@click.pass_obj
+def changes_command(
+    app: AppContext, since: str | None, source_id: str | None, as_json: bool
+) -> None:
+    """List detected changes, newest first.
+
+    Example: fdawatch changes --since 7d --json
+    """
+    cutoff = parse_since(since, app.now())
+    query = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
+    if cutoff:
+        query = query.where(Change.detected_at >= cutoff)
+    if source_id:
+        query = query.where(Change.source_id == source_id)
+    with Session(app.engine()) as session:
+        changes = session.exec(query).all()
+        if as_json:
+            for change in changes:
+                click.echo(json.dumps(change_record(change, _change_url(session, change))))
+            return
+    if not changes:
+        click.echo("no changes" + (f" since {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else ""))
+        return
+    rows = [
+        [
+            str(c.id),
+            f"{c.detected_at:%Y-%m-%d %H:%M}",
+            c.severity,
+            c.kind,
+            c.source_id,
+            c.summary[:80],
+        ]
+        for c in changes
+    ]
+    click.echo(_table(rows, ["id", "detected (UTC)", "tier", "kind", "source", "summary"]))
+
+
+def _get_or_fail(session: Session, model: type, key: Any, what: str, hint: str) -> Any:
+    row = session.get(model, key)
+    if row is None:
+        raise LookupError(f"no {what} {key!r}; {hint}")
+    return row
+
+
+def describe_change(session: Session, change: Change) -> str:
+    """The text `fdawatch show` prints: what changed, where, how severe and why, and the diff."""
+    old = session.get(Snapshot, change.old_snapshot_id) if change.old_snapshot_id else None
+    new = session.get(Snapshot, change.new_snapshot_id) if change.new_snapshot_id else None
+    lines = [
+        f"change {change.id}: {change.kind} — {change.severity} — {change.title}",
+        f"source:    {change.source_id}",
+        f"url:       {_change_url(session, change)}",
+        f"detected:  {change.detected_at:%Y-%m-%d %H:%M:%S} UTC",
+        f"previous:  {old.fetched_at:%Y-%m-%d %H:%M:%S} UTC (sha256 {old.sha256[:12]})"
+        if old
+        else "previous:  (none: first seen)",
+        f"current:   {new.fetched_at:%Y-%m-%d %H:%M:%S} UTC (sha256 {new.sha256[:12]})"
+        if new
+        else "current:   (removed)",
+        f"summary:   {change.summary}",
+        f"terms:     {', '.join(change.matched_terms) or '(none)'}",
+        "why " + change.severity + ":",
+        *[f"  - {reason}" for reason in change.severity_reasons],
+        "",
+        change.diff or "(no textual diff)",
+    ]
+    return "\n".join(lines)
+
+
+@cli.command("show")
+@click.argument("change_id", type=int)
+@click.pass_obj
+def show_command(app: AppContext, change_id: int) -> None:
+    """Show one change: source, times, severity with its reasons, and the diff.
+
+    Example: fdawatch show 12
+    """
+    with Session(app.engine()) as session:
+        change = _get_or_fail(session, Change, change_id, "change", "`fdawatch changes` lists them")
+        click.echo(describe_change(session, change))
+
+
+@cli.command("history")
+@click.argument("source_id")
+@click.option(
+    "--limit",
+    type=int,
+    default=20,
+    show_default=True,
+    help="How many versions, changes and fetches to show.",
+)
+@click.pass_obj
+def history_command(app: AppContext, source_id: str, limit: int) -> None:
+    """Show a source's stored versions, changes and recent fetches.
+
+    Example: fdawatch history fda_spravato_rems
+    """
+    with Session(app.engine()) as session:
+        source = _get_or_fail(
+            session,
+            Source,
+            source_id,
+            "source in the history",
+            "crawl it first or check `fdawatch sources`",
+        )
+        click.echo(f"{source.id} ({source.kind}) {source.url}")
+        click.echo(
+            f"health: {source.health}, failures in a row: {source.consecutive_failures}, "
+            f"last success: {source.last_success_at or 'never'}"
+        )
+        snapshots = session.exec(
+            select(Snapshot)
+            .where(Snapshot.source_id == source_id)
+            .order_by(col(Snapshot.fetched_at).desc())
+            .limit(limit)
+        ).all()
+        click.echo(f"\nversions ({len(snapshots)} newest):")
+        for snap in snapshots:
+            click.echo(
+                f"  {snap.id:>5}  {snap.fetched_at:%Y-%m-%d %H:%M}  "
+                f"{snap.sha256[:12]}  {snap.title[:70]}"
+            )
+        changes = session.exec(
+            select(Change)
+            .where(Change.source_id == source_id)
+            .order_by(col(Change.id).desc())
+            .limit(limit)
+        ).all()
+        click.echo(f"\nchanges ({len(changes)} newest):")
+        for change in changes:
+            click.echo(
+                f"  {change.id:>5}  {change.detected_at:%Y-%m-%d %H:%M}  {change.severity}  "
+                f"{change.kind:<7}  {change.summary[:70]}"
+            )
+        fetches = session.exec(
+            select(Fetch)
+            .where(Fetch.source_id == source_id)
+            .order_by(col(Fetch.id).desc())
+            .limit(limit)
+        ).all()
+        click.echo(f"\nfetches ({len(fetches)} newest):")
+        for fetch in fetches:
+            click.echo(
+                f"  {fetch.fetched_at:%Y-%m-%d %H:%M}  {fetch.outcome:<12}  "
+                f"{fetch.http_status or '':>3}  {fetch.error or ''}"
+            )
+
+
+def _register_subcommands(group: click.Group, loaders: list[Callable[[], click.Command]]) -> None:
+    for load in loaders:
+        group.add_command(load())
+
+
+def _alerts_group() -> click.Command:
+    from monitor.cli_alerts import alerts
+
+    return alerts
+
+
+_register_subcommands(cli, [_alerts_group])
+
+
+def main() -> None:
+    cli(prog_name="fdawatch")

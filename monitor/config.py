@@ -1,0 +1,272 @@
+"""Settings from the environment and the deployment file `fdawatch.toml`.
+
+This is the only module that reads the environment (DEVELOPERS.md). Everything else receives a
+`Settings` value. Secrets (SMTP password, API keys) come from the environment only, never from
+files, and are never printed: `Settings.__repr__` hides them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
+DEFAULT_USER_AGENT = (
+    "fdawatch/0.1 (+https://github.com/fdawatch/fdawatch; regulatory change monitor; "
+    "polite: 1 request/s per host)"
+)
+SEVERITIES = ("T1", "T2", "T3", "T4", "T5")
+DIGEST_CHOICES = ("none", "daily", "weekly")
+
+
+class ConfigError(ValueError):
+    """A bad setting: the message names the key or variable and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 25
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    ssl: bool = False
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who gets alerts: a recipient with only an email follows every source at T1–T4."""
+
+    email: str
+    name: str = ""
+    sources: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    min_severity: str = "T4"
+    digest: str = "none"
+
+    def follows(self, source_id: str, source_tags: tuple[str, ...] = ()) -> bool:
+        if not self.sources and not self.tags:
+            return True
+        return source_id in self.sources or bool(set(self.tags) & set(source_tags))
+
+    def wants(self, severity: str) -> bool:
+        """T5 never alerts; otherwise the change must be at least as severe as min_severity."""
+        return severity != "T5" and severity <= self.min_severity
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    sources_path: Path = Path("sources.toml")
+    config_path: Path = Path("fdawatch.toml")
+    var_dir: Path = Path("var")
+    outbox_dir: Path = Path("var/outbox")
+    crawl_delay: float = 1.0
+    concurrency_per_host: int = 1
+    user_agent: str = DEFAULT_USER_AGENT
+    obey_robots: bool = True
+    crawl_timeout: float = 30.0
+    retry_times: int = 2
+    smtp: SmtpSettings | None = None
+    mail_from: str = "fdawatch <fdawatch@localhost>"
+    recipients: tuple[Recipient, ...] = ()
+    storm_cap: int = 20
+    failure_threshold: int = 3
+    site_url: str = ""  # where the digest site is published, for links in emails
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no")
+
+
+def _number(value: Any, where: str, kind: type[int] | type[float], minimum: float = 0) -> Any:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a number, not {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a number, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{where} must be at least {minimum}, not {value!r}")
+    return number
+
+
+def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
+    url = env.get("FDAWATCH_SMTP_URL")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+            raise ConfigError(
+                "FDAWATCH_SMTP_URL must look like smtp://user:password@host:25, "
+                "smtps://… (TLS) or smtp+starttls://…"
+            )
+        ssl = parts.scheme == "smtps"
+        return SmtpSettings(
+            host=parts.hostname,
+            port=parts.port or (465 if ssl else 25),
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            starttls=parts.scheme == "smtp+starttls",
+            ssl=ssl,
+        )
+    host = env.get("FDAWATCH_SMTP_HOST")
+    if not host:
+        return None
+    ssl = _env_bool(env, "FDAWATCH_SMTP_SSL", False)
+    return SmtpSettings(
+        host=host,
+        port=_number(env.get("FDAWATCH_SMTP_PORT", 465 if ssl else 25), "FDAWATCH_SMTP_PORT", int),
+        user=env.get("FDAWATCH_SMTP_USER") or None,
+        password=env.get("FDAWATCH_SMTP_PASSWORD") or None,
+        starttls=_env_bool(env, "FDAWATCH_SMTP_STARTTLS", False),
+        ssl=ssl,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+
+
+_CRAWL_KEYS = {"delay", "concurrency_per_host", "user_agent", "obey_robots", "timeout", "retries"}
+_TOP_KEYS = {"crawl", "recipient", "mail", "health", "site"}
+_RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
+
+
+def _recipient(raw: Any, index: int, path: Path) -> Recipient:
+    where = f"{path}: [[recipient]] #{index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - _RECIPIENT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {sorted(unknown)[0]!r} (known: {sorted(_RECIPIENT_KEYS)})"
+        )
+    email = raw.get("email")
+    if not isinstance(email, str) or "@" not in email or any(c in email for c in "\r\n <>,"):
+        raise ConfigError(
+            f"{where}: 'email' must be one address like ops@example.org, not {email!r}"
+        )
+    min_severity = raw.get("min_severity", "T4")
+    if min_severity not in SEVERITIES[:4]:
+        raise ConfigError(
+            f"{where}: 'min_severity' must be one of T1, T2, T3, T4, not {min_severity!r}"
+        )
+    digest = raw.get("digest", "none")
+    if digest not in DIGEST_CHOICES:
+        raise ConfigError(f"{where}: 'digest' must be one of none, daily, weekly, not {digest!r}")
+    lists = {}
+    for key in ("sources", "tags"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: {key!r} must be a list of strings")
+        lists[key] = tuple(value)
+    return Recipient(
+        email=email,
+        name=str(raw.get("name", "")),
+        sources=lists["sources"],
+        tags=lists["tags"],
+        min_severity=min_severity,
+        digest=digest,
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `env` (default: the process environment) and the deployment file."""
+    env = os.environ if env is None else env
+    var_dir = Path(env.get("FDAWATCH_VAR_DIR") or "var")
+    config_path = Path(env.get("FDAWATCH_CONFIG") or "fdawatch.toml")
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        data = _read_toml(config_path)
+    elif env.get("FDAWATCH_CONFIG"):
+        raise ConfigError(f"FDAWATCH_CONFIG={config_path} does not exist; create it or unset it")
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: unknown section {sorted(unknown)[0]!r} (known: {sorted(_TOP_KEYS)})"
+        )
+    crawl = data.get("crawl", {})
+    unknown = set(crawl) - _CRAWL_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: [crawl] unknown key {sorted(unknown)[0]!r} "
+            f"(known: {sorted(_CRAWL_KEYS)})"
+        )
+    delay = env.get("FDAWATCH_CRAWL_DELAY", crawl.get("delay", 1.0))
+    where_delay = (
+        "FDAWATCH_CRAWL_DELAY" if "FDAWATCH_CRAWL_DELAY" in env else f"{config_path}: [crawl] delay"
+    )
+    concurrency = env.get(
+        "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST", crawl.get("concurrency_per_host", 1)
+    )
+    where_conc = (
+        "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST"
+        if "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST" in env
+        else f"{config_path}: [crawl] concurrency_per_host"
+    )
+    mail = data.get("mail", {})
+    health = data.get("health", {})
+    recipients = data.get("recipient", [])
+    if not isinstance(recipients, list):
+        raise ConfigError(
+            f"{config_path}: recipients are written [[recipient]] (an array of tables)"
+        )
+    outbox = env.get("FDAWATCH_OUTBOX_DIR") or mail.get("outbox_dir") or str(var_dir / "outbox")
+    return Settings(
+        database_url=env.get("FDAWATCH_DATABASE_URL") or f"sqlite:///{var_dir / 'fdawatch.db'}",
+        sources_path=Path(env.get("FDAWATCH_SOURCES") or "sources.toml"),
+        config_path=config_path,
+        var_dir=var_dir,
+        outbox_dir=Path(outbox),
+        crawl_delay=_number(delay, where_delay, float),
+        concurrency_per_host=_number(concurrency, where_conc, int, minimum=1),
+        user_agent=str(crawl.get("user_agent", DEFAULT_USER_AGENT)),
+        obey_robots=bool(crawl.get("obey_robots", True)),
+        crawl_timeout=_number(
+            crawl.get("timeout", 30.0), f"{config_path}: [crawl] timeout", float, 1
+        ),
+        retry_times=_number(crawl.get("retries", 2), f"{config_path}: [crawl] retries", int),
+        smtp=_smtp_from_env(env),
+        mail_from=env.get("FDAWATCH_MAIL_FROM") or str(mail.get("from", Settings.mail_from)),
+        recipients=tuple(_recipient(r, i, config_path) for i, r in enumerate(recipients)),
+        storm_cap=_number(mail.get("storm_cap", 20), f"{config_path}: [mail] storm_cap", int, 1),
+        failure_threshold=_number(
+            health.get("failure_threshold", 3), f"{config_path}: [health] failure_threshold", int, 1
+        ),
+        site_url=str(data.get("site", {}).get("url", "")),
+    )
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment for a crawl child process: ours, plus the settings this process resolved.
+
+    The child re-reads its settings with `load_settings()`, so values that came from command-line
+    options (`--sources`, `--database`) must travel as variables.
+    """
+    return {
+        **os.environ,
+        "FDAWATCH_DATABASE_URL": settings.database_url,
+        "FDAWATCH_SOURCES": str(settings.sources_path),
+        "FDAWATCH_CONFIG": str(settings.config_path) if settings.config_path.exists() else "",
+        "FDAWATCH_VAR_DIR": str(settings.var_dir),
+        "FDAWATCH_OUTBOX_DIR": str(settings.outbox_dir),
+        "FDAWATCH_CRAWL_DELAY": str(settings.crawl_delay),
+        "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST": str(settings.concurrency_per_host),
+    }

@@ -1,0 +1,132 @@
+"""Run one crawl of some sources in a child process and summarise what came of it.
+
+The parent opens (and migrates) the database, registers the sources, opens a `CrawlRun`, starts
+`monitor.crawl_process` for all the selected sources at once, and closes the run from the fetch
+records the child wrote, even when the child crashed or timed out.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from db.models import CrawlRun, Fetch
+from monitor import history
+from monitor.config import Settings, child_environment
+from monitor.sources import SourceConfig
+
+DEFAULT_TIMEOUT = 30 * 60
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    source_id: str
+    outcome: str
+    http_status: int | None
+    documents: int
+    changes: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class CrawlSummary:
+    run_id: int
+    checked: int
+    unchanged: int
+    changed: int
+    failed: int
+    status: str
+    results: tuple[SourceResult, ...]
+    stderr_tail: str = ""
+
+
+def _summary(session: Session, run: CrawlRun, stderr_tail: str) -> CrawlSummary:
+    fetches = session.exec(select(Fetch).where(Fetch.run_id == run.id).order_by(Fetch.id)).all()
+    last = {fetch.source_id: fetch for fetch in fetches}
+    results = []
+    for source_id in run.source_ids:
+        fetch = last.get(source_id)
+        if fetch is None:
+            results.append(SourceResult(source_id, "failed", None, 0, 0, "no response recorded"))
+        else:
+            results.append(
+                SourceResult(
+                    source_id,
+                    fetch.outcome,
+                    fetch.http_status,
+                    fetch.documents,
+                    fetch.changes,
+                    fetch.error,
+                )
+            )
+    assert run.id is not None
+    return CrawlSummary(
+        run_id=run.id,
+        checked=run.checked,
+        unchanged=run.unchanged,
+        changed=run.changed,
+        failed=run.failed,
+        status=run.status,
+        results=tuple(results),
+        stderr_tail=stderr_tail,
+    )
+
+
+def run_crawl(
+    engine: Engine,
+    settings: Settings,
+    sources: Sequence[SourceConfig],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    log_level: str = "WARNING",
+) -> CrawlSummary:
+    """Crawl `sources` once, in one child process; return the run's summary."""
+    with Session(engine) as session:
+        history.sync_sources(session, sources)
+        run = CrawlRun(started_at=datetime.now(UTC), source_ids=[s.id for s in sources])
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    command = [
+        sys.executable,
+        "-m",
+        "monitor.crawl_process",
+        "--run-id",
+        str(run_id),
+        "--log-level",
+        log_level,
+        *[s.id for s in sources],
+    ]
+    status = "finished"
+    try:
+        child = subprocess.run(
+            command,
+            env=child_environment(settings),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        stderr = child.stderr
+        if child.returncode != 0:
+            status = "crashed"
+    except subprocess.TimeoutExpired as expired:
+        status = "timed out"
+        stderr = (
+            (expired.stderr or b"").decode(errors="replace")
+            if isinstance(expired.stderr, bytes)
+            else (expired.stderr or "")
+        )
+    tail = "\n".join(stderr.strip().splitlines()[-15:])
+    with Session(engine) as session:
+        run = session.get(CrawlRun, run_id)
+        assert run is not None
+        history.finish_run(session, run, datetime.now(UTC), status=status)
+        session.commit()
+        return _summary(session, run, tail)

@@ -1,0 +1,342 @@
+"""The only writer of the history: observations become snapshots, changes and outbox rows.
+
+`record()` normalizes an observation, hashes it and compares it with the document's current
+snapshot. Same hash: nothing new. A new document: a baseline snapshot (the first fetch of a
+source never raises changes) or, after the baseline, a `new` change. A different hash: a new
+snapshot and a `changed` change with its diff. `record_fetch()` keeps the source-health record.
+A fetch that failed is never a content change. Nothing here commits: the caller owns the
+transaction, so a change and its alert rows land together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from db.models import Blob, Change, CrawlRun, Document, Fetch, Snapshot, Source
+from monitor import alerts, diff
+from monitor.config import Recipient
+from monitor.normalize import content_sha256, feed_item_text, html_to_text
+from monitor.severity import classify
+from monitor.sources import SourceConfig
+from monitor.terms import expand_terms, match_terms
+from spiders.items import DRIFT, FAILED, GONE, OK, Observation, SourceFetch
+
+
+def sync_sources(session: Session, sources: Sequence[SourceConfig]) -> None:
+    """Create or update the `Source` rows of `sources`; a new URL forgets the old validators."""
+    for config in sources:
+        row = session.get(Source, config.id)
+        if row is None:
+            session.add(Source(id=config.id, kind=config.kind, url=config.url, title=config.title))
+            continue
+        if row.url != config.url:
+            row.etag = row.last_modified = None
+        row.kind, row.url, row.title = config.kind, config.url, config.title
+        session.add(row)
+
+
+def normalized_text(observation: Observation) -> tuple[str, dict[str, str]]:
+    """The text that is hashed and diffed, and metadata kept beside it (the page's own date)."""
+    if observation.content_type == "feed_item":
+        return feed_item_text(observation.title, observation.content), {}
+    page = html_to_text(observation.content)
+    meta = {"content_date": page.content_date} if page.content_date else {}
+    return page.text, meta
+
+
+def store_body(session: Session, body: bytes) -> str | None:
+    """Store a raw body once per SHA-256 (compressed); return its hash."""
+    if not body:
+        return None
+    digest = hashlib.sha256(body).hexdigest()
+    if session.get(Blob, digest) is None:
+        session.add(Blob(sha256=digest, size=len(body), data=zlib.compress(body, 6)))
+    return digest
+
+
+def _snapshot(
+    session: Session, observation: Observation, text: str, sha: str, meta: dict[str, str]
+) -> Snapshot:
+    existing = session.exec(
+        select(Snapshot).where(
+            Snapshot.source_id == observation.source_id,
+            Snapshot.doc_key == observation.key,
+            Snapshot.sha256 == sha,
+        )
+    ).first()
+    if existing is not None:  # a document flipping back to an earlier version
+        return existing
+    snapshot = Snapshot(
+        source_id=observation.source_id,
+        doc_key=observation.key,
+        url=observation.url,
+        title=observation.title,
+        text=text,
+        sha256=sha,
+        body_sha256=store_body(session, observation.body),
+        http_status=observation.http_status,
+        headers=observation.headers,
+        meta=meta,
+        fetched_at=observation.fetched_at,
+    )
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
+def _document(session: Session, source_id: str, key: str) -> Document | None:
+    return session.exec(
+        select(Document).where(Document.source_id == source_id, Document.doc_key == key)
+    ).first()
+
+
+def _write_change(
+    session: Session,
+    *,
+    source: SourceConfig,
+    kind: str,
+    key: str,
+    old: Snapshot | None,
+    new: Snapshot | None,
+    now: datetime,
+    recipients: Sequence[Recipient],
+    run_id: int | None,
+) -> Change:
+    old_text = old.text if old else ""
+    new_text = new.text if new else ""
+    added, removed = diff.changed_lines(old_text, new_text)
+    latest = new or old
+    assert latest is not None
+    verdict = classify(
+        source_tier=source.tier,
+        source_title=source.title,
+        kind=kind,
+        url=latest.url,
+        added=added,
+        removed=removed,
+    )
+    change = Change(
+        source_id=source.id,
+        doc_key=key,
+        kind=kind,
+        old_snapshot_id=old.id if old else None,
+        new_snapshot_id=new.id if new else None,
+        title=latest.title or source.title,
+        summary=diff.summarize(old.text if old else None, new_text, kind),
+        diff=diff.unified(
+            old_text,
+            new_text,
+            f"{key} {old.fetched_at.isoformat()}" if old else "/dev/null",
+            f"{key} {new.fetched_at.isoformat()}" if new else "/dev/null",
+        ),
+        severity=verdict.tier,
+        severity_reasons=list(verdict.reasons),
+        matched_terms=match_terms("\n".join([*added, *removed])),
+        run_id=run_id,
+        detected_at=now,
+    )
+    session.add(change)
+    session.flush()
+    alerts.enqueue(session, change, recipients, source.tags, now)
+    source_row = session.get(Source, source.id)
+    if source_row is not None:
+        source_row.last_change_at = now
+    return change
+
+
+def record(
+    session: Session,
+    observation: Observation,
+    now: datetime,
+    *,
+    source: SourceConfig,
+    recipients: Sequence[Recipient] = (),
+    run_id: int | None = None,
+) -> Change | None:
+    """Record one observation; return the change it makes, if any (nothing is committed)."""
+    text, meta = normalized_text(observation)
+    if not text:
+        return None
+    row = session.get(Source, source.id)
+    if row is None:
+        raise LookupError(f"source {source.id!r} is not in the database; call sync_sources first")
+    document = _document(session, observation.source_id, observation.key)
+    if document is None and source.terms:
+        wanted = expand_terms(source.terms)
+        if not match_terms(f"{observation.title}\n{text}", wanted):
+            return None  # a feed item outside the watched terms is not kept
+    if row.first_fetched_at is None:
+        row.first_fetched_at = observation.fetched_at
+    baseline = observation.fetched_at <= row.first_fetched_at
+    sha = content_sha256(text)
+    if document is None:
+        snapshot = _snapshot(session, observation, text, sha, meta)
+        session.add(
+            Document(
+                source_id=source.id,
+                doc_key=observation.key,
+                current_snapshot_id=snapshot.id,
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+        )
+        if baseline:
+            return None
+        return _write_change(
+            session,
+            source=source,
+            kind="new",
+            key=observation.key,
+            old=None,
+            new=snapshot,
+            now=now,
+            recipients=recipients,
+            run_id=run_id,
+        )
+    document.last_seen_at = now
+    current = session.get(Snapshot, document.current_snapshot_id)
+    assert current is not None
+    if current.sha256 == sha and document.removed_at is None:
+        return None
+    snapshot = _snapshot(session, observation, text, sha, meta)
+    document.current_snapshot_id = snapshot.id
+    document.removed_at = None
+    return _write_change(
+        session,
+        source=source,
+        kind="changed",
+        key=observation.key,
+        old=current,
+        new=snapshot,
+        now=now,
+        recipients=recipients,
+        run_id=run_id,
+    )
+
+
+def _record_gone(
+    session: Session,
+    fetch: SourceFetch,
+    now: datetime,
+    source: SourceConfig,
+    recipients: Sequence[Recipient],
+    run_id: int | None,
+) -> int:
+    """A page answering 404/410: its document is removed (once)."""
+    document = _document(session, source.id, source.url)
+    if document is None or document.removed_at is not None:
+        return 0
+    document.removed_at = now
+    current = session.get(Snapshot, document.current_snapshot_id)
+    _write_change(
+        session,
+        source=source,
+        kind="removed",
+        key=source.url,
+        old=current,
+        new=None,
+        now=now,
+        recipients=recipients,
+        run_id=run_id,
+    )
+    return 1
+
+
+def _update_health(
+    session: Session,
+    row: Source,
+    fetch: SourceFetch,
+    now: datetime,
+    source: SourceConfig,
+    recipients: Sequence[Recipient],
+    threshold: int,
+) -> None:
+    """Count failures in a row; notify once when a source starts failing and once when it heals."""
+    row.last_checked_at = now
+    if fetch.outcome in (FAILED, DRIFT):
+        row.consecutive_failures += 1
+        row.last_error = fetch.error or (f"HTTP {fetch.http_status}" if fetch.http_status else None)
+        limit = source.failure_threshold or threshold
+        if row.consecutive_failures >= limit and row.failure_alerted_at is None:
+            row.health = "drift" if fetch.outcome == DRIFT else "failing"
+            row.failure_alerted_at = now
+            kind = "layout_drift" if fetch.outcome == DRIFT else "source_failing"
+            notice = (
+                f"{source.title} ({source.id}) failed {row.consecutive_failures} times in a row; "
+                f"last error: {row.last_error}. No content change is inferred from a failure."
+            )
+            alerts.enqueue_notice(session, source.id, kind, notice, recipients, now)
+        return
+    if row.failure_alerted_at is not None:
+        notice = (
+            f"{source.title} ({source.id}) works again after {row.consecutive_failures} failures."
+        )
+        alerts.enqueue_notice(session, source.id, "source_recovered", notice, recipients, now)
+    row.consecutive_failures = 0
+    row.failure_alerted_at = None
+    row.last_error = None
+    row.health = "ok"
+    row.last_success_at = now
+
+
+def record_fetch(
+    session: Session,
+    fetch: SourceFetch,
+    now: datetime,
+    *,
+    source: SourceConfig,
+    recipients: Sequence[Recipient] = (),
+    run_id: int | None = None,
+    changes: int = 0,
+    failure_threshold: int = 3,
+) -> Fetch:
+    """Record how a fetch went; keep validators only from a fully recorded 200 response."""
+    row = session.get(Source, source.id)
+    if row is None:
+        raise LookupError(f"source {source.id!r} is not in the database; call sync_sources first")
+    if fetch.outcome == GONE and source.kind == "page":
+        changes += _record_gone(session, fetch, now, source, recipients, run_id)
+    if fetch.outcome == OK:
+        row.etag, row.last_modified = fetch.etag, fetch.last_modified
+    _update_health(session, row, fetch, now, source, recipients, failure_threshold)
+    entry = Fetch(
+        run_id=run_id,
+        source_id=source.id,
+        url=fetch.url,
+        outcome=fetch.outcome,
+        http_status=fetch.http_status,
+        error=fetch.error,
+        documents=fetch.documents,
+        changes=changes,
+        bytes=fetch.bytes,
+        duration_ms=fetch.duration_ms,
+        fetched_at=fetch.fetched_at,
+    )
+    session.add(entry)
+    return entry
+
+
+def finish_run(
+    session: Session, run: CrawlRun, now: datetime, status: str = "finished"
+) -> CrawlRun:
+    """Close a crawl run: its counts come from the fetch records written during it.
+
+    A selected source with no fetch record (the crawl process died, or was killed on timeout)
+    counts as failed, so a summary never reports fewer sources than were asked for.
+    """
+    fetches = session.exec(select(Fetch).where(Fetch.run_id == run.id)).all()
+    last = {fetch.source_id: fetch for fetch in fetches}
+    run.checked = len(run.source_ids)
+    run.changed = sum(1 for f in last.values() if f.changes > 0)
+    run.failed = sum(1 for f in last.values() if f.outcome in (FAILED, DRIFT))
+    run.failed += sum(1 for source_id in run.source_ids if source_id not in last)
+    run.unchanged = run.checked - run.changed - run.failed
+    run.finished_at = now
+    run.status = status
+    session.add(run)
+    return run

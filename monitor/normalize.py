@@ -1,0 +1,406 @@
+"""Turn fetched HTML and feed items into the canonical text, key and hash the history compares.
+
+Pure functions: no I/O, no environment, no clock. The canonical text is one line per block of
+the page, so a re-flow of the HTML gives the same text and an edited sentence changes one line.
+Page furniture that changes without the content changing (menus, the "Content current as of"
+date, share widgets) is removed here, so it never shows up as a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from w3lib.url import canonicalize_url
+
+#: Elements that never carry the watched content.
+DROP_TAGS = (
+    "head",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "header",
+    "footer",
+    "form",
+    "button",
+    "iframe",
+    "svg",
+)
+#: Elements that start a new line of text.
+BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "div",
+        "dl", "dt", "fieldset", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+        "html", "li", "main", "ol", "p", "section", "summary", "table", "tbody", "td", "tfoot",
+        "th", "thead", "tr", "ul",
+    }
+)
+SHARE_CLASSES = frozenset({"social-share", "share-links"})
+#: Class names that mean "hide when printing": the element is normal screen content, keep it.
+PRINT_HIDING_CLASS = re.compile(
+    r"^(?:no-?print|hidden-print|d-print-none|print-(?:hidden|hide|none))$"
+)
+CURRENT_AS_OF = re.compile(r"content\s+current\s+as\s+of\s*:?", re.IGNORECASE)
+METADATA_LABEL = re.compile(r"^\s*(?:regulated\s+products?\s*\(s\)|topics?\s*\(s\))\s*:?\s*$", re.I)
+#: In-page jump links ("Back to Top", "Skip to main content"): furniture, not content.
+JUMP_LINK = re.compile(
+    r"^\s*(?:back\s+to\s+top|skip\s+to\s+(?:the\s+)?(?:main\s+)?(?:content|navigation))\s*$",
+    re.IGNORECASE,
+)
+US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+SPACES = re.compile(r"\s+")
+#: Query parameters that only track the visitor, never select the document.
+TRACKING_PARAM = re.compile(r"^(?:utm_[^=]*|fbclid|gclid)$", re.IGNORECASE)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATE_FORMS = (
+    r"\d{1,2}/\d{1,2}/\d{2,4}",  # 10/10/2023
+    r"\d{1,2}/\d{4}",  # 3/2024 (label revision dates)
+    r"\d{1,2}-\d{1,2}-\d{4}",  # 03-24-2023
+    r"\d{4}-\d{2}-\d{2}(?:t[\d:.]+z?)?",  # 2023-10-10, 2023-10-10T14:31:00Z
+    rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}",  # October 10, 2023
+    rf"\d{{1,2}}\s+{_MONTH},?\s+\d{{4}}",  # 10 October 2023
+    rf"{_MONTH},?\s+\d{{4}}",  # March 2024
+)
+#: Generic page/label revision stamps only: "REMS last update" is a content signal, not one.
+_DATE_LABEL = (
+    r"(?:content\s+current\s+as\s+of|(?:page\s+)?last\s+(?:updated|update|reviewed|modified)"
+    r"|(?:page\s+)?(?:updated|reviewed)(?:\s+on)?|revised|revision(?:\s+date)?|rev\.?|date)"
+)
+DATE_LINE = re.compile(
+    rf"^\s*(?:{_DATE_LABEL}\s*:?\s*)?"
+    r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
+    rf"(?:{'|'.join(_DATE_FORMS)})"
+    r"(?:\s*(?:-|,|at)?\s*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?(?:\s*[a-z]{2,4})?)?"
+    r"\s*\.?\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class NormalizedHtml:
+    """The canonical text of a watched region and its "Content current as of" date (ISO)."""
+
+    text: str
+    content_date: str | None
+
+
+def html_to_text(fragment: str) -> NormalizedHtml:
+    """Canonical text of an HTML fragment or page: one line per block, page furniture removed."""
+    soup = BeautifulSoup(_as_markup(fragment), "lxml")
+    content_date = _strip_content_current(soup)
+    _strip_furniture(soup)
+    builder = _LineBuilder()
+    _render(soup, builder)
+    return NormalizedHtml(text="\n".join(builder.finish()), content_date=content_date)
+
+
+def feed_item_text(title: str, description_html: str) -> str:
+    """A feed item's text: the title line, then the description rendered like a page.
+
+    The description is HTML (feedparser hands it over still escaped), so the HTML parser decodes
+    its entities exactly once: FDA's double-escaped `&amp;amp;` becomes `&`, and a literal
+    `&amp;lt;` stays `&lt;`. The title is plain text that may still carry one level of escaping.
+    """
+    title_line = _clean_line(html.unescape(title or ""))
+    body = html_to_text(description_html or "").text
+    return "\n".join(part for part in (title_line, body) if part)
+
+
+def document_key(link: str | None, guid: str | None) -> str:
+    """The key a feed item is stored under: its normalized link, else its guid.
+
+    FDA feed links are `http://www.fda.gov/...` today and may turn https later; both give the
+    same key, so a scheme switch does not make every item look new.
+    """
+    for candidate in (link, guid):
+        value = (candidate or "").strip()
+        if value:
+            return _canonical_or_as_is(value)
+    raise ValueError("a feed item needs a link or a guid to be stored")
+
+
+def _canonical_or_as_is(value: str) -> str:
+    """A web URL in canonical form; anything else (or a malformed URL) as given."""
+    try:
+        return canonical_url(value) if _is_web_url(value) else value
+    except ValueError:
+        return value
+
+
+def canonical_url(url: str) -> str:
+    """https, lower-case host, no default port, no fragment, no tracking params, sorted query."""
+    parts = urlsplit(canonicalize_url(url.strip()))
+    host = (parts.hostname or "").lower()
+    netloc = host
+    if parts.port is not None and parts.port != DEFAULT_PORTS.get(parts.scheme.lower()):
+        netloc = f"{host}:{parts.port}"
+    if "@" in parts.netloc:
+        netloc = f"{parts.netloc.rsplit('@', 1)[0]}@{netloc}"
+    query = "&".join(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not TRACKING_PARAM.match(pair.split("=", 1)[0])
+    )
+    scheme = "https" if parts.scheme.lower() in DEFAULT_PORTS else parts.scheme.lower()
+    return urlunsplit((scheme, netloc, parts.path, query, ""))
+
+
+def content_sha256(text: str) -> str:
+    """Hex sha256 of the (already normalized) text, the history's identity of a version."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def looks_like_date_line(line: str) -> bool:
+    """True for a line that only carries a date stamp ("Revised: 3/2024", "10/10/2023").
+
+    Severity calls a diff made only of such lines noise (T5). A line with any other words, such
+    as "REMS last update: 12/31/2024" (a REMS modification), is content and returns False.
+    """
+    return bool(DATE_LINE.match(line))
+
+
+def _as_markup(fragment: str) -> str:
+    """Markup bs4 parses as HTML without warnings (no XML declaration, never a bare "URL")."""
+    fragment = XML_DECLARATION.sub("", fragment, count=1)
+    return fragment if "<" in fragment else f"<div>{fragment}</div>"
+
+
+# --- boilerplate -------------------------------------------------------------------------------
+
+
+def _strip_content_current(soup: BeautifulSoup) -> str | None:
+    """Remove every "Content current as of" block; return the first date found (ISO).
+
+    The block is the largest element holding only the label and its date, whatever the markup
+    (`<li><h2>label</h2><p><time>…</time></p></li>`, or label and date as siblings in a `div`).
+    When the label and the date sit in separate blocks, each block is removed on its own.
+    """
+    found: str | None = None
+    for label in list(soup.find_all(string=CURRENT_AS_OF)):
+        if _is_detached(label) or not _is_label_and_maybe_date(_norm(label)):
+            continue
+        block = _only_ancestor(label, _is_label_and_maybe_date)
+        date = _date_in(block)
+        if date is None:
+            date_node = _next_text(block)
+            if date_node is not None and _is_date_only(_norm(date_node)):
+                date_block = _only_ancestor(date_node, _is_date_only)
+                date = _date_in(date_block)
+                date_block.extract()
+        block.extract()
+        found = found or date
+    return found
+
+
+def _is_date_only(text: str) -> bool:
+    return bool(text) and looks_like_date_line(text)
+
+
+def _is_label_and_maybe_date(text: str) -> bool:
+    """Text that is the label, optionally followed by one date and nothing else."""
+    match = CURRENT_AS_OF.search(text)
+    if match is None or text[: match.start()].strip():
+        return False
+    rest = text[match.end() :]
+    return not rest.strip() or _is_date_only(rest.strip())
+
+
+def _date_in(node: Tag | NavigableString) -> str | None:
+    """ISO date of a `<time datetime>` inside node, else of an MM/DD/YYYY in its text."""
+    if isinstance(node, Tag):
+        times = [node] if node.name == "time" else node.find_all("time")
+        for time in times:
+            match = ISO_DATE.match(str(time.get("datetime") or "").strip())
+            if match:
+                return "-".join(match.groups())
+    match = US_DATE.search(_norm(node))
+    if match:
+        month, day, year = (int(group) for group in match.groups())
+        if 1 <= month <= 12 and 1 <= day <= 31:
+            return f"{year:04d}-{month:02d}-{day:02d}"
+    match = ISO_DATE.match(_norm(node).strip())
+    return "-".join(match.groups()) if match else None
+
+
+def _strip_furniture(soup: BeautifulSoup) -> None:
+    """Drop menus, hidden elements, share/print widgets, jump links and metadata lists."""
+    for tag in soup.find_all(list(DROP_TAGS)):
+        if not _is_detached(tag) and not (tag.name == "header" and tag.find_parent("article")):
+            tag.decompose()
+    for tag in soup.find_all(_is_widget):
+        if not _is_detached(tag):
+            tag.decompose()
+    for text in list(soup.find_all(string=JUMP_LINK)):
+        if not _is_detached(text) and text.find_parent("a") is not None:
+            _only_ancestor(text, JUMP_LINK.match).extract()
+    for text in list(soup.find_all(string=METADATA_LABEL)):
+        if not _is_detached(text):
+            _strip_metadata_list(text)
+
+
+def _is_widget(tag: Tag) -> bool:
+    """Hidden elements and share/print widgets."""
+    if tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true":
+        return True
+    classes = _classes(tag)
+    if SHARE_CLASSES.intersection(classes):
+        return True
+    return any("print" in name and not PRINT_HIDING_CLASS.match(name) for name in classes)
+
+
+def _classes(tag: Tag) -> list[str]:
+    value = tag.get("class") or []
+    names = value.split() if isinstance(value, str) else list(value)
+    return [name.lower() for name in names]
+
+
+def _strip_metadata_list(label: NavigableString) -> None:
+    """Remove a "Regulated Product(s)" / "Topic(s)" heading and the list right after it."""
+    heading = _only_ancestor(label, METADATA_LABEL.match)
+    following = heading.find_next_sibling()
+    if isinstance(following, Tag) and (
+        following.name in ("ul", "ol", "dl") or any("list" in name for name in _classes(following))
+    ):
+        following.extract()
+    heading.extract()
+
+
+# --- tree helpers ------------------------------------------------------------------------------
+
+
+def _is_detached(node: Tag | NavigableString) -> bool:
+    """True once an ancestor was removed from the tree (find_all results go stale)."""
+    top = node
+    while top.parent is not None:
+        top = top.parent
+    return not isinstance(top, BeautifulSoup)
+
+
+def _norm(node: Tag | NavigableString) -> str:
+    text = node.get_text(" ") if isinstance(node, Tag) else str(node)
+    return SPACES.sub(" ", text).strip()
+
+
+def _only_ancestor(
+    node: NavigableString, accepts: Callable[[str], object]
+) -> Tag | NavigableString:
+    """The highest ancestor (or node itself) whose whole text still satisfies `accepts`."""
+    best: Tag | NavigableString = node
+    parent = node.parent
+    while parent is not None and not isinstance(parent, BeautifulSoup) and parent.name != "body":
+        if not accepts(_norm(parent)):
+            break
+        best, parent = parent, parent.parent
+    return best
+
+
+def _next_text(node: Tag | NavigableString) -> NavigableString | None:
+    """The first non-blank text after node (not inside it), skipping comments."""
+    last = node
+    while isinstance(last, Tag) and last.contents:
+        last = last.contents[-1]
+    for element in last.next_elements:
+        if _is_text(element) and element.strip():
+            return element
+    return None
+
+
+def _is_text(element: object) -> bool:
+    """Rendered text only: plain strings and CDATA, never comments or doctypes."""
+    return type(element) in (NavigableString, CData)
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+class _LineBuilder:
+    """Collects inline text into lines; block boundaries and `<br>` end a line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.current: list[str] = []
+
+    def add_text(self, text: str) -> None:
+        self.current.append(text)
+
+    def add_line(self, line: str) -> None:
+        self.newline()
+        self.current.append(line)
+        self.newline()
+
+    def newline(self) -> None:
+        line = _clean_line("".join(self.current))
+        if line:
+            self.lines.append(line)
+        self.current = []
+
+    def finish(self) -> list[str]:
+        self.newline()
+        return self.lines
+
+
+def _render(node: Tag, out: _LineBuilder) -> None:
+    for child in node.children:
+        if _is_text(child):
+            out.add_text(str(child))
+        elif isinstance(child, Tag):
+            _render_tag(child, out)
+
+
+def _render_tag(tag: Tag, out: _LineBuilder) -> None:
+    if tag.name == "br":
+        out.newline()
+    elif tag.name == "tr":
+        out.add_line(" | ".join(_cells(tag)))
+    elif tag.name == "pre":
+        out.newline()
+        for line in _texts(tag):
+            out.add_line(line)
+    elif tag.name in BLOCK_TAGS:
+        out.newline()
+        _render(tag, out)
+        out.newline()
+    else:
+        _render(tag, out)
+
+
+def _cells(row: Tag) -> Iterable[str]:
+    """The non-empty cells of a table row, each on one line."""
+    for cell in row.find_all(["td", "th"], recursive=False):
+        builder = _LineBuilder()
+        _render(cell, builder)
+        text = " ".join(builder.finish())
+        if text:
+            yield text
+
+
+def _texts(pre: Tag) -> list[str]:
+    """Lines of a `<pre>` block: its own line breaks are kept."""
+    raw = "".join(str(s) for s in pre.descendants if _is_text(s))
+    return raw.splitlines()
+
+
+def _clean_line(text: str) -> str:
+    """Runs of whitespace (NBSP included: `\\s` is Unicode-aware) become one space; NFC; trimmed."""
+    text = INVISIBLE.sub("", text)
+    return unicodedata.normalize("NFC", SPACES.sub(" ", text)).strip()
+
+
+def _is_web_url(value: str) -> bool:
+    return urlsplit(value).scheme.lower() in DEFAULT_PORTS and "://" in value

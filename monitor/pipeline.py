@@ -1,0 +1,112 @@
+"""The Scrapy item pipeline that hands spider items to the history writer.
+
+It is the clock and transaction boundary: every item is recorded in its own short transaction
+(an observation with its change and alert rows; a fetch record with the new validators), so a
+crash loses at most the item in flight and a re-run records it again, once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from db.engine import open_database
+from db.models import CrawlRun
+from monitor import history
+from monitor.config import Settings
+from monitor.sources import SourceConfig
+from spiders.items import Observation, SourceFetch
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+
+def source_from_dict(data: dict[str, Any]) -> SourceConfig:
+    """Rebuild a SourceConfig from the plain dict carried in Scrapy settings."""
+    return SourceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+class HistoryPipeline:
+    """Records `Observation` and `SourceFetch` items; owns the crawl run when run standalone."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        settings = crawler.settings
+        self.config: Settings = settings["FDAWATCH_SETTINGS"]
+        self.sources = {
+            key: source_from_dict(value)
+            for key, value in settings.getdict("FDAWATCH_SOURCES").items()
+        }
+        self.run_id: int | None = settings.getint("FDAWATCH_RUN_ID") or None
+        self.owns_run = self.run_id is None
+        self.changes: Counter[str] = Counter()
+        self.seen: set[str] = set()
+        self.engine = open_database(self.config.database_url)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        if self.owns_run:
+            with Session(self.engine) as session:
+                history.sync_sources(session, list(self.sources.values()))
+                run = CrawlRun(started_at=datetime.now(UTC), source_ids=[])
+                session.add(run)
+                session.commit()
+                self.run_id = run.id
+
+    def close_spider(self) -> None:
+        if self.owns_run and self.run_id is not None:
+            with Session(self.engine) as session:
+                run = session.get(CrawlRun, self.run_id)
+                assert run is not None
+                run.source_ids = sorted({*run.source_ids, *self.seen})
+                history.finish_run(session, run, datetime.now(UTC))
+                session.commit()
+        self.engine.dispose()
+
+    def process_item(self, item: Any) -> Any:
+        for attempt in (1, 2):
+            try:
+                self._record(item)
+                break
+            except IntegrityError:
+                # Another process recorded the same version first; the retry sees its rows.
+                if attempt == 2:
+                    raise
+        return item
+
+    def _record(self, item: Any) -> None:
+        now = datetime.now(UTC)
+        with Session(self.engine) as session:
+            if isinstance(item, Observation):
+                source = self.sources[item.source_id]
+                change = history.record(
+                    session,
+                    item,
+                    now,
+                    source=source,
+                    recipients=self.config.recipients,
+                    run_id=self.run_id,
+                )
+                session.commit()
+                if change is not None:
+                    self.changes[item.source_id] += 1
+            elif isinstance(item, SourceFetch):
+                source = self.sources[item.source_id]
+                history.record_fetch(
+                    session,
+                    item,
+                    now,
+                    source=source,
+                    recipients=self.config.recipients,
+                    run_id=self.run_id,
+                    changes=self.changes.pop(item.source_id, 0),
+                    failure_threshold=self.config.failure_threshold,
+                )
+                session.commit()
+                self.seen.add(item.source_id)

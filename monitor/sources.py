@@ -1,0 +1,178 @@
+"""The watched sources, from `sources.toml`: one `[[source]]` table per watched thing.
+
+A bad entry is rejected at load time with a message naming the entry and the field, before any
+crawl starts and before anything is written to the history.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+KINDS = ("page", "feed")
+TIERS = ("T1", "T2", "T3", "T4", "T5")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
+INTERVAL_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")
+INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+_FIELDS = {
+    "id": "the source id: lower-case letters, digits and _ (also the spider argument)",
+    "kind": f"one of {', '.join(KINDS)}",
+    "url": "the http(s) URL to fetch",
+    "title": "a human title used in alerts",
+    "selector": "CSS selector of the watched region (pages; default 'main')",
+    "interval": "how often to check, like '6h', '30m' or '1d'",
+    "cron": "a cron expression instead of interval (minute hour day month weekday)",
+    "terms": "words an item must contain to be kept (feeds); '@ketamine' is the built-in list",
+    "tier": "severity of a change when no rule says otherwise: T1 … T5",
+    "tags": "labels recipients can follow",
+    "failure_threshold": "failures in a row before a 'source failing' alert",
+    "notes": "free text for people",
+}
+
+
+class SourcesError(ValueError):
+    """A bad sources.toml: the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    id: str
+    kind: str
+    url: str
+    title: str = ""
+    selector: str = "main"
+    interval: str = "6h"
+    cron: str | None = None
+    terms: tuple[str, ...] = ()
+    tier: str = "T3"
+    tags: tuple[str, ...] = ()
+    failure_threshold: int | None = None
+    notes: str = ""
+
+    @property
+    def interval_seconds(self) -> int:
+        match = INTERVAL_PATTERN.match(self.interval)
+        assert match, self.interval  # validated at load time
+        return int(match.group(1)) * INTERVAL_SECONDS[match.group(2)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
+    name = raw.get("id") if isinstance(raw, dict) else None
+    where = f"{path}: [[source]] #{index + 1}" + (f" ({name!r})" if isinstance(name, str) else "")
+    if not isinstance(raw, dict):
+        raise SourcesError(f"{where}: must be a table")
+    for key in raw:
+        if key not in _FIELDS:
+            raise SourcesError(
+                f"{where}: unknown field {key!r}; known fields: {', '.join(_FIELDS)}"
+            )
+    for key in ("id", "kind", "url"):
+        if key not in raw:
+            raise SourcesError(f"{where}: field {key!r} is missing ({_FIELDS[key]})")
+    for key in ("id", "kind", "url", "title", "selector", "interval", "cron", "tier", "notes"):
+        if key in raw and not isinstance(raw[key], str):
+            raise SourcesError(f"{where}: field {key!r} must be a string ({_FIELDS[key]})")
+    if not ID_PATTERN.match(raw["id"]):
+        raise SourcesError(f"{where}: field 'id' = {raw['id']!r} is invalid ({_FIELDS['id']})")
+    if raw["kind"] not in KINDS:
+        raise SourcesError(
+            f"{where}: field 'kind' = {raw['kind']!r} is invalid ({_FIELDS['kind']})"
+        )
+    url = urlsplit(raw["url"])
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise SourcesError(f"{where}: field 'url' = {raw['url']!r} is not an http(s) URL")
+    interval = raw.get("interval", "6h")
+    if not INTERVAL_PATTERN.match(interval):
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is invalid ({_FIELDS['interval']})"
+        )
+    cron = raw.get("cron")
+    if cron is not None and len(cron.split()) != 5:
+        raise SourcesError(f"{where}: field 'cron' = {cron!r} is invalid ({_FIELDS['cron']})")
+    tier = raw.get("tier", "T3")
+    if tier not in TIERS:
+        raise SourcesError(f"{where}: field 'tier' = {tier!r} is invalid ({_FIELDS['tier']})")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("terms", "tags"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise SourcesError(f"{where}: field {key!r} must be a list of non-empty strings")
+        lists[key] = tuple(value)
+    threshold = raw.get("failure_threshold")
+    if threshold is not None and (
+        not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1
+    ):
+        raise SourcesError(f"{where}: field 'failure_threshold' must be a whole number ≥ 1")
+    selector = raw.get("selector", "main")
+    if not selector.strip():
+        raise SourcesError(f"{where}: field 'selector' is empty ({_FIELDS['selector']})")
+    return SourceConfig(
+        id=raw["id"],
+        kind=raw["kind"],
+        url=raw["url"],
+        title=raw.get("title", "") or raw["id"],
+        selector=selector,
+        interval=interval,
+        cron=cron,
+        terms=lists["terms"],
+        tier=tier,
+        tags=lists["tags"],
+        failure_threshold=threshold,
+        notes=raw.get("notes", ""),
+    )
+
+
+def parse_sources(data: dict[str, Any], path: Path) -> dict[str, SourceConfig]:
+    """Validated sources keyed by id, in file order."""
+    unknown = set(data) - {"source"}
+    if unknown:
+        raise SourcesError(
+            f"{path}: unknown top-level key {sorted(unknown)[0]!r}; write [[source]] tables"
+        )
+    entries = data.get("source", [])
+    if not isinstance(entries, list):
+        raise SourcesError(f"{path}: sources are written [[source]] (an array of tables)")
+    sources: dict[str, SourceConfig] = {}
+    for index, raw in enumerate(entries):
+        source = _entry(raw, index, path)
+        if source.id in sources:
+            raise SourcesError(
+                f"{path}: [[source]] #{index + 1}: field 'id' = {source.id!r} is used twice"
+            )
+        sources[source.id] = source
+    return sources
+
+
+def load_sources(path: Path) -> dict[str, SourceConfig]:
+    """Read and validate `path`; raise SourcesError naming the entry and field on any problem."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SourcesError(
+            f"{path}: no such file; pass --sources PATH or set FDAWATCH_SOURCES"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise SourcesError(f"{path}: not valid TOML ({error})") from None
+    return parse_sources(data, path)
+
+
+def select(sources: dict[str, SourceConfig], ids: list[str]) -> list[SourceConfig]:
+    """The sources named by `ids` (all when empty); an unknown id is an error naming it."""
+    if not ids:
+        return list(sources.values())
+    unknown = [i for i in ids if i not in sources]
+    if unknown:
+        raise SourcesError(
+            f"unknown source id {unknown[0]!r}; `fdawatch sources` lists the ids "
+            f"({', '.join(sources)})"
+        )
+    return [sources[i] for i in ids]

@@ -1,0 +1,4 @@
+"""fdawatch's Scrapy spiders: they fetch and parse, and yield typed items only.
+
+They never touch the database, email or templates; `monitor.pipeline` records what they yield.
+"""

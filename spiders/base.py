@@ -1,0 +1,313 @@
+"""What the page and feed spiders share: picking sources, building requests, status and errors.
+
+Every fetch of a source ends in exactly one `SourceFetch`, yielded after that source's
+`Observation`s, whatever happened: a 304, an HTTP error, a network error or a parse problem. The
+monitor relies on that to keep source health and validators right, so no path may yield nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from scrapy import Request, Spider
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionDone,
+    ConnectionLost,
+    DNSLookupError,
+    TCPTimedOutError,
+)
+from twisted.internet.error import ConnectionRefusedError as TxConnectionRefusedError
+from twisted.internet.error import TimeoutError as TxTimeoutError
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+from twisted.web.http import PotentialDataLoss, _DataLoss
+
+from monitor.sources import SourceConfig
+from spiders.items import FAILED, NOT_MODIFIED, OK, Observation, SourceFetch
+
+if TYPE_CHECKING:
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+#: Statuses the spider handles itself. Redirect codes are left out on purpose: Scrapy's
+#: RedirectMiddleware stops following redirects for any status a request says it handles (and
+#: for every status under `handle_httpstatus_all`), and moved FDA pages must still be followed.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+HANDLED_STATUSES = [status for status in range(100, 600) if status not in REDIRECT_STATUSES]
+
+#: (short kind, exception types) — the first kind found anywhere in a failure's chain wins, so
+#: specific causes come before the Scrapy wrappers that carry them.
+ERROR_KINDS: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
+    ("dns", (CannotResolveHostError, DNSLookupError)),
+    ("connection refused", (DownloadConnectionRefusedError, TxConnectionRefusedError)),
+    ("timeout", (DownloadTimeoutError, TxTimeoutError, TCPTimedOutError)),
+    ("data loss", (ResponseDataLossError, _DataLoss, PotentialDataLoss)),
+    ("no response", (ResponseNeverReceived,)),
+    ("response failed", (DownloadFailedError, ResponseFailed)),
+    ("cancelled", (DownloadCancelledError,)),
+    ("http error", (HttpError,)),
+    ("ignored", (IgnoreRequest,)),
+    ("connection", (ConnectError, ConnectionLost, ConnectionDone)),
+)
+MAX_ERROR_CHARS = 300
+HEADER_NAMES = ("content-type", "etag", "last-modified", "date")
+
+
+class WatchSpider(Spider):
+    """Base of the `page` and `feed` spiders; subclasses set `kind` and implement `parse_ok`."""
+
+    kind: ClassVar[str]
+    #: What a 404 / 410 means for this kind of source.
+    missing_outcome: ClassVar[str] = FAILED
+
+    def __init__(self, *args: Any, source: str = "all", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source_arg = source
+
+    @cached_property
+    def sources(self) -> dict[str, SourceConfig]:
+        """The selected sources, read at first use: Scrapy creates the spider before add-ons
+        (which fill FDAWATCH_SOURCES) run, so `__init__` / `from_crawler` would see none."""
+        configured = configured_sources(self.settings.getdict("FDAWATCH_SOURCES"))
+        return select_sources(configured, self.source_arg, self.kind)
+
+    async def start(self) -> AsyncIterator[Request]:
+        """One request per selected source; a bad `-a source=` raises here, before any fetch."""
+        validators = self.settings.getdict("FDAWATCH_VALIDATORS")
+        if not self.sources:
+            self.logger.warning("no %s sources configured: nothing to fetch", self.kind)
+        for source in self.sources.values():
+            yield self.build_request(source, validators.get(source.id) or {})
+
+    def build_request(self, source: SourceConfig, validators: dict[str, Any]) -> Request:
+        """One GET per source, conditional when the monitor knows the last validators."""
+        headers: dict[str, str] = {}
+        if validators.get("etag"):
+            headers["If-None-Match"] = validators["etag"]
+        if validators.get("last_modified"):
+            headers["If-Modified-Since"] = validators["last_modified"]
+        return Request(
+            source.url,
+            callback=self.parse,
+            errback=self.on_error,
+            headers=headers,
+            dont_filter=True,
+            meta={
+                "source_id": source.id,
+                "handle_httpstatus_list": HANDLED_STATUSES,
+                "fdawatch_started": time.monotonic(),
+            },
+        )
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Observation | SourceFetch]:
+        """Status handling common to all sources; a 2xx body goes to `parse_ok`."""
+        source = self.sources[response.meta["source_id"]]
+        fetched_at = datetime.now(UTC)
+        status = response.status
+        if status == 304:
+            yield self.fetch_record(source, response, NOT_MODIFIED, fetched_at)
+        elif status in (404, 410):
+            outcome = self.missing_outcome
+            yield self.fetch_record(source, response, outcome, fetched_at, error=f"HTTP {status}")
+        elif not 200 <= status < 300:
+            yield self.fetch_record(source, response, FAILED, fetched_at, error=f"HTTP {status}")
+        else:
+            yield from self.parse_guarded(source, response, fetched_at)
+
+    def parse_guarded(
+        self, source: SourceConfig, response: Response, fetched_at: datetime
+    ) -> list[Observation | SourceFetch]:
+        """`parse_ok`, but a parser crash still ends in a FAILED record, not in silence."""
+        try:
+            return list(self.parse_ok(source, response, fetched_at))
+        except Exception as error:
+            self.logger.exception("%s: could not parse %s", source.id, response.url)
+            message = f"parse error: {type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+            return [self.failed(source, response, fetched_at, message)]
+
+    def parse_ok(
+        self, source: SourceConfig, response: Response, fetched_at: datetime
+    ) -> Iterable[Observation | SourceFetch]:
+        raise NotImplementedError
+
+    def finish(
+        self,
+        source: SourceConfig,
+        response: Response,
+        fetched_at: datetime,
+        observations: list[Observation],
+    ) -> Iterator[Observation | SourceFetch]:
+        """Yield the observations, then the OK record carrying the new validators."""
+        yield from observations
+        yield self.fetch_record(
+            source,
+            response,
+            OK,
+            fetched_at,
+            etag=header(response, "etag"),
+            last_modified=header(response, "last-modified"),
+            documents=len(observations),
+            document_keys=[o.key for o in observations],
+        )
+
+    def fetch_record(
+        self,
+        source: SourceConfig,
+        response: Response,
+        outcome: str,
+        fetched_at: datetime,
+        **fields: Any,
+    ) -> SourceFetch:
+        """A SourceFetch for a response that arrived (whatever its status)."""
+        return SourceFetch(
+            source_id=source.id,
+            url=response.url,
+            outcome=outcome,
+            fetched_at=fetched_at,
+            http_status=response.status,
+            bytes=len(response.body),
+            duration_ms=latency_ms(response),
+            **fields,
+        )
+
+    def on_error(self, failure: Failure) -> Iterator[SourceFetch]:
+        """Network errors (after retries), robots.txt refusals etc. become a FAILED record."""
+        request: Request = failure.request  # type: ignore[attr-defined]
+        source = self.sources[request.meta["source_id"]]
+        response = getattr(failure.value, "response", None)
+        started = request.meta.get("fdawatch_started")
+        error = describe_failure(failure)
+        self.logger.warning("%s: fetch failed: %s", source.id, error)
+        yield SourceFetch(
+            source_id=source.id,
+            url=request.url,
+            outcome=FAILED,
+            fetched_at=datetime.now(UTC),
+            http_status=response.status if response is not None else None,
+            error=error,
+            duration_ms=round((time.monotonic() - started) * 1000) if started else 0,
+        )
+
+    def observation(
+        self, source: SourceConfig, response: Response, fetched_at: datetime, **fields: Any
+    ) -> Observation:
+        """An Observation with the fields every kind fills the same way."""
+        return Observation(
+            source_id=source.id,
+            fetched_at=fetched_at,
+            http_status=response.status,
+            body=response.body,
+            headers=small_headers(response),
+            **fields,
+        )
+
+    def failed(
+        self, source: SourceConfig, response: Response, fetched_at: datetime, error: str
+    ) -> SourceFetch:
+        self.logger.warning("%s: %s", source.id, error)
+        return self.fetch_record(source, response, FAILED, fetched_at, error=error)
+
+
+def configured_sources(raw: dict[str, Any]) -> dict[str, SourceConfig]:
+    """`FDAWATCH_SOURCES` ({id: SourceConfig.to_dict()}) back into SourceConfig values."""
+    sources = {}
+    for source_id, fields in raw.items():
+        values = dict(fields)
+        for key in ("terms", "tags"):
+            values[key] = tuple(values.get(key) or ())
+        sources[source_id] = SourceConfig(**values)
+    return sources
+
+
+def select_sources(
+    sources: dict[str, SourceConfig], arg: str, kind: str
+) -> dict[str, SourceConfig]:
+    """The sources named by the `source` spider argument: ids, comma-separated, or `all`."""
+    own = {sid: s for sid, s in sources.items() if s.kind == kind}
+    ids = [part.strip() for part in arg.split(",") if part.strip()]
+    if not ids:
+        raise ValueError(f"-a source= is empty; {valid_ids_hint(own, kind)}")
+    if ids == ["all"]:
+        return own
+    for source_id in ids:
+        if source_id not in sources:
+            raise ValueError(f"unknown source id {source_id!r}; {valid_ids_hint(own, kind)}")
+        if source_id not in own:
+            other = sources[source_id].kind
+            raise ValueError(
+                f"source {source_id!r} is a {other} source: run `scrapy crawl {other} "
+                f"-a source={source_id}`; {valid_ids_hint(own, kind)}"
+            )
+    return {source_id: own[source_id] for source_id in ids}
+
+
+def valid_ids_hint(own: dict[str, SourceConfig], kind: str) -> str:
+    if not own:
+        return f"no {kind} sources are configured (FDAWATCH_SOURCES is empty)"
+    return f"valid {kind} sources: {', '.join(own)} (or all)"
+
+
+def header(response: Response, name: str) -> str | None:
+    value = response.headers.get(name)
+    return value.decode("latin-1") if value is not None else None
+
+
+def small_headers(response: Response) -> dict[str, str]:
+    """The few response headers worth keeping as evidence next to the body."""
+    values = {name: header(response, name) for name in HEADER_NAMES}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def latency_ms(response: Response) -> int:
+    latency = response.meta.get("download_latency")
+    return round(latency * 1000) if latency is not None else 0
+
+
+def describe_failure(failure: Failure) -> str:
+    """'<kind>: <message>', short enough for a health line and an alert email."""
+    chain = list(exception_chain(failure.value))
+    kind = next(
+        (name for name, types in ERROR_KINDS for exc in chain if isinstance(exc, types)),
+        type(failure.value).__name__,
+    )
+    return f"{kind}: {exception_message(failure.value)}"[:MAX_ERROR_CHARS]
+
+
+def exception_chain(exc: BaseException | None, depth: int = 0) -> Iterator[BaseException]:
+    """An exception, its causes and (for Twisted wrappers) the failures it wraps."""
+    if exc is None or depth > 5:
+        return
+    yield exc
+    for reason in getattr(exc, "reasons", None) or ():
+        yield from exception_chain(reason.value, depth + 1)
+    yield from exception_chain(exc.__cause__ or exc.__context__, depth + 1)
+
+
+def exception_message(exc: BaseException) -> str:
+    """Readable text even for Twisted wrappers, whose str() is a list of Failure reprs."""
+    if isinstance(exc, HttpError) and exc.response is not None:
+        return f"HTTP {exc.response.status} for {exc.response.url}"
+    for candidate in exception_chain(exc):
+        reasons = getattr(candidate, "reasons", None)
+        if reasons:
+            return "; ".join(reason_message(reason.value) for reason in reasons)
+    return str(exc) or type(exc).__name__
+
+
+def reason_message(exc: BaseException) -> str:
+    """Twisted's _DataLoss and friends have no text: their name says what happened."""
+    return str(exc) or type(exc).__name__.lstrip("_")

@@ -1,0 +1,54 @@
+"""The typed items spiders yield. Spiders only parse: what happens to an item is the monitor's job.
+
+A crawl of one source yields zero or more `Observation`s (one per watched document: the page, or
+one feed item) followed by exactly one `SourceFetch` saying how the fetch went. The order matters:
+the monitor stores new validators (ETag / Last-Modified) only once every document is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: SourceFetch.outcome values.
+OK = "ok"  # fetched and parsed; its documents were yielded before this item
+NOT_MODIFIED = "not_modified"  # 304: unchanged, nothing to record
+GONE = "gone"  # 404 / 410 for a page: the document was removed
+FAILED = "failed"  # network error, 5xx, timeout, truncated body, unparseable body
+DRIFT = "drift"  # fetched, but the configured selector matched nothing: the layout changed
+OUTCOMES = (OK, NOT_MODIFIED, GONE, FAILED, DRIFT)
+
+
+@dataclass
+class Observation:
+    """One watched document as seen in one response, before normalization."""
+
+    source_id: str
+    key: str  # document key: the page URL, or a feed item's normalized link / guid
+    url: str
+    title: str
+    content: str  # the watched region's HTML (pages) or the item's description HTML (feeds)
+    content_type: str  # "html" for a page region, "feed_item" for a feed item
+    fetched_at: datetime
+    http_status: int = 200
+    body: bytes = b""  # the raw response body exactly as fetched (the evidence)
+    headers: dict[str, str] = field(default_factory=dict)
+    published: str | None = None  # a feed item's own date, as given
+
+
+@dataclass
+class SourceFetch:
+    """How one fetch of one source went: the source-health record, never a content change."""
+
+    source_id: str
+    url: str
+    outcome: str
+    fetched_at: datetime
+    http_status: int | None = None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    documents: int = 0
+    bytes: int = 0
+    duration_ms: int = 0
+    document_keys: list[str] = field(default_factory=list)

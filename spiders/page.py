@@ -1,0 +1,85 @@
+"""`scrapy crawl page -a source=<id>`: one watched region of one HTML page per source.
+
+A page whose selector matches nothing is reported as DRIFT, never as an empty document: a
+redesigned fda.gov template must fail loudly instead of looking like "the warning was removed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import ClassVar
+
+from cssselect import SelectorError
+from parsel import Selector, SelectorList
+from scrapy.http import HtmlResponse, Response, TextResponse
+
+from monitor.sources import SourceConfig
+from spiders.base import WatchSpider, header
+from spiders.items import DRIFT, GONE, Observation, SourceFetch
+
+
+class PageSpider(WatchSpider):
+    name = "page"
+    kind: ClassVar[str] = "page"
+    missing_outcome: ClassVar[str] = GONE
+
+    def parse_ok(
+        self, source: SourceConfig, response: Response, fetched_at: datetime
+    ) -> Iterator[Observation | SourceFetch]:
+        problem = not_html_problem(response)
+        if problem:
+            yield self.failed(source, response, fetched_at, problem)
+            return
+        assert isinstance(response, TextResponse)
+        try:
+            region = response.css(source.selector)
+        except (SelectorError, ValueError) as error:
+            message = f"invalid CSS selector {source.selector!r}: {error}"
+            yield self.failed(source, response, fetched_at, message)
+            return
+        if not region:
+            error = f"selector {source.selector!r} matched nothing on {response.url}"
+            self.logger.error("%s: %s", source.id, error)
+            yield self.fetch_record(source, response, DRIFT, fetched_at, error=error)
+            return
+        observation = self.observation(
+            source,
+            response,
+            fetched_at,
+            key=source.url,
+            url=response.url,
+            title=page_title(response),
+            content="\n".join(region.getall()),
+            content_type="html",
+        )
+        yield from self.finish(source, response, fetched_at, [observation])
+
+
+def not_html_problem(response: Response) -> str | None:
+    """Why a 2xx response cannot be read as an HTML page, or None when it can."""
+    content_type = header(response, "content-type") or "no content-type"
+    if not response.body.strip():
+        return f"empty body ({content_type}) from {response.url}"
+    if isinstance(response, HtmlResponse) or (
+        isinstance(response, TextResponse) and "html" in content_type.lower()
+    ):
+        return None
+    return f"expected an HTML page, got {content_type} from {response.url}"
+
+
+def page_title(response: TextResponse) -> str:
+    """The page's first <h1> (what a reader sees), else its <title>, whitespace-collapsed."""
+    for found in (response.css("h1"), response.css("title")):
+        text = first_text(found)
+        if text:
+            return text
+    return ""
+
+
+def first_text(found: SelectorList[Selector]) -> str:
+    for node in found:
+        text = " ".join(node.xpath("string()").get("").split())
+        if text:
+            return text
+    return ""

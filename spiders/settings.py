@@ -1,0 +1,41 @@
+"""Scrapy project settings: polite, honest defaults for crawling fda.gov.
+
+`monitor.scrapy_addon.FdawatchAddon` overrides the politeness values from fdawatch.toml and the
+environment and fills FDAWATCH_SOURCES / FDAWATCH_VALIDATORS; the values here are the defaults.
+"""
+
+from __future__ import annotations
+
+BOT_NAME = "fdawatch"
+SPIDER_MODULES = ["spiders"]
+NEWSPIDER_MODULE = "spiders"
+
+ADDONS = {"monitor.scrapy_addon.FdawatchAddon": 0}
+
+USER_AGENT = "fdawatch/0.1 (+https://github.com/fdawatch/fdawatch; regulatory change monitor)"
+ROBOTSTXT_OBEY = True
+
+# One request at a time per host, a second apart: fda.gov is a public service, not a benchmark.
+DOWNLOAD_DELAY = 1.0
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+AUTOTHROTTLE_ENABLED = False
+
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
+# A truncated body must be a failed fetch, never a "change" that removed half the page.
+DOWNLOAD_FAIL_ON_DATALOSS = True
+
+COOKIES_ENABLED = False
+# No consoles into a process that runs unattended: neither telnet nor Scrapy 2.19's HTTP
+# remote-control server (which executes posted Python code) should ever listen.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

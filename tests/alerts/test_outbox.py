@@ -1,0 +1,119 @@
+"""Queueing: who gets an alert row, and that queueing rides on the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from monitor import alerts
+from monitor.config import Recipient
+from tests.alerts import factory
+from tests.alerts.helpers import NOW, outbox, queue_change
+
+EVERYONE = Recipient(email="all@pharmacy.example")
+BY_SOURCE = Recipient(email="source@pharmacy.example", sources=(factory.SOURCE_ID,))
+BY_TAG = Recipient(email="tag@pharmacy.example", tags=("ketamine",))
+OTHER_SOURCE = Recipient(email="other@pharmacy.example", sources=("fda_medwatch_rss",))
+ONLY_T1 = Recipient(email="t1@pharmacy.example", min_severity="T1")
+UP_TO_T3 = Recipient(email="t3@pharmacy.example", min_severity="T3")
+
+
+@pytest.mark.parametrize(
+    ("severity", "tags", "expected"),
+    [
+        ("T1", (), ["all", "source", "t1", "t3"]),
+        ("T2", (), ["all", "source", "t3"]),
+        ("T2", ("ketamine",), ["all", "source", "tag", "t3"]),
+        ("T4", (), ["all", "source"]),
+        ("T5", ("ketamine",), []),  # T5 is noise: it never alerts anyone
+    ],
+)
+def test_enqueue_picks_recipients_who_follow_and_want_the_severity(
+    engine: Engine, severity: str, tags: tuple[str, ...], expected: list[str]
+) -> None:
+    recipients = [EVERYONE, BY_SOURCE, BY_TAG, OTHER_SOURCE, ONLY_T1, UP_TO_T3]
+    with Session(engine) as session:
+        change = factory.add_change(session, severity=severity)
+        queued = alerts.enqueue(session, change, recipients, tags, NOW)
+        names = sorted(a.recipient.split("@")[0] for a in queued)
+        session.commit()
+    assert names == sorted(expected)
+    assert [(a.status, a.severity, a.kind) for a in outbox(engine)] == [
+        ("pending", severity, "change")
+    ] * len(expected)
+
+
+def test_enqueue_does_not_commit(engine: Engine) -> None:
+    with Session(engine) as session:
+        change = factory.add_change(session)
+        assert alerts.enqueue(session, change, [factory.ALICE], (), NOW)
+        session.rollback()  # the history writer's transaction fails: no orphan alerts
+    assert outbox(engine) == []
+
+
+def test_enqueue_twice_or_with_a_repeated_recipient_adds_one_row(engine: Engine) -> None:
+    with Session(engine) as session:
+        change = factory.add_change(session)
+        alerts.enqueue(session, change, [factory.ALICE, factory.ALICE], (), NOW)
+        session.flush()
+        again = [
+            a.recipient
+            for a in alerts.enqueue(session, change, [factory.ALICE, factory.BOB], (), NOW)
+        ]
+        session.commit()
+    assert again == [factory.BOB.email]
+    assert sorted(a.recipient for a in outbox(engine)) == [factory.ALICE.email, factory.BOB.email]
+
+
+def test_enqueue_notice_is_t2_and_respects_following(engine: Engine) -> None:
+    with Session(engine) as session:
+        factory.add_source(session)
+        queued = alerts.enqueue_notice(
+            session,
+            factory.SOURCE_ID,
+            "source_failing",
+            "failed 3 times in a row",
+            [EVERYONE, OTHER_SOURCE, ONLY_T1],
+            NOW,
+        )
+        session.commit()
+    assert len(queued) == 1
+    assert [(a.recipient, a.severity, a.kind, a.change_id) for a in outbox(engine)] == [
+        (EVERYONE.email, "T2", "source_failing", None)
+    ]
+    with Session(engine) as session, pytest.raises(ValueError, match="unknown notice kind"):
+        alerts.enqueue_notice(session, factory.SOURCE_ID, "on_fire", "x", [EVERYONE], NOW)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "delay"),
+    [
+        (1, timedelta(minutes=5)),
+        (2, timedelta(minutes=10)),
+        (4, timedelta(minutes=40)),
+        (7, timedelta(hours=5, minutes=20)),
+        (8, timedelta(hours=6)),
+        (100, timedelta(hours=6)),
+    ],
+)
+def test_retry_delay_doubles_up_to_six_hours(attempts: int, delay: timedelta) -> None:
+    assert alerts.retry_delay(attempts) == delay
+
+
+def test_message_id_depends_only_on_recipient_and_the_set_of_changes() -> None:
+    first = alerts.message_id("alice@pharmacy.example", ["change:2", "change:1"])
+    assert first == alerts.message_id("Alice@pharmacy.example", ["change:1", "change:2"])
+    assert first != alerts.message_id("bob@pharmacy.example", ["change:1", "change:2"])
+    assert first != alerts.message_id("alice@pharmacy.example", ["change:1"])
+    assert first.startswith("<fdawatch.") and first.endswith("@fdawatch>")
+
+
+def test_queue_change_helper_keeps_history_and_outbox_together(engine: Engine) -> None:
+    change_id = queue_change(engine, [factory.ALICE, factory.BOB])
+    assert {(a.change_id, a.recipient) for a in outbox(engine)} == {
+        (change_id, factory.ALICE.email),
+        (change_id, factory.BOB.email),
+    }

@@ -1,0 +1,116 @@
+"""The real pipeline: `fdawatch crawl --all` in child processes against the loopback fixture server.
+
+Three passes over `tests/fixtures/demo/`: v1 (baseline: nothing raised), v2 (the recorded next
+versions: exactly the planted changes), v2 again (the server answers 304: nothing stored).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from db.engine import open_database
+from db.models import Snapshot
+from monitor.fixture_server import FixtureServer
+from tests.test_fda_food_safety_recalls import independent_items
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "tests" / "fixtures" / "demo"
+CAPTURES = ROOT / "tests" / "fixtures" / "rss" / "fda-food-safety-recalls-history"
+
+pytestmark = pytest.mark.slow
+
+
+def fdawatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def changes(env: dict[str, str]) -> list[dict[str, object]]:
+    result = fdawatch(env, "changes", "--json")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
+    with FixtureServer(DEMO) as server:
+        port = server.url.rsplit(":", 1)[1]
+        sources = tmp_path / "sources.toml"
+        sources.write_text(
+            (DEMO / "sources.toml").read_text(encoding="utf-8").replace("{port}", port),
+            encoding="utf-8",
+        )
+        database = f"sqlite:///{tmp_path / 'history.db'}"
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "FDAWATCH_SOURCES": str(sources),
+            "FDAWATCH_DATABASE_URL": database,
+            "FDAWATCH_CONFIG": "",
+            "FDAWATCH_VAR_DIR": str(tmp_path / "var"),
+            "FDAWATCH_CRAWL_DELAY": "0",
+            "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST": "8",
+        }
+        server.set_version(1)
+        first = fdawatch(env, "crawl", "--all")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "changed 0, failed 0" in first.stdout
+        assert changes(env) == []
+
+        server.set_version(2)
+        second = fdawatch(env, "crawl", "--all")
+        assert second.returncode == 0, second.stdout + second.stderr
+        found = changes(env)
+        by_source: dict[object, list[dict[str, object]]] = {}
+        for change in found:
+            by_source.setdefault(change["source"], []).append(change)
+        new_links = set(independent_items(next(CAPTURES.glob("002_*.xml")))) - set(
+            independent_items(next(CAPTURES.glob("001_*.xml")))
+        )
+        assert len(by_source.pop("fda_food_safety_recalls")) == len(new_links)
+        assert {source: [c["kind"] for c in items] for source, items in by_source.items()} == {
+            "fda_ketamine_oral_alert": ["changed"],
+            "fda_compounding_risk_alerts": ["changed"],
+            "fda_spravato_rems": ["changed"],
+        }  # and nothing for fda_date_only_demo, whose only edit is its date
+        engine = open_database(database)
+        with Session(engine) as session:
+            stored = session.exec(select(func.count()).select_from(Snapshot)).one()
+        requests_before = len(server.requests)
+
+        third = fdawatch(env, "crawl", "--all")
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert "changed 0, failed 0" in third.stdout
+        with Session(engine) as session:
+            assert session.exec(select(func.count()).select_from(Snapshot)).one() == stored
+        engine.dispose()
+        third_requests = server.requests[requests_before:]
+    pages = [r for r in third_requests if not r[1].startswith("/robots.txt")]
+    assert pages and all(r[2] == 304 for r in pages)  # conditional GET answered "not modified"
+    assert all("fdawatch" in str(r[3].get("User-Agent", "")) for r in third_requests)
+    assert len(changes(env)) == len(found)
+
+
+def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
+    from monitor.demo import run_demo
+
+    lines: list[str] = []
+    count = run_demo(tmp_path / "demo", say=lines.append)
+    output = "\n".join(lines)
+    emails = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert count > 3
+    assert emails, output
+    assert str(emails[0]) in output
+    assert "history database:" in output

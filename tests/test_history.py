@@ -1,0 +1,312 @@
+"""history.record / record_fetch: what becomes a snapshot, a change, a removal, or nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, func, select
+
+from db.models import Blob, Change, Document, Fetch, Snapshot, Source
+from monitor import history
+from monitor.config import Recipient
+from monitor.sources import SourceConfig
+from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
+from tests.conftest import Clock, make_source
+
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+
+
+def page(name: str) -> str:
+    return (PAGES / name).read_text(encoding="utf-8")
+
+
+def observe(source: SourceConfig, html: str, at: datetime, key: str | None = None) -> Observation:
+    return Observation(
+        source_id=source.id,
+        key=key or source.url,
+        url=source.url,
+        title=source.title,
+        content=html,
+        content_type="html",
+        fetched_at=at,
+        body=html.encode(),
+    )
+
+
+def item(source: SourceConfig, key: str, title: str, text: str, at: datetime) -> Observation:
+    return Observation(
+        source_id=source.id,
+        key=key,
+        url=key,
+        title=title,
+        content=text,
+        content_type="feed_item",
+        fetched_at=at,
+        body=b"<rss/>",
+    )
+
+
+def count(session: Session, model: type) -> int:
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def crawl_page(session: Session, source: SourceConfig, html: str, clock: Clock) -> Change | None:
+    now = clock.tick()
+    change = history.record(session, observe(source, html, now), now, source=source)
+    history.record_fetch(
+        session,
+        SourceFetch(source.id, source.url, OK, now),
+        now,
+        source=source,
+        changes=int(change is not None),
+    )
+    session.commit()
+    return change
+
+
+@pytest.mark.parametrize(
+    ("second", "changes"),
+    [
+        ("ketamine_oral_alert_synthetic_v1.html", 0),  # the same page again
+        ("ketamine_oral_alert_synthetic_v2_date_only.html", 0),  # "Content current as of" only
+        ("ketamine_oral_alert_synthetic_v3_nav_footer.html", 0),  # nav and footer only
+        ("ketamine_oral_alert_synthetic_v4_reflow.html", 0),  # whitespace / markup reflow
+        ("ketamine_oral_alert_synthetic_v5_sentence_edited.html", 1),  # one sentence edited
+    ],
+)
+def test_page_versions_raise_a_change_only_for_a_content_edit(
+    session: Session, registered, clock: Clock, second: str, changes: int
+) -> None:
+    (source,) = registered(make_source())
+    assert crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock) is None
+    crawl_page(session, source, page(second), clock)
+    assert count(session, Change) == changes
+    assert count(session, Snapshot) == 1 + changes
+
+
+def test_edited_sentence_is_in_the_diff_and_the_summary(
+    session: Session, registered, clock: Clock
+) -> None:
+    (source,) = registered(make_source())
+    crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
+    change = crawl_page(
+        session, source, page("ketamine_oral_alert_synthetic_v5_sentence_edited.html"), clock
+    )
+    assert change is not None and change.kind == "changed"
+    added = [
+        line
+        for line in change.diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
+    removed = [
+        line
+        for line in change.diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+    assert len(added) == 1 and len(removed) == 1
+    assert "ketamine" in change.matched_terms
+    assert change.severity in ("T1", "T2")
+    assert change.summary
+
+
+def test_first_crawl_is_a_baseline_and_keeps_the_raw_body_once(
+    session: Session, registered, clock: Clock
+) -> None:
+    (source,) = registered(make_source())
+    html = page("ketamine_oral_alert_synthetic_v1.html")
+    crawl_page(session, source, html, clock)
+    crawl_page(session, source, html, clock)
+    assert count(session, Change) == 0
+    assert count(session, Snapshot) == 1
+    assert count(session, Blob) == 1
+    snapshot = session.exec(select(Snapshot)).one()
+    assert snapshot.meta.get("content_date")  # the page's own date is kept as metadata
+    assert "Content current as of" not in snapshot.text
+
+
+def test_a_page_flipping_back_reuses_its_earlier_snapshot(
+    session: Session, registered, clock: Clock
+) -> None:
+    (source,) = registered(make_source())
+    v1, v5 = (
+        page("ketamine_oral_alert_synthetic_v1.html"),
+        page("ketamine_oral_alert_synthetic_v5_sentence_edited.html"),
+    )
+    for html in (v1, v5, v1):
+        crawl_page(session, source, html, clock)
+    changes = session.exec(select(Change).order_by(Change.id)).all()
+    assert [c.kind for c in changes] == ["changed", "changed"]
+    assert changes[1].new_snapshot_id == changes[0].old_snapshot_id
+    assert count(session, Snapshot) == 2
+
+
+def test_404_removes_a_page_once_and_its_return_is_a_change(
+    session: Session, registered, clock: Clock
+) -> None:
+    (source,) = registered(make_source())
+    html = page("ketamine_oral_alert_synthetic_v1.html")
+    crawl_page(session, source, html, clock)
+    for _ in range(2):
+        now = clock.tick()
+        history.record_fetch(
+            session,
+            SourceFetch(source.id, source.url, GONE, now, http_status=404),
+            now,
+            source=source,
+        )
+        session.commit()
+    assert [c.kind for c in session.exec(select(Change)).all()] == ["removed"]
+    assert session.exec(select(Document)).one().removed_at is not None
+    crawl_page(session, source, html, clock)
+    assert [c.kind for c in session.exec(select(Change).order_by(Change.id)).all()] == [
+        "removed",
+        "changed",
+    ]
+
+
+@pytest.mark.parametrize("outcome", [FAILED, DRIFT, NOT_MODIFIED])
+def test_fetch_without_content_never_changes_content(
+    session: Session, registered, clock: Clock, outcome: str
+) -> None:
+    (source,) = registered(make_source())
+    crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
+    now = clock.tick()
+    history.record_fetch(
+        session,
+        SourceFetch(source.id, source.url, outcome, now, http_status=503),
+        now,
+        source=source,
+    )
+    session.commit()
+    assert count(session, Change) == 0
+    assert count(session, Snapshot) == 1
+    assert count(session, Fetch) == 2
+
+
+def test_validators_are_kept_only_from_a_recorded_200(
+    session: Session, registered, clock: Clock
+) -> None:
+    (source,) = registered(make_source())
+    now = clock.tick()
+    fetch = SourceFetch(
+        source.id, source.url, OK, now, etag='"abc"', last_modified="Mon, 02 Nov 2026 09:00:00 GMT"
+    )
+    history.record_fetch(session, fetch, now, source=source)
+    history.record_fetch(
+        session, SourceFetch(source.id, source.url, FAILED, now, etag='"zzz"'), now, source=source
+    )
+    session.commit()
+    row = session.get(Source, source.id)
+    assert row is not None and row.etag == '"abc"'
+    history.sync_sources(session, [make_source(url="https://www.fda.gov/moved")])
+    assert row.etag is None  # a new URL must not be revalidated with the old ETag
+
+
+def test_failing_source_alerts_once_after_threshold_and_once_on_recovery(
+    session: Session, registered, clock: Clock
+) -> None:
+    from db.models import Alert
+
+    (source,) = registered(make_source())
+    recipients = [Recipient(email="officer@clinic.example")]
+    outcomes = [FAILED, FAILED, FAILED, FAILED, OK, FAILED]
+    for outcome in outcomes:
+        now = clock.tick()
+        history.record_fetch(
+            session,
+            SourceFetch(source.id, source.url, outcome, now, error="HTTP 503"),
+            now,
+            source=source,
+            recipients=recipients,
+            failure_threshold=3,
+        )
+        session.commit()
+    notices = [a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()]
+    assert notices == ["source_failing", "source_recovered"]
+    assert session.get(Source, source.id).consecutive_failures == 1  # type: ignore[union-attr]
+
+
+FEED = make_source(id="fda_recalls_rss", kind="feed", url="https://www.fda.gov/rss.xml", tier="T3")
+
+
+def test_feed_items_after_the_baseline_are_new_and_rolled_off_items_are_not_removed(
+    session: Session, registered, clock: Clock
+) -> None:
+    registered(FEED)
+    first = clock.tick()
+    for key in ("https://www.fda.gov/a", "https://www.fda.gov/b"):
+        history.record(session, item(FEED, key, key, "Recall text", first), first, source=FEED)
+    second = clock.tick()
+    # b rolled off the feed, c appeared.
+    for key in ("https://www.fda.gov/a", "https://www.fda.gov/c"):
+        history.record(session, item(FEED, key, key, "Recall text", second), second, source=FEED)
+    session.commit()
+    changes = session.exec(select(Change)).all()
+    assert [(c.kind, c.doc_key) for c in changes] == [("new", "https://www.fda.gov/c")]
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Compounded ketamine troches recalled", True),
+        ("Spravato nasal spray: REMS update", True),
+        ("Ketorolac tromethamine injection recall", False),
+        ("Undeclared egg in onion soup mix", False),
+    ],
+)
+def test_feed_terms_keep_only_matching_items(
+    session: Session, registered, clock: Clock, text: str, kept: bool
+) -> None:
+    source = make_source(
+        id="fda_medwatch_rss", kind="feed", url="https://www.fda.gov/m.xml", terms=("@ketamine",)
+    )
+    registered(source)
+    baseline = clock.tick()
+    history.record(
+        session,
+        item(source, "https://www.fda.gov/old", "old", "ketamine", baseline),
+        baseline,
+        source=source,
+    )
+    now = clock.tick()
+    change = history.record(
+        session, item(source, "https://www.fda.gov/x", text, text, now), now, source=source
+    )
+    session.commit()
+    assert (change is not None) == kept
+    assert count(session, Snapshot) == 1 + kept
+
+
+def test_change_enqueues_alerts_in_the_same_transaction(
+    session: Session, registered, clock: Clock
+) -> None:
+    from db.models import Alert
+
+    (source,) = registered(make_source())
+    recipients = [
+        Recipient(email="officer@clinic.example"),
+        Recipient(email="owner@clinic.example", min_severity="T1"),
+    ]
+    now = clock.tick()
+    history.record(
+        session,
+        observe(source, page("ketamine_oral_alert_synthetic_v1.html"), now),
+        now,
+        source=source,
+    )
+    now = clock.tick()
+    change = history.record(
+        session,
+        observe(source, page("ketamine_oral_alert_synthetic_v5_sentence_edited.html"), now),
+        now,
+        source=source,
+        recipients=recipients,
+    )
+    assert change is not None
+    session.flush()
+    wanted = 2 if change.severity == "T1" else 1  # the owner only wants T1
+    assert count(session, Alert) == wanted
+    session.rollback()  # nothing committed: the change and its alerts vanish together
+    assert count(session, Change) == 0 and count(session, Alert) == 0

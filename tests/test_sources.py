@@ -1,0 +1,82 @@
+"""sources.toml loading: the shipped catalog loads, and every bad entry is named precisely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.sources import SourcesError, load_sources, select
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_sources_load_with_the_catalog_sources() -> None:
+    sources = load_sources(ROOT / "sources.toml")
+    assert {
+        "fda_compounding_risk_alerts",
+        "fda_ketamine_oral_alert",
+        "fda_ketamine_nasal_alert",
+        "fda_spravato_rems",
+        "fda_medwatch_rss",
+        "fda_press_releases_rss",
+        "fda_recalls_rss",
+        "fda_drugs_whats_new_rss",
+    } <= set(sources)
+    assert all(s.url.startswith("https://") for s in sources.values())
+    assert sources["fda_spravato_rems"].tier == "T1"
+
+
+GOOD = 'id = "x_page"\nkind = "page"\nurl = "https://www.fda.gov/x"\n'
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('kind = "page"\nurl = "https://www.fda.gov/x"\n', "field 'id' is missing"),
+        (
+            'id = "Bad Id"\nkind = "page"\nurl = "https://www.fda.gov/x"\n',
+            "field 'id' = 'Bad Id' is invalid",
+        ),
+        (
+            'id = "x"\nkind = "pdf"\nurl = "https://www.fda.gov/x"\n',
+            "('x'): field 'kind' = 'pdf' is invalid",
+        ),
+        (
+            'id = "x"\nkind = "page"\nurl = "ftp://fda.gov/x"\n',
+            "field 'url' = 'ftp://fda.gov/x' is not an http(s) URL",
+        ),
+        (GOOD + 'interval = "often"\n', "field 'interval' = 'often' is invalid"),
+        (GOOD + 'tier = "T9"\n', "field 'tier' = 'T9' is invalid"),
+        (GOOD + 'terms = "ketamine"\n', "field 'terms' must be a list"),
+        (GOOD + 'selectr = "main"\n', "unknown field 'selectr'"),
+        (GOOD + 'cron = "0 6 * *"\n', "field 'cron' = '0 6 * *' is invalid"),
+        (GOOD + "failure_threshold = 0\n", "field 'failure_threshold'"),
+    ],
+)
+def test_bad_entry_names_the_entry_and_the_field(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(f"[[source]]\n{GOOD}\n[[source]]\n{entry}", encoding="utf-8")
+    with pytest.raises(SourcesError) as raised:
+        load_sources(path)
+    assert "[[source]] #2" in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_duplicate_ids_and_broken_toml_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(f"[[source]]\n{GOOD}\n[[source]]\n{GOOD}", encoding="utf-8")
+    with pytest.raises(SourcesError, match="'x_page' is used twice"):
+        load_sources(path)
+    path.write_text("[[source]\n", encoding="utf-8")
+    with pytest.raises(SourcesError, match="not valid TOML"):
+        load_sources(path)
+    with pytest.raises(SourcesError, match="no such file"):
+        load_sources(tmp_path / "missing.toml")
+
+
+def test_select_rejects_unknown_ids_and_lists_the_known_ones() -> None:
+    sources = load_sources(ROOT / "sources.toml")
+    assert [s.id for s in select(sources, ["fda_spravato_rems"])] == ["fda_spravato_rems"]
+    with pytest.raises(SourcesError, match=r"unknown source id 'nope'.*fda_spravato_rems"):
+        select(sources, ["nope"])
