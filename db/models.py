@@ -143,6 +143,7 @@ class Alert(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("change_id", "recipient", name="uq_alert_change_recipient"),
         Index("ix_alert_status", "status", "next_attempt_at"),
+        Index("uq_alert_dedup_key", "dedup_key", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -160,3 +161,18 @@ class Alert(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime
     sent_at: datetime | None = None
+    #: Unique when set: one digest per recipient and period ("digest:weekly:2026-W48:ops@x").
+    dedup_key: str | None = Field(default=None, max_length=400)
+
+
+class Lease(SQLModel, table=True):
+    """A named, expiring lock held by one process: the daemon lock, a source claim, a job.
+
+    Taken with a conditional write (free or expired → mine), so it works the same on SQLite and
+    PostgreSQL and a holder that dies releases it when `expires_at` passes.
+    """
+
+    name: str = Field(primary_key=True, max_length=200)
+    holder: str = Field(max_length=200)
+    acquired_at: datetime
+    expires_at: datetime

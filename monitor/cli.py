@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -394,18 +393,14 @@ def history_command(app: AppContext, source_id: str, limit: int) -> None:
             )
 
 
-def _register_subcommands(group: click.Group, loaders: list[Callable[[], click.Command]]) -> None:
-    for load in loaders:
-        group.add_command(load())
-
-
-def _alerts_group() -> click.Command:
+def _register_groups() -> None:
+    """Command groups that live in their own modules (imported here to avoid import cycles)."""
     from monitor.cli_alerts import alerts
 
-    return alerts
+    cli.add_command(alerts)
 
 
-_register_subcommands(cli, [_alerts_group])
+_register_groups()
 
 
 def main() -> None:

@@ -32,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     settings.set("FDAWATCH_RUN_ID", args.run_id, priority="cmdline")
     settings.set("LOG_LEVEL", args.log_level, priority="cmdline")
     process = CrawlerProcess(settings, install_root_handler=True)
-    for kind in ("page", "feed"):
-        ids = [source.id for source in chosen if source.kind == kind]
-        if ids:
-            process.crawl(kind, source=",".join(ids))
+    by_kind: dict[str, list[str]] = {}
+    for source in chosen:
+        by_kind.setdefault(source.kind, []).append(source.id)
+    for kind, ids in by_kind.items():  # each kind's spider is named after the kind
+        process.crawl(kind, source=",".join(ids))
     process.start()
     return 0
 

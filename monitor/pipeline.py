@@ -25,11 +25,6 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 
-def source_from_dict(data: dict[str, Any]) -> SourceConfig:
-    """Rebuild a SourceConfig from the plain dict carried in Scrapy settings."""
-    return SourceConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
 class HistoryPipeline:
     """Records `Observation` and `SourceFetch` items; owns the crawl run when run standalone."""
 
@@ -37,7 +32,7 @@ class HistoryPipeline:
         settings = crawler.settings
         self.config: Settings = settings["FDAWATCH_SETTINGS"]
         self.sources = {
-            key: source_from_dict(value)
+            key: SourceConfig.from_dict(value)
             for key, value in settings.getdict("FDAWATCH_SOURCES").items()
         }
         self.run_id: int | None = settings.getint("FDAWATCH_RUN_ID") or None

@@ -63,6 +63,11 @@ class SourceConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceConfig:
+        """The inverse of `to_dict` (as carried in Scrapy settings, lists instead of tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
 
 def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     name = raw.get("id") if isinstance(raw, dict) else None

@@ -82,7 +82,8 @@ class WatchSpider(Spider):
     def sources(self) -> dict[str, SourceConfig]:
         """The selected sources, read at first use: Scrapy creates the spider before add-ons
         (which fill FDAWATCH_SOURCES) run, so `__init__` / `from_crawler` would see none."""
-        configured = configured_sources(self.settings.getdict("FDAWATCH_SOURCES"))
+        raw = self.settings.getdict("FDAWATCH_SOURCES")
+        configured = {key: SourceConfig.from_dict(value) for key, value in raw.items()}
         return select_sources(configured, self.source_arg, self.kind)
 
     async def start(self) -> AsyncIterator[Request]:
@@ -220,17 +221,6 @@ class WatchSpider(Spider):
     ) -> SourceFetch:
         self.logger.warning("%s: %s", source.id, error)
         return self.fetch_record(source, response, FAILED, fetched_at, error=error)
-
-
-def configured_sources(raw: dict[str, Any]) -> dict[str, SourceConfig]:
-    """`FDAWATCH_SOURCES` ({id: SourceConfig.to_dict()}) back into SourceConfig values."""
-    sources = {}
-    for source_id, fields in raw.items():
-        values = dict(fields)
-        for key in ("terms", "tags"):
-            values[key] = tuple(values.get(key) or ())
-        sources[source_id] = SourceConfig(**values)
-    return sources
 
 
 def select_sources(

@@ -1,0 +1,31 @@
+"""Leases: one holder at a time, renewal by the holder, takeover after expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from db import leases
+
+NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+TTL = timedelta(minutes=5)
+
+
+def test_one_holder_at_a_time_until_expiry(engine: Engine) -> None:
+    assert leases.acquire(engine, "scheduler", "host-a:1", TTL, NOW)
+    assert not leases.acquire(engine, "scheduler", "host-b:2", TTL, NOW + timedelta(minutes=1))
+    assert leases.acquire(engine, "scheduler", "host-a:1", TTL, NOW + timedelta(minutes=4))  # renew
+    assert leases.holder_of(engine, "scheduler", NOW + timedelta(minutes=8)) == "host-a:1"
+    later = NOW + timedelta(minutes=10)  # host-a died: its renewal ran out at +9
+    assert leases.holder_of(engine, "scheduler", later) is None
+    assert leases.acquire(engine, "scheduler", "host-b:2", TTL, later)
+    assert leases.holder_of(engine, "scheduler", later) == "host-b:2"
+
+
+def test_release_only_by_the_holder(engine: Engine) -> None:
+    assert leases.acquire(engine, "source:fda_spravato_rems", "w1", TTL, NOW)
+    leases.release(engine, "source:fda_spravato_rems", "w2")
+    assert leases.holder_of(engine, "source:fda_spravato_rems", NOW) == "w1"
+    leases.release(engine, "source:fda_spravato_rems", "w1")
+    assert leases.acquire(engine, "source:fda_spravato_rems", "w2", TTL, NOW)
