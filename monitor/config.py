@@ -79,6 +79,9 @@ class Settings:
     storm_cap: int = 20
     failure_threshold: int = 3
     site_url: str = ""  # where the digest site is published, for links in emails
+    openfda_api_key: str | None = field(default=None, repr=False)
+    scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
+    scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
 
 
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -145,7 +148,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 _CRAWL_KEYS = {"delay", "concurrency_per_host", "user_agent", "obey_robots", "timeout", "retries"}
-_TOP_KEYS = {"crawl", "recipient", "mail", "health", "site"}
+_TOP_KEYS = {"crawl", "recipient", "mail", "health", "site", "scheduler"}
+_SCHEDULER_KEYS = {"jitter", "misfire_grace"}
 _RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
 
 
@@ -223,6 +227,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     mail = data.get("mail", {})
     health = data.get("health", {})
+    scheduler = data.get("scheduler", {})
+    unknown = set(scheduler) - _SCHEDULER_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: [scheduler] unknown key {sorted(unknown)[0]!r} "
+            f"(known: {sorted(_SCHEDULER_KEYS)})"
+        )
     recipients = data.get("recipient", [])
     if not isinstance(recipients, list):
         raise ConfigError(
@@ -251,6 +262,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             health.get("failure_threshold", 3), f"{config_path}: [health] failure_threshold", int, 1
         ),
         site_url=str(data.get("site", {}).get("url", "")),
+        openfda_api_key=env.get("FDAWATCH_OPENFDA_API_KEY") or None,
+        scheduler_jitter=_number(
+            scheduler.get("jitter", 60.0), f"{config_path}: [scheduler] jitter", float
+        ),
+        scheduler_misfire_grace=_number(
+            scheduler.get("misfire_grace", 3600.0),
+            f"{config_path}: [scheduler] misfire_grace",
+            float,
+            1,
+        ),
     )
 
 
