@@ -147,9 +147,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
 
 
-_CRAWL_KEYS = {"delay", "concurrency_per_host", "user_agent", "obey_robots", "timeout", "retries"}
-_TOP_KEYS = {"crawl", "recipient", "mail", "health", "site", "scheduler"}
-_SCHEDULER_KEYS = {"jitter", "misfire_grace"}
+#: The tables of fdawatch.toml and the keys each may hold.
+_SECTIONS = {
+    "crawl": {"delay", "concurrency_per_host", "user_agent", "obey_robots", "timeout", "retries"},
+    "mail": {"from", "outbox_dir", "storm_cap"},
+    "health": {"failure_threshold"},
+    "site": {"url"},
+    "scheduler": {"jitter", "misfire_grace"},
+}
+_TOP_KEYS = {*_SECTIONS, "recipient"}
 _RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
 
 
@@ -191,6 +197,20 @@ def _recipient(raw: Any, index: int, path: Path) -> Recipient:
     )
 
 
+def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    """One table of the deployment file, its keys checked against the known ones."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    unknown = set(table) - _SECTIONS[name]
+    if unknown:
+        raise ConfigError(
+            f"{path}: [{name}] unknown key {sorted(unknown)[0]!r} "
+            f"(known: {', '.join(sorted(_SECTIONS[name]))})"
+        )
+    return table
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `env` (default: the process environment) and the deployment file."""
     env = os.environ if env is None else env
@@ -206,13 +226,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"{config_path}: unknown section {sorted(unknown)[0]!r} (known: {sorted(_TOP_KEYS)})"
         )
-    crawl = data.get("crawl", {})
-    unknown = set(crawl) - _CRAWL_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{config_path}: [crawl] unknown key {sorted(unknown)[0]!r} "
-            f"(known: {sorted(_CRAWL_KEYS)})"
-        )
+    crawl = _section(data, "crawl", config_path)
     delay = env.get("FDAWATCH_CRAWL_DELAY", crawl.get("delay", 1.0))
     where_delay = (
         "FDAWATCH_CRAWL_DELAY" if "FDAWATCH_CRAWL_DELAY" in env else f"{config_path}: [crawl] delay"
@@ -225,15 +239,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST" in env
         else f"{config_path}: [crawl] concurrency_per_host"
     )
-    mail = data.get("mail", {})
-    health = data.get("health", {})
-    scheduler = data.get("scheduler", {})
-    unknown = set(scheduler) - _SCHEDULER_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{config_path}: [scheduler] unknown key {sorted(unknown)[0]!r} "
-            f"(known: {sorted(_SCHEDULER_KEYS)})"
-        )
+    mail = _section(data, "mail", config_path)
+    health = _section(data, "health", config_path)
+    scheduler = _section(data, "scheduler", config_path)
     recipients = data.get("recipient", [])
     if not isinstance(recipients, list):
         raise ConfigError(
@@ -261,7 +269,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         failure_threshold=_number(
             health.get("failure_threshold", 3), f"{config_path}: [health] failure_threshold", int, 1
         ),
-        site_url=str(data.get("site", {}).get("url", "")),
+        site_url=str(_section(data, "site", config_path).get("url", "")),
         openfda_api_key=env.get("FDAWATCH_OPENFDA_API_KEY") or None,
         scheduler_jitter=_number(
             scheduler.get("jitter", 60.0), f"{config_path}: [scheduler] jitter", float
