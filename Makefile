@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint run clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup demo test lint run clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +18,15 @@ setup: $(STAMP)  ## create .venv and install fdawatch with its test tools
 demo: $(STAMP)  ## the whole pipeline on recorded sources served from loopback
 	$(BIN)/python -m monitor.demo
 
-test: $(STAMP)  ## lint, then the whole test suite (offline)
+chromium:  ## Debian's Chromium for the browser tests (installed with apt when missing, as root)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install chromium' (browser tests skip without it)"; \
+	  fi; }
+
+test: $(STAMP) chromium  ## lint, then the whole test suite (offline)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

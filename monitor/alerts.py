@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
 from db.models import Alert, Change
+from monitor import digest
 from monitor.config import Recipient, Settings
 from monitor.mailer import DeliveryError, Mailer, mailer_for
 from monitor.render import (
@@ -26,6 +27,7 @@ from monitor.render import (
     NoticeView,
     alert_email,
     change_view,
+    digest_email,
     health_email,
     notice_view,
 )
@@ -135,7 +137,11 @@ def message_id(recipient: str, keys: Iterable[str]) -> str:
 
 
 def _alert_key(alert: Alert) -> str:
-    return f"change:{alert.change_id}" if alert.change_id is not None else f"alert:{alert.id}"
+    if alert.change_id is not None:
+        return f"change:{alert.change_id}"
+    if alert.kind == digest.DIGEST_KIND and alert.dedup_key:
+        return alert.dedup_key  # the same period's digest always has the same Message-ID
+    return f"alert:{alert.id}"
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -191,20 +197,26 @@ class SendReport:
 @dataclass
 class _Email:
     recipient: str
-    kind: str  # "change" or "health"
+    kind: str  # "change", "health" or "digest"
     rows: list[Alert]
 
 
 def _group(rows: Sequence[Alert]) -> list[_Email]:
-    """One email per recipient for changes and one for health notices.
+    """One email per recipient for changes, one for health notices, one per digest row.
 
     Rows that already carry a Message-ID were claimed together by a sender that died; they stay
     together so the re-sent email is the same email.
     """
     groups: dict[tuple[str, str, str], _Email] = {}
     for row in rows:
-        kind = "change" if row.change_id is not None else "health"
-        key = (row.recipient, kind, row.message_id or "")
+        if row.change_id is not None:
+            kind = "change"
+        elif row.kind == digest.DIGEST_KIND:
+            kind = "digest"
+        else:
+            kind = "health"
+        separate = str(row.id) if kind == "digest" else ""
+        key = (row.recipient, kind, row.message_id or separate)
         groups.setdefault(key, _Email(row.recipient, kind, [])).rows.append(row)
     return list(groups.values())
 
@@ -240,6 +252,8 @@ def _build(
             message_id=mid,
             now=now,
         )
+    if email.kind == "digest":
+        return _digest_email(session, email.rows[0], settings, sources, now, mid)
     notices: list[NoticeView] = [
         notice_view(
             session,
@@ -253,6 +267,28 @@ def _build(
     ]
     return health_email(
         notices, settings=settings, recipients=[email.recipient], message_id=mid, now=now
+    )
+
+
+def _digest_email(
+    session: Session,
+    row: Alert,
+    settings: Settings,
+    sources: Mapping[str, SourceConfig],
+    now: datetime,
+    mid: str,
+) -> EmailMessage:
+    """The digest a queued row stands for, rebuilt from the history for its period."""
+    period = digest.parse_period(row.notice or "")
+    recipient = digest.recipient_for(settings, row.recipient)
+    content = digest.period_digest(session, settings, sources, period, recipient)
+    return digest_email(
+        content,
+        frequency=period.frequency,
+        settings=settings,
+        recipients=[row.recipient],
+        message_id=mid,
+        now=now,
     )
 
 

@@ -396,8 +396,13 @@ def history_command(app: AppContext, source_id: str, limit: int) -> None:
 def _register_groups() -> None:
     """Command groups that live in their own modules (imported here to avoid import cycles)."""
     from monitor.cli_alerts import alerts
+    from monitor.cli_digest import COMMANDS as digest_commands
+    from monitor.cli_labels import label_sections
+    from monitor.cli_run import run_command, status_command
 
     cli.add_command(alerts)
+    for command in (*digest_commands, run_command, status_command, label_sections):
+        cli.add_command(command)
 
 
 _register_groups()

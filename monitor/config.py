@@ -298,4 +298,9 @@ def child_environment(settings: Settings) -> dict[str, str]:
         "FDAWATCH_OUTBOX_DIR": str(settings.outbox_dir),
         "FDAWATCH_CRAWL_DELAY": str(settings.crawl_delay),
         "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST": str(settings.concurrency_per_host),
+        **(
+            {"FDAWATCH_OPENFDA_API_KEY": settings.openfda_api_key}
+            if settings.openfda_api_key
+            else {}
+        ),
     }

@@ -20,6 +20,7 @@ from db.models import CrawlRun, Fetch
 from monitor import history
 from monitor.config import Settings, child_environment
 from monitor.sources import SourceConfig
+from spiders.items import FAILED, SourceFetch
 
 DEFAULT_TIMEOUT = 30 * 60
 
@@ -78,6 +79,35 @@ def _summary(session: Session, run: CrawlRun, stderr_tail: str) -> CrawlSummary:
     )
 
 
+def _record_missing_fetches(
+    session: Session,
+    run: CrawlRun,
+    settings: Settings,
+    sources: Sequence[SourceConfig],
+    status: str,
+) -> None:
+    """A source the child never reported on (it crashed or was killed) failed this run.
+
+    Recording it as a failed fetch keeps the failures-in-a-row count honest, so a source that
+    hangs the crawler raises a "source failing" notice like any other broken source.
+    """
+    reported = set(session.exec(select(Fetch.source_id).where(Fetch.run_id == run.id)).all())
+    now = datetime.now(UTC)
+    for source in sources:
+        if source.id in reported:
+            continue
+        error = f"crawl process {status}: no response recorded"
+        history.record_fetch(
+            session,
+            SourceFetch(source.id, source.url, FAILED, now, error=error),
+            now,
+            source=source,
+            recipients=settings.recipients,
+            run_id=run.id,
+            failure_threshold=settings.failure_threshold,
+        )
+
+
 def run_crawl(
     engine: Engine,
     settings: Settings,
@@ -127,6 +157,7 @@ def run_crawl(
     with Session(engine) as session:
         run = session.get(CrawlRun, run_id)
         assert run is not None
+        _record_missing_fetches(session, run, settings, sources, status)
         history.finish_run(session, run, datetime.now(UTC), status=status)
         session.commit()
         return _summary(session, run, tail)

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.set("FDAWATCH_SETTINGS", config, priority="cmdline")
     settings.set("FDAWATCH_RUN_ID", args.run_id, priority="cmdline")
     settings.set("LOG_LEVEL", args.log_level, priority="cmdline")
-    process = CrawlerProcess(settings, install_root_handler=True)
+    settings.set("LOG_INSTALL_ROOT_HANDLER", True, priority="cmdline")
+    process = CrawlerProcess(settings)
     by_kind: dict[str, list[str]] = {}
     for source in chosen:
         by_kind.setdefault(source.kind, []).append(source.id)

@@ -3,15 +3,16 @@
 Serves `tests/fixtures/demo/` (real FDA Food Safety Recalls RSS captures and synthetic pages
 built on the fda.gov page structure) on 127.0.0.1, crawls it once (the baseline), switches the
 server to the next recorded versions, crawls again, prints the changes with their diffs and
-sends the alerts (as .eml files: the demo configures no SMTP server). Everything it writes is
-under var/demo/, which it starts afresh.
+sends the alerts (as .eml files: the demo configures no SMTP server), then writes the digest
+site into var/demo/site/ and prints the path of its index.html. Everything it writes is under
+var/demo/, which it starts afresh.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -24,6 +25,7 @@ from monitor.cli import describe_change
 from monitor.config import Settings, load_settings
 from monitor.crawl import CrawlSummary, run_crawl
 from monitor.fixture_server import FixtureServer
+from monitor.site import build_site
 from monitor.sources import load_sources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,11 +113,22 @@ def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] =
     say(f"\nalert emails ({len(emails)}):")
     for path in emails:
         say(f"   {path}")
+    now = datetime.now(UTC)
+    site = build_site(
+        engine,
+        settings,
+        sources,
+        workdir / "site",
+        since=now - timedelta(days=7),
+        now=now,
+        window="the last 7 days",
+    )
     say(f"history database: {workdir / 'fdawatch.db'}")
     say(
         f"try: .venv/bin/fdawatch --database sqlite:///{workdir / 'fdawatch.db'} "
         f"--sources {settings.sources_path} changes"
     )
+    say(f"digest: {site.index}")
     engine.dispose()
     return count
 

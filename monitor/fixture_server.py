@@ -147,6 +147,7 @@ class _Server(ThreadingHTTPServer):
     """Joins its request threads on close, so a stopped server leaves no thread or socket behind."""
 
     daemon_threads = False
+    request_queue_size = 64  # a crawler's burst of connections must not be dropped
     block_on_close = True
     fixture: FixtureServer
 

@@ -3,7 +3,8 @@
 `record()` normalizes an observation, hashes it and compares it with the document's current
 snapshot. Same hash: nothing new. A new document: a baseline snapshot (the first fetch of a
 source never raises changes) or, after the baseline, a `new` change. A different hash: a new
-snapshot and a `changed` change with its diff. `record_fetch()` keeps the source-health record.
+snapshot and a `changed` change with its diff. `record_fetch()` keeps the source-health record;
+for an API source, a document missing from a complete result set is a `removed` change.
 A fetch that failed is never a content change. Nothing here commits: the caller owns the
 transaction, so a change and its alert rows land together or not at all.
 """
@@ -15,14 +16,16 @@ import zlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from db.models import Blob, Change, CrawlRun, Document, Fetch, Snapshot, Source
-from monitor import alerts, diff
+from monitor import alerts, diff, labels, records
 from monitor.config import Recipient
+from monitor.labels import LABEL_OPENFDA, LABEL_SPL
 from monitor.normalize import content_sha256, feed_item_text, html_to_text
+from monitor.records import RECORD
 from monitor.severity import classify
-from monitor.sources import SourceConfig
+from monitor.sources import RESULT_SET_KINDS, SourceConfig
 from monitor.terms import expand_terms, match_terms
 from spiders.items import DRIFT, FAILED, GONE, OK, Observation, SourceFetch
 
@@ -41,9 +44,19 @@ def sync_sources(session: Session, sources: Sequence[SourceConfig]) -> None:
 
 
 def normalized_text(observation: Observation) -> tuple[str, dict[str, str]]:
-    """The text that is hashed and diffed, and metadata kept beside it (the page's own date)."""
+    """The text that is hashed and diffed, and metadata kept beside it (the page's own date).
+
+    Labels and records keep their content type in the metadata, so a later change knows to
+    diff them by section or by field.
+    """
     if observation.content_type == "feed_item":
         return feed_item_text(observation.title, observation.content), {}
+    if observation.content_type == LABEL_SPL:
+        return labels.spl_text(observation.content), {"content_type": LABEL_SPL}
+    if observation.content_type == LABEL_OPENFDA:
+        return labels.openfda_label_text(observation.content), {"content_type": LABEL_OPENFDA}
+    if observation.content_type == RECORD:
+        return records.record_text(observation.content), {"content_type": RECORD}
     page = html_to_text(observation.content)
     meta = {"content_date": page.content_date} if page.content_date else {}
     return page.text, meta
@@ -112,6 +125,8 @@ def _write_change(
     added, removed = diff.changed_lines(old_text, new_text)
     latest = new or old
     assert latest is not None
+    content_type = str(latest.meta.get("content_type", "html"))
+    sections = changed_parts(content_type, old_text, new_text) if old and new else []
     verdict = classify(
         source_tier=source.tier,
         source_title=source.title,
@@ -119,6 +134,11 @@ def _write_change(
         url=latest.url,
         added=added,
         removed=removed,
+        content_type=content_type,
+        source_kind=source.kind,
+        sections=sections,
+        old_text=old_text,
+        new_text=new_text,
     )
     change = Change(
         source_id=source.id,
@@ -127,7 +147,7 @@ def _write_change(
         old_snapshot_id=old.id if old else None,
         new_snapshot_id=new.id if new else None,
         title=latest.title or source.title,
-        summary=diff.summarize(old.text if old else None, new_text, kind),
+        summary=_summary(content_type, old.text if old else None, new_text, kind, sections),
         diff=diff.unified(
             old_text,
             new_text,
@@ -137,6 +157,7 @@ def _write_change(
         severity=verdict.tier,
         severity_reasons=list(verdict.reasons),
         matched_terms=match_terms("\n".join([*added, *removed])),
+        sections=sections,
         run_id=run_id,
         detected_at=now,
     )
@@ -147,6 +168,24 @@ def _write_change(
     if source_row is not None:
         source_row.last_change_at = now
     return change
+
+
+def _summary(
+    content_type: str, old: str | None, new: str, kind: str, sections: Sequence[str]
+) -> str:
+    """The one-line summary; a label's quotes its changed sections, not its version line."""
+    if sections and content_type in (LABEL_SPL, LABEL_OPENFDA) and old is not None:
+        old, new = labels.without_document(old), labels.without_document(new)
+    return diff.summarize(old, new, kind)
+
+
+def changed_parts(content_type: str, old_text: str, new_text: str) -> list[str]:
+    """The label sections or record fields an edit touched (nothing for pages and feeds)."""
+    if content_type in (LABEL_SPL, LABEL_OPENFDA):
+        return labels.changed_sections(old_text, new_text)
+    if content_type == RECORD:
+        return records.changed_fields(old_text, new_text)
+    return []
 
 
 def record(
@@ -219,6 +258,29 @@ def record(
     )
 
 
+def _remove(
+    session: Session,
+    document: Document,
+    now: datetime,
+    source: SourceConfig,
+    recipients: Sequence[Recipient],
+    run_id: int | None,
+) -> None:
+    """Mark one document removed and write its `removed` change."""
+    document.removed_at = now
+    _write_change(
+        session,
+        source=source,
+        kind="removed",
+        key=document.doc_key,
+        old=session.get(Snapshot, document.current_snapshot_id),
+        new=None,
+        now=now,
+        recipients=recipients,
+        run_id=run_id,
+    )
+
+
 def _record_gone(
     session: Session,
     fetch: SourceFetch,
@@ -231,20 +293,31 @@ def _record_gone(
     document = _document(session, source.id, source.url)
     if document is None or document.removed_at is not None:
         return 0
-    document.removed_at = now
-    current = session.get(Snapshot, document.current_snapshot_id)
-    _write_change(
-        session,
-        source=source,
-        kind="removed",
-        key=source.url,
-        old=current,
-        new=None,
-        now=now,
-        recipients=recipients,
-        run_id=run_id,
-    )
+    _remove(session, document, now, source, recipients, run_id)
     return 1
+
+
+def _record_missing(
+    session: Session,
+    fetch: SourceFetch,
+    now: datetime,
+    source: SourceConfig,
+    recipients: Sequence[Recipient],
+    run_id: int | None,
+) -> int:
+    """Documents absent from a complete result set (all pages fetched) are removed (once).
+
+    Only API sources return complete sets; the caller passes only OK fetches, and a spider
+    reports a failed or truncated crawl as FAILED, so a partial set never removes anything.
+    """
+    present = set(fetch.document_keys)
+    documents = session.exec(
+        select(Document).where(Document.source_id == source.id, col(Document.removed_at).is_(None))
+    ).all()
+    missing = [document for document in documents if document.doc_key not in present]
+    for document in missing:
+        _remove(session, document, now, source, recipients, run_id)
+    return len(missing)
 
 
 def _update_health(
@@ -270,13 +343,17 @@ def _update_health(
                 f"{source.title} ({source.id}) failed {row.consecutive_failures} times in a row; "
                 f"last error: {row.last_error}. No content change is inferred from a failure."
             )
-            alerts.enqueue_notice(session, source.id, kind, notice, recipients, now)
+            alerts.enqueue_notice(
+                session, source.id, kind, notice, recipients, now, source_tags=source.tags
+            )
         return
     if row.failure_alerted_at is not None:
         notice = (
             f"{source.title} ({source.id}) works again after {row.consecutive_failures} failures."
         )
-        alerts.enqueue_notice(session, source.id, "source_recovered", notice, recipients, now)
+        alerts.enqueue_notice(
+            session, source.id, "source_recovered", notice, recipients, now, source_tags=source.tags
+        )
     row.consecutive_failures = 0
     row.failure_alerted_at = None
     row.last_error = None
@@ -301,6 +378,8 @@ def record_fetch(
         raise LookupError(f"source {source.id!r} is not in the database; call sync_sources first")
     if fetch.outcome == GONE and source.kind == "page":
         changes += _record_gone(session, fetch, now, source, recipients, run_id)
+    if fetch.outcome == OK and source.kind in RESULT_SET_KINDS:
+        changes += _record_missing(session, fetch, now, source, recipients, run_id)
     if fetch.outcome == OK:
         row.etag, row.last_modified = fetch.etag, fetch.last_modified
     _update_health(session, row, fetch, now, source, recipients, failure_threshold)

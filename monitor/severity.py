@@ -4,14 +4,23 @@ The rules come from the source catalog, section 6: a source's own tier is the st
 FDA document types named in a feed item's URL path and the audience's core exposure (ketamine
 named together with compounding, telehealth or home use) move it; a diff that only touches dates
 is noise (T5: kept, never alerted). Pure: the caller passes everything in.
+
+Labels and records (openFDA, DailyMed, Federal Register) are ranked by what changed in them,
+section 6.2: a label by its changed sections (boxed warning T1 … package label T4, only the
+version/date T5), a recall by its classification, a shortage by its status, an approval by its
+submission class, a Federal Register document by its type and agency. The escalation rules then
+apply: ketamine named with compounding / telehealth / home use, and a PLR label whose "Recent
+Major Changes" lists the changed section, each raise one tier.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from monitor import labels, records
 from monitor.normalize import looks_like_date_line
 from monitor.terms import match_context, match_terms
 
@@ -36,6 +45,11 @@ def raise_tier(tier: str, steps: int = 1) -> str:
     return TIERS[max(0, TIERS.index(tier) - steps)]
 
 
+def lower_tier(tier: str, floor: str = "T4") -> str:
+    """One tier less severe (T2 → T3), never below `floor` (a real edit is not noise)."""
+    return min(TIERS[min(len(TIERS) - 1, TIERS.index(tier) + 1)], floor)
+
+
 def only_dates_changed(added: Sequence[str], removed: Sequence[str]) -> bool:
     lines = [*added, *removed]
     return bool(lines) and all(looks_like_date_line(line) for line in lines)
@@ -49,8 +63,27 @@ def classify(
     url: str,
     added: Sequence[str],
     removed: Sequence[str],
+    content_type: str = "html",
+    source_kind: str = "page",
+    sections: Sequence[str] = (),
+    old_text: str = "",
+    new_text: str = "",
 ) -> Verdict:
-    """The tier of one change. `added`/`removed` are the changed lines (all lines for `new`)."""
+    """The tier of one change. `added`/`removed` are the changed lines (all lines for `new`).
+
+    Labels and records also pass their `content_type`, the `sections` (or record fields) that
+    changed and both texts; pages and feeds need none of that.
+    """
+    if content_type in LABEL_TYPES:
+        return classify_label(
+            source_tier=source_tier, kind=kind, sections=sections, added=added,
+            removed=removed, new_text=new_text,
+        )  # fmt: skip
+    if content_type == RECORD:
+        return classify_record(
+            source_tier=source_tier, source_kind=source_kind, kind=kind, sections=sections,
+            old_text=old_text, new_text=new_text,
+        )  # fmt: skip
     if kind == "changed" and only_dates_changed(added, removed):
         return Verdict("T5", ("only dates changed: noise, kept but never alerted",))
     tier = source_tier
@@ -71,3 +104,220 @@ def classify(
     if kind == "removed":
         reasons.append("the document is no longer published")
     return Verdict(tier, tuple(reasons))
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+LABEL_TYPES = (labels.LABEL_SPL, labels.LABEL_OPENFDA)
+RECORD = records.RECORD
+#: Label sections by openFDA field name (SPL LOINC codes map onto these): catalog 6.2.
+SECTION_TIERS: dict[str, str] = {
+    "boxed_warning": "T1",
+    **dict.fromkeys(
+        ("contraindications", "warnings_and_cautions", "warnings", "precautions",
+         "indications_and_usage", "dosage_and_administration"),
+        "T2",
+    ),
+    **dict.fromkeys(
+        ("adverse_reactions", "use_in_specific_populations", "pregnancy", "lactation",
+         "nursing_mothers", "pediatric_use", "geriatric_use", "drug_abuse_and_dependence",
+         "controlled_substance", "abuse", "dependence", "overdosage", "spl_medguide",
+         "clinical_studies", "drug_interactions", "recent_major_changes",
+         "information_for_patients", "spl_patient_package_insert", "dosage_forms_and_strengths"),
+        "T3",
+    ),
+}  # fmt: skip
+#: Every other section (package label, how supplied, storage, description, openfda.* …).
+OTHER_SECTION_TIER = "T4"
+#: How "Recent Major Changes" names a PLR section.
+RECENT_MAJOR_CHANGE_NAMES = {
+    "boxed_warning": "boxed warning",
+    "indications_and_usage": "indications and usage",
+    "dosage_and_administration": "dosage and administration",
+    "contraindications": "contraindications",
+    "warnings_and_cautions": "warnings and precautions",
+}
+REMS = re.compile(r"\bREMS\b|risk evaluation and mitigation strateg", re.IGNORECASE)
+
+
+def section_tier(header: str) -> str:
+    """The tier of a change to one label section (`boxed_warning`, `BOXED WARNING [34066-1]`)."""
+    if header == labels.DOCUMENT:
+        return "T5"
+    field = labels.section_field(header).removesuffix("_table")
+    return SECTION_TIERS.get(field, OTHER_SECTION_TIER)
+
+
+def classify_label(
+    *,
+    source_tier: str,
+    kind: str,
+    sections: Sequence[str],
+    added: Sequence[str],
+    removed: Sequence[str],
+    new_text: str,
+) -> Verdict:
+    """A label change ranked by the most severe section it touched."""
+    if kind == "new":
+        return Verdict("T3", ("a new label (set id) in the watched results",))
+    if kind == "removed":
+        return Verdict(source_tier, ("the label is no longer in the complete result set",))
+    content = [s for s in sections if s != labels.DOCUMENT]
+    if not content:
+        return Verdict("T5", ("only the label's version, id or date changed: kept, not alerted",))
+    changed = [line for line in [*added, *removed] if not line.startswith(labels.HEADER_PREFIX)]
+    if only_dates_changed(changed, []):
+        return Verdict("T5", ("only dates changed in the label: kept, not alerted",))
+    ranked = sorted(content, key=lambda header: TIERS.index(section_tier(header)))
+    top = ranked[0]
+    tier = section_tier(top)
+    reasons = [f"{header} changed: {section_tier(header)}" for header in ranked]
+    recent = labels.section_text(new_text, "recent_major_changes").lower()
+    name = RECENT_MAJOR_CHANGE_NAMES.get(labels.section_field(top))
+    if name and name in recent and tier != "T1":
+        tier = raise_tier(tier)
+        reasons.append(f"raised one tier: Recent Major Changes lists {name.title()}")
+    changed_text = "\n".join(changed)
+    if REMS.search(changed_text) and tier != "T1":
+        tier = "T1"
+        reasons.append("the changed text concerns the REMS: T1")
+    return _escalate(tier, reasons, changed_text)
+
+
+def _escalate(
+    tier: str, reasons: list[str], text: str, extra_context: Sequence[str] = ()
+) -> Verdict:
+    """Catalog 6.1: ketamine named with compounding, telehealth, home use or 503A/B: one up."""
+    terms = match_terms(text)
+    context = [*match_context(text), *extra_context]
+    if terms and context and tier not in ("T1", "T5"):
+        tier = raise_tier(tier)
+        reasons.append(f"raised one tier: names {', '.join(terms)} with {', '.join(context)}")
+    return Verdict(tier, tuple(reasons))
+
+
+# --- records -----------------------------------------------------------------------------------
+
+RECALL_CLASS_TIERS = {"class i": "T1", "class ii": "T2", "class iii": "T3"}
+APPROVAL_CLASS_TIERS = {"EFFICACY": "T1", "REMS": "T1", "LABELING": "T2"}
+DEA = "drug enforcement administration"
+#: Federal Register words that count as a term match besides the ketamine set.
+FEDERAL_REGISTER_TERMS = ("telemedicine", "telehealth", "controlled substance", "schedule III")
+#: The API's `type` ("Rule", "Proposed Rule", "Notice") and its filter codes, as filter codes.
+FEDERAL_REGISTER_TYPES = {
+    "RULE": "RULE",
+    "PROPOSED RULE": "PRORULE",
+    "PRORULE": "PRORULE",
+    "NOTICE": "NOTICE",
+    "PRESIDENTIAL DOCUMENT": "PRESDOCU",
+    "PRESDOCU": "PRESDOCU",
+}
+PHARMACY = re.compile(r"\bpharmac(?:y|ies)\b", re.IGNORECASE)
+
+
+def classify_record(
+    *,
+    source_tier: str,
+    source_kind: str,
+    kind: str,
+    sections: Sequence[str],
+    old_text: str,
+    new_text: str,
+) -> Verdict:
+    """A record change ranked by the record's own fields (class, status, type …)."""
+    old, new = records.parse_record_text(old_text), records.parse_record_text(new_text)
+    if kind == "removed":
+        return Verdict(source_tier, ("the record is no longer in the complete result set",))
+    if kind == "changed" and sections and all(records.is_date_field(f) for f in sections):
+        return Verdict("T5", (f"only dates changed ({', '.join(sections)}): kept, not alerted",))
+    rule = RECORD_RULES.get(source_kind)
+    if rule is None:
+        tier, reasons = source_tier, [f"watched at {source_tier}"]
+    else:
+        tier, reasons = rule(kind, old, new, sections, source_tier)
+    extra = []
+    if source_kind == "openfda_recalls" and PHARMACY.search(new.get("recalling_firm", "")):
+        extra.append("a pharmacy recalling firm")
+    return _escalate(tier, reasons, new_text or old_text, extra)
+
+
+def _recall(
+    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
+) -> tuple[str, list[str]]:
+    label = new.get("classification", "")
+    tier = RECALL_CLASS_TIERS.get(label.strip().lower(), default)
+    if kind == "new":
+        return tier, [f"new {label or 'unclassified'} recall: {tier}"]
+    if "classification" in sections:
+        before = old.get("classification", "none")
+        return tier, [f"recall reclassified {before} → {label}: {tier}"]
+    lowered = lower_tier(tier)
+    return lowered, [f"{label} recall updated ({', '.join(sections)}): {lowered}"]
+
+
+def _shortage(
+    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
+) -> tuple[str, list[str]]:
+    status = new.get("status", "")
+    if kind == "new":
+        if status.lower() == "current":
+            return "T2", ["entered the drug shortage list (status Current): T2"]
+        return "T4", [f"new shortage record (status {status or 'unknown'}): T4"]
+    before = old.get("status", "")
+    if "status" in sections and "current" in (before.lower(), status.lower()):
+        return "T2", [f"shortage status {before or 'none'} → {status or 'none'}: T2"]
+    return "T4", [f"shortage record updated ({', '.join(sections)}): T4"]
+
+
+def _approval(
+    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
+) -> tuple[str, list[str]]:
+    code = new.get("submission_class_code", "").upper()
+    what = f"{new.get('submission_type', '')} {code or 'unclassified'}".strip()
+    if kind == "new" or "submission_status" in sections:
+        tier = APPROVAL_CLASS_TIERS.get(code, default)
+        status = new.get("submission_status", "")
+        return tier, [f"{'new' if kind == 'new' else 'status ' + status} {what} submission: {tier}"]
+    if "application_docs" in sections:
+        return "T2", [f"new or changed letter/label document on the {what} submission: T2"]
+    return "T4", [f"{what} submission record updated ({', '.join(sections)}): T4"]
+
+
+def _federal_register(
+    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
+) -> tuple[str, list[str]]:
+    text = "\n".join(f"{k}: {v}" for k, v in new.items())
+    doc_type = FEDERAL_REGISTER_TYPES.get(new.get("type", "").strip().upper(), "")
+    terms = match_terms(text) + match_terms(text, FEDERAL_REGISTER_TERMS)
+    by_dea = DEA in new.get("agencies", "").lower()
+    if doc_type == "RULE" and by_dea and terms:
+        tier, why = "T1", f"DEA final rule naming {', '.join(terms)}"
+    elif doc_type in ("RULE", "PRORULE"):
+        tier, why = "T2", f"{'final' if doc_type == 'RULE' else 'proposed'} rule"
+    elif doc_type == "NOTICE":
+        ketamine = match_terms(text)
+        tier = "T2" if ketamine else "T3"
+        why = f"notice naming {', '.join(ketamine)}" if ketamine else "notice"
+    else:
+        tier, why = default, f"{new.get('type') or 'untyped'} document"
+    if kind == "new":
+        return tier, [f"new Federal Register {why}: {tier}"]
+    lowered = lower_tier(tier)
+    return lowered, [f"Federal Register {why} updated ({', '.join(sections)}): {lowered}"]
+
+
+def _dailymed_listing(
+    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
+) -> tuple[str, list[str]]:
+    if kind == "new":
+        return "T3", ["a new label set id in the DailyMed search: T3"]
+    return "T4", [f"DailyMed listing updated ({', '.join(sections)}): T4"]
+
+
+RECORD_RULES = {
+    "openfda_recalls": _recall,
+    "openfda_shortages": _shortage,
+    "openfda_drugsfda": _approval,
+    "federal_register": _federal_register,
+    "dailymed_spl": _dailymed_listing,
+}

@@ -13,16 +13,31 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-KINDS = ("page", "feed")
+#: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
+#: a document missing from it has been removed (monitor.history).
+RESULT_SET_KINDS = (
+    "openfda_label",
+    "openfda_recalls",
+    "openfda_shortages",
+    "openfda_drugsfda",
+    "dailymed_spl",
+    "federal_register",
+)
+KINDS = ("page", "feed", *RESULT_SET_KINDS)
 TIERS = ("T1", "T2", "T3", "T4", "T5")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 INTERVAL_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")
 INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The two DailyMed URLs a `dailymed_spl` source may watch (spiders/dailymed.py).
+DAILYMED_PATH = re.compile(r"/spls/[^/]+/history\.json$|/spls\.json$")
 
 _FIELDS = {
     "id": "the source id: lower-case letters, digits and _ (also the spider argument)",
     "kind": f"one of {', '.join(KINDS)}",
-    "url": "the http(s) URL to fetch",
+    "url": (
+        "the http(s) URL to fetch; API kinds: the full query URL (first page), "
+        "dailymed_spl: .../spls/SETID/history.json or .../spls.json?drug_name=..."
+    ),
     "title": "a human title used in alerts",
     "selector": "CSS selector of the watched region (pages; default 'main')",
     "interval": "how often to check, like '6h', '30m' or '1d'",
@@ -94,6 +109,11 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     url = urlsplit(raw["url"])
     if url.scheme not in ("http", "https") or not url.netloc:
         raise SourcesError(f"{where}: field 'url' = {raw['url']!r} is not an http(s) URL")
+    if raw["kind"] == "dailymed_spl" and not DAILYMED_PATH.search(url.path):
+        raise SourcesError(
+            f"{where}: field 'url' = {raw['url']!r} is not a DailyMed history or search: use "
+            ".../services/v2/spls/SETID/history.json or .../services/v2/spls.json?drug_name=..."
+        )
     interval = raw.get("interval", "6h")
     if not INTERVAL_PATTERN.match(interval):
         raise SourcesError(

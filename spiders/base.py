@@ -38,6 +38,7 @@ from twisted.web.http import PotentialDataLoss, _DataLoss
 
 from monitor.sources import SourceConfig
 from spiders.items import FAILED, NOT_MODIFIED, OK, Observation, SourceFetch
+from spiders.middlewares import RateLimited, RedirectLoop
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -52,6 +53,8 @@ HANDLED_STATUSES = [status for status in range(100, 600) if status not in REDIRE
 #: (short kind, exception types) — the first kind found anywhere in a failure's chain wins, so
 #: specific causes come before the Scrapy wrappers that carry them.
 ERROR_KINDS: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
+    ("rate limited", (RateLimited,)),
+    ("redirect loop", (RedirectLoop,)),
     ("dns", (CannotResolveHostError, DNSLookupError)),
     ("connection refused", (DownloadConnectionRefusedError, TxConnectionRefusedError)),
     ("timeout", (DownloadTimeoutError, TxTimeoutError, TCPTimedOutError)),

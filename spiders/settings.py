@@ -23,6 +23,15 @@ AUTOTHROTTLE_ENABLED = False
 RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+# 429 / 503 with Retry-After: wait as asked, up to this many seconds, then retry (within
+# RETRY_TIMES); a longer wait gives up for this run. Without the header RetryMiddleware retries.
+RETRY_AFTER_MAX_DELAY = 120
+# A redirect back to an already visited URL fails at once, with the loop in the error.
+REDIRECT_MAX_TIMES = 10
+DOWNLOADER_MIDDLEWARES = {
+    "spiders.middlewares.RetryAfterMiddleware": 560,  # before RetryMiddleware (550) sees it
+    "spiders.middlewares.RedirectLoopMiddleware": 610,  # before RedirectMiddleware (600)
+}
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 20 * 1024 * 1024

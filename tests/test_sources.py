@@ -80,3 +80,32 @@ def test_select_rejects_unknown_ids_and_lists_the_known_ones() -> None:
     assert [s.id for s in select(sources, ["fda_spravato_rems"])] == ["fda_spravato_rems"]
     with pytest.raises(SourcesError, match=r"unknown source id 'nope'.*fda_spravato_rems"):
         select(sources, ["nope"])
+
+
+def test_shipped_sources_include_the_label_and_regulatory_apis() -> None:
+    sources = load_sources(ROOT / "sources.toml")
+    kinds = {s.kind for s in sources.values()}
+    assert {
+        "openfda_label",
+        "openfda_recalls",
+        "openfda_shortages",
+        "openfda_drugsfda",
+        "dailymed_spl",
+        "federal_register",
+    } <= kinds
+    spravato = sources["openfda_spravato_label"]
+    assert spravato.url == (
+        'https://api.fda.gov/drug/label.json?search=set_id:"d81a6a79-a74a-44b7-822c-0dfa3036eaed"'
+    )
+    assert "api_key" not in "".join(s.url for s in sources.values())
+
+
+def test_a_dailymed_source_must_watch_a_history_or_a_search(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        '[[source]]\nid = "dm"\nkind = "dailymed_spl"\n'
+        'url = "https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SourcesError, match=r"\('dm'\): field 'url' = .*spls/SETID/history\.json"):
+        load_sources(path)

@@ -1,0 +1,63 @@
+"""Label / record test helpers: fixture paths, observations of API documents, one crawl step."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from db.models import Change
+from monitor import history
+from monitor.sources import SourceConfig
+from spiders.items import OK, Observation, SourceFetch
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+DAILYMED = FIXTURES / "dailymed"
+OPENFDA = FIXTURES / "openfda"
+FEDERAL_REGISTER = FIXTURES / "federal_register"
+
+
+def first_result(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))["results"][0]
+
+
+def observe(
+    source: SourceConfig, key: str, content: str, content_type: str, at: datetime
+) -> Observation:
+    return Observation(
+        source_id=source.id,
+        key=key,
+        url=source.url,
+        title=key,
+        content=content,
+        content_type=content_type,
+        fetched_at=at,
+        body=content.encode(),
+    )
+
+
+def crawl(
+    session: Session,
+    source: SourceConfig,
+    documents: dict[str, str],
+    content_type: str,
+    at: datetime,
+    outcome: str = OK,
+) -> list[Change]:
+    """One fetch of an API source: every document, then the fetch record (as the pipeline)."""
+    changes = [
+        history.record(session, observe(source, key, text, content_type, at), at, source=source)
+        for key, text in documents.items()
+    ]
+    found = [change for change in changes if change is not None]
+    keys = list(documents) if outcome == OK else []
+    fetch = SourceFetch(source.id, source.url, outcome, at, documents=len(keys), document_keys=keys)
+    history.record_fetch(session, fetch, at, source=source, changes=len(found))
+    session.commit()
+    removed = session.exec(
+        select(Change).where(Change.kind == "removed", Change.detected_at == at)
+    ).all()
+    return found + list(removed)

@@ -1,0 +1,93 @@
+"""`history.record_fetch` health bookkeeping, fetch by fetch: when notices are queued, and to whom.
+
+The real-crawl tests (test_source_health.py) show the same through Scrapy; these walk longer
+sequences of outcomes cheaply on an in-memory history.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from db.models import Alert, Source
+from monitor import history
+from monitor.config import Recipient
+from spiders.items import DRIFT, FAILED, NOT_MODIFIED, OK, SourceFetch
+from tests.conftest import T0, make_source
+
+OPS = Recipient(email="ops@example.org")
+
+
+def replay(
+    session: Session,
+    outcomes: list[str],
+    threshold: int = 3,
+    recipients: tuple[Recipient, ...] = (OPS,),
+    **source: object,
+) -> list[list[str]]:
+    """Record one fetch per outcome; return the notice kinds queued after each."""
+    config = make_source(**source)
+    history.sync_sources(session, [config])
+    queued: list[list[str]] = []
+    for number, outcome in enumerate(outcomes):
+        now = T0 + timedelta(hours=number)
+        fetch = SourceFetch(
+            source_id=config.id,
+            url=config.url,
+            outcome=outcome,
+            fetched_at=now,
+            http_status=500 if outcome == FAILED else 200,
+            error="HTTP 500" if outcome == FAILED else None,
+        )
+        history.record_fetch(
+            session,
+            fetch,
+            now,
+            source=config,
+            recipients=recipients,
+            failure_threshold=threshold,
+        )
+        session.commit()
+        queued.append([a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()])
+    return queued
+
+
+F, D, K, N = FAILED, DRIFT, OK, NOT_MODIFIED
+FAILING, DRIFTING, RECOVERED = "source_failing", "layout_drift", "source_recovered"
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "threshold", "overrides", "final"),
+    [
+        ([K, F, K, F, F, K], 3, {}, []),  # never 3 in a row: nothing at all
+        ([K, F, F, F], 3, {}, [FAILING]),
+        ([K, F, F, F, F, F, F], 3, {}, [FAILING]),  # one notice, however long it lasts
+        ([K, F, F, F, N], 3, {}, [FAILING, RECOVERED]),  # a 304 is a success
+        ([K, F, F, F, K, F, F, F], 3, {}, [FAILING, RECOVERED, FAILING]),  # a new episode
+        ([K, D, D, D, K], 3, {}, [DRIFTING, RECOVERED]),
+        ([K, F], 3, {"failure_threshold": 1}, [FAILING]),  # per-source threshold wins
+        ([K, F, F, F, F], 5, {}, []),  # Settings.failure_threshold
+    ],
+)
+def test_notices_follow_failures_in_a_row(
+    session: Session, outcomes: list[str], threshold: int, overrides: dict, final: list[str]
+) -> None:
+    assert replay(session, outcomes, threshold, **overrides)[-1] == final
+
+
+def test_the_source_row_says_what_went_wrong_and_clears_on_success(session: Session) -> None:
+    replay(session, [K, F, F, F])
+    row = session.get(Source, make_source().id)
+    assert row is not None
+    assert (row.health, row.consecutive_failures, row.last_error) == ("failing", 3, "HTTP 500")
+    replay(session, [K])
+    session.refresh(row)
+    assert (row.health, row.consecutive_failures, row.last_error) == ("ok", 0, None)
+
+
+def test_a_recipient_following_by_tag_gets_the_failing_notice(session: Session) -> None:
+    by_tag = Recipient(email="ketamine-desk@example.org", tags=("ketamine",))
+    queued = replay(session, [K, F, F, F], tags=("ketamine",), recipients=(by_tag,))
+    assert queued[-1] == [FAILING]
