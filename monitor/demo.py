@@ -22,6 +22,7 @@ from db.engine import open_database
 from db.models import Change
 from monitor.alerts import send_pending
 from monitor.cli import describe_change
+from monitor.cli_alerts import describe_report
 from monitor.config import Settings, load_settings
 from monitor.crawl import CrawlSummary, run_crawl
 from monitor.fixture_server import FixtureServer
@@ -108,7 +109,7 @@ def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] =
         )
     count = print_changes(engine, say)
     report = send_pending(engine, settings, sources, datetime.now(UTC))
-    say(f"\n== alerts: {report}")
+    say(f"\n== alerts: {describe_report(report, settings)}")
     emails = sorted(settings.outbox_dir.glob("*.eml"))
     say(f"\nalert emails ({len(emails)}):")
     for path in emails:
