@@ -1,22 +1,36 @@
 """Engine creation and schema upgrades.
 
 SQLite is opened with WAL, a busy timeout and foreign keys on, so that a crawl, `alerts send`
-and a reader can share one file. The schema is only ever created or changed by the versioned
-Alembic migrations in `db/migrations/`, never by `create_all` on an existing database.
+and a reader can share one file. PostgreSQL (`postgresql+psycopg://…`) works with the same models
+and migrations. The schema is only ever created or changed by the versioned Alembic migrations in
+`db/migrations/`, never by `create_all` on an existing database.
+
+Deployed as a zipped egg (Scrapyd), the code cannot migrate: Alembic reads its scripts from a
+directory. There `open_database` only checks that the schema is at the newest migration and
+otherwise says how to create or upgrade it, so a crawl job never changes a shared schema.
 """
 
 from __future__ import annotations
 
+import re
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+
+
+class SchemaNotReady(RuntimeError):
+    """The database has no fdawatch schema, or not the newest one, and this code cannot migrate."""
 
 
 def make_engine(url: str) -> Engine:
@@ -26,7 +40,7 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     database = parsed.database or ""
     in_memory = database in ("", ":memory:")
-    if not in_memory:
+    if not in_memory and not parsed.query.get("uri"):  # a `file:` URI names no folder to make
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
@@ -62,8 +76,58 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def can_migrate() -> bool:
+    """Whether the migration scripts are files on disk (not inside a zipped egg)."""
+    return (MIGRATIONS / "env.py").is_file()
+
+
+def head_revision() -> str:
+    """The newest migration's revision, read from the package (so also from inside an egg)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    versions = resources.files("db").joinpath("migrations").joinpath("versions")
+    for script in versions.iterdir():
+        if script.name.endswith(".py"):
+            text = script.read_text(encoding="utf-8")
+            revisions.update(_REVISION.findall(text))
+            parents.update(_DOWN_REVISION.findall(text))
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"db/migrations/versions must have exactly one head, found {heads}")
+    return heads.pop()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at (None: no fdawatch schema yet)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_at_head(engine: Engine) -> None:
+    """Raise `SchemaNotReady`, saying what to run, unless the schema is at the newest migration."""
+    head = head_revision()
+    current = current_revision(engine)
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    state = "has no fdawatch schema" if current is None else f"is at migration {current}"
+    raise SchemaNotReady(
+        f"the database {where} {state}, but this deployment needs migration {head} and cannot "
+        "migrate from inside a zipped egg: run `fdawatch changes` once with "
+        "FDAWATCH_DATABASE_URL set to it, from an installed fdawatch of the same version, to "
+        "create or upgrade the schema; then schedule the crawl again"
+    )
+
+
 def open_database(url: str) -> Engine:
-    """An engine whose schema is at the newest migration."""
+    """An engine whose schema is at the newest migration (migrated here when possible)."""
     engine = make_engine(url)
-    upgrade(engine)
+    try:
+        if can_migrate():
+            upgrade(engine)
+        else:
+            check_at_head(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine

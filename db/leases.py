@@ -1,14 +1,18 @@
 """Named, expiring leases: at most one holder at a time, released by expiry if the holder dies.
 
 Used for the daemon lock (one scheduler crawling a database at a time) and for claiming work
-among several workers. Only conditional writes are used, so SQLite and PostgreSQL behave alike.
+among several workers. Only conditional writes are used, so SQLite and PostgreSQL behave alike:
+an UPDATE that only matches a free or expired lease (or our own), else an INSERT that does nothing
+when the name exists. Under PostgreSQL's READ COMMITTED, a racing UPDATE waits for the other
+writer and re-checks its WHERE on the committed row, so two workers never both win.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, or_, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from db.models import Lease
@@ -28,16 +32,27 @@ def acquire(engine: Engine, name: str, holder: str, ttl: timedelta, now: datetim
         )
         if taken.rowcount == 1:
             return True
-        try:
-            with connection.begin_nested():
-                connection.execute(
-                    insert(Lease).values(
-                        name=name, holder=holder, acquired_at=now, expires_at=expires
-                    )
-                )
-        except IntegrityError:
-            return False  # held by someone else and not expired
-        return True
+        return _insert_if_absent(connection, name, holder, now, expires)
+
+
+def _insert_if_absent(
+    connection: Connection, name: str, holder: str, now: datetime, expires: datetime
+) -> bool:
+    """Create the lease unless the name exists (held by someone else and not expired)."""
+    values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": expires}
+    dialect = connection.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        # ON CONFLICT DO NOTHING: a lost race returns no row, not an error in the server log.
+        # (RETURNING, not rowcount: SQLAlchemy does not promise a rowcount for an INSERT.)
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(Lease).values(**values).on_conflict_do_nothing()
+        return connection.execute(statement.returning(Lease.name)).first() is not None
+    try:
+        with connection.begin_nested():
+            connection.execute(insert(Lease).values(**values))
+    except IntegrityError:
+        return False
+    return True
 
 
 def release(engine: Engine, name: str, holder: str) -> None:

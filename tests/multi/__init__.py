@@ -1,0 +1,1 @@
+"""Several workers on one database: claims, the outbox, the digest, Scrapyd."""

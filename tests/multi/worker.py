@@ -1,0 +1,57 @@
+"""One worker of the several-workers test, as a deployment would run it on each machine.
+
+Claims due sources (`monitor.claims`), crawls them in a child process (`monitor.crawl.run_crawl`),
+gives the claims back, drains the outbox; again and again until the stop file appears. Prints one
+JSON line per crawl, with the moments the claim was held, so the test can check that no two
+workers ever crawled one source at the same time.
+
+Usage: python -m tests.multi.worker NAME STOP_FILE
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from db.engine import make_engine
+from monitor.alerts import send_pending
+from monitor.claims import claim_sources, release_sources
+from monitor.config import load_settings
+from monitor.crawl import run_crawl
+from monitor.sources import load_sources
+
+LEASE = timedelta(seconds=60)  # longer than CRAWL_TIMEOUT: a live worker never loses a claim
+CRAWL_TIMEOUT = 45.0
+LIMIT = 2  # a worker takes at most two sources a turn, so the others get the rest
+
+
+def main(argv: list[str]) -> int:
+    name, stop_file = argv
+    settings = load_settings()
+    sources = load_sources(settings.sources_path)
+    engine = make_engine(settings.database_url)
+    while not Path(stop_file).exists():
+        claimed = claim_sources(
+            engine, name, list(sources.values()), datetime.now(UTC), LEASE, limit=LIMIT
+        )
+        if claimed:
+            start = time.time()
+            try:
+                summary = run_crawl(engine, settings, claimed, timeout=CRAWL_TIMEOUT)
+                status = summary.status
+            finally:
+                end = time.time()
+                release_sources(engine, name, claimed)
+            line = {"worker": name, "sources": [s.id for s in claimed], "start": start, "end": end}
+            print(json.dumps({**line, "status": status}), flush=True)
+        send_pending(engine, settings, sources, datetime.now(UTC))
+        time.sleep(0.05)
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
