@@ -57,6 +57,17 @@ def make_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLAlchemy issues BEGIN itself (below); the driver's own implicit BEGIN is off.
+        dbapi_connection.isolation_level = None
+
+    read_only = parsed.query.get("mode") == "ro"
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:  # type: ignore[no-untyped-def]
+        # A write lock from the start: two processes recording the same edit then run one after
+        # the other instead of both reading the old version (a doubled change and alert) or one
+        # failing with "database is locked" when its read snapshot turns stale.
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -8,6 +8,7 @@ files, and are never printed: `Settings.__repr__` hides them.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -156,6 +157,9 @@ _SECTIONS = {
     "scheduler": {"jitter", "misfire_grace"},
 }
 _TOP_KEYS = {*_SECTIONS, "recipient"}
+#: One plain address: a local part and a domain, nothing a mail header could be broken with.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"[^@\s<>,;:\"()\[\]\\]+@{_LABEL}(?:\.{_LABEL})*")
 _RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
 
 
@@ -169,7 +173,7 @@ def _recipient(raw: Any, index: int, path: Path) -> Recipient:
             f"{where}: unknown key {sorted(unknown)[0]!r} (known: {sorted(_RECIPIENT_KEYS)})"
         )
     email = raw.get("email")
-    if not isinstance(email, str) or "@" not in email or any(c in email for c in "\r\n <>,"):
+    if not isinstance(email, str) or not _EMAIL.fullmatch(email):
         raise ConfigError(
             f"{where}: 'email' must be one address like ops@example.org, not {email!r}"
         )

@@ -74,7 +74,11 @@ class SmtpMailer:
             return smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
         client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
         if smtp.starttls:
-            client.starttls(context=context)
+            try:
+                client.starttls(context=context)
+            except (OSError, smtplib.SMTPException):
+                client.close()  # a server without STARTTLS must not leak the open socket
+                raise
         return client
 
     def send(self, message: EmailMessage) -> str:

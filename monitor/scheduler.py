@@ -16,7 +16,6 @@ import contextlib
 import importlib
 import logging
 import os
-import re
 import signal
 import socket
 import threading
@@ -38,7 +37,7 @@ from db.models import Source
 from monitor.alerts import SendReport, send_pending
 from monitor.config import Settings
 from monitor.crawl import CrawlSummary, run_crawl
-from monitor.sources import SourceConfig, SourcesError
+from monitor.sources import SourceConfig, SourcesError, parse_cron
 
 log = logging.getLogger("fdawatch.scheduler")
 
@@ -51,7 +50,6 @@ LEASE_POLL_SECONDS = 2.0
 #: A job that fires waits this long for others due at the same moment, to share one process.
 BATCH_WINDOW_SECONDS = 1.0
 DEFAULT_CRAWL_TIMEOUT = 30 * 60
-CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 CrawlFunction = Callable[[Sequence[SourceConfig]], CrawlSummary | None]
 
@@ -75,39 +73,11 @@ def utc(value: datetime | None) -> datetime | None:
 # -- schedules -------------------------------------------------------------------------------
 
 
-def _crontab_weekdays(field: str) -> str:
-    """Crontab day-of-week numbers (0 and 7 = Sunday) as names.
-
-    APScheduler 3 numbers days from Monday = 0, so `from_crontab("0 6 * * 1")` would run on
-    Tuesdays; names mean the same to both.
-    """
-    days: set[int] = set()
-    for part in field.split(","):
-        if re.search(r"[a-z]", part, re.IGNORECASE):
-            return field  # names already: APScheduler reads them as cron does
-        base, _, step = part.partition("/")
-        if base == "*":
-            first, last = 0, 6
-        elif "-" in base:
-            first, last = (int(n) for n in base.split("-", 1))
-        else:
-            first = int(base)
-            last = 6 if step else first
-        if not 0 <= first <= 7 or not 0 <= last <= 7 or first > last:
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
-    if days == set(range(7)):
-        return "*"
-    return ",".join(CRONTAB_DAYS[day] for day in sorted(days))
-
-
 def cron_trigger(source: SourceConfig, jitter: float = 0) -> CronTrigger:
     """The source's crontab (minute hour day month weekday, UTC) as an APScheduler trigger."""
     assert source.cron is not None
-    fields = source.cron.split()
     try:
-        fields[4] = _crontab_weekdays(fields[4])
-        trigger = CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+        trigger = parse_cron(source.cron)
     except ValueError as error:
         raise SourcesError(
             f"source {source.id!r}: field 'cron' = {source.cron!r} is invalid ({error}); "

@@ -5,8 +5,13 @@
 RetryMiddleware; a wait longer than `RETRY_AFTER_MAX_DELAY` gives up for this run with an error
 saying when the server wants us back. `RedirectLoopMiddleware` stops a redirect loop at the first
 repeated URL (or after `REDIRECT_MAX_TIMES`) with an error naming the loop, instead of Scrapy's
-terse "max redirections reached". Both end in the spider's errback, so the source records one
-FAILED fetch and never a content change.
+terse "max redirections reached", and refuses a redirect to another site: another site's page
+recorded as this source would be a false "everything changed". `DownloadSizeMiddleware` names the
+size limit when a body without Content-Length grows past `DOWNLOAD_MAXSIZE` (Scrapy cancels it
+without a word). All end in the spider's errback, so the source records one FAILED fetch and
+never a content change. `LegacyCharsetMiddleware` reads an HTML page that names no charset and is
+not UTF-8 as windows-1252, as browsers do, instead of a statistical guess that can turn "ó" into
+"µ" (and into a false change once the server starts naming its charset).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Self
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+from scrapy import signals
 from scrapy.downloadermiddlewares.retry import get_retry_request
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DownloadCancelledError, IgnoreRequest, NotConfigured
+from scrapy.http import HtmlResponse
 from scrapy.utils.defer import maybe_deferred_to_future
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -38,6 +46,35 @@ class RateLimited(Exception):
 
 class RedirectLoop(Exception):
     """A redirect chain came back to a URL it had already visited, or never ended."""
+
+
+class OffsiteRedirect(IgnoreRequest):
+    """A redirect to another site: not followed, so its page is never recorded as this source."""
+
+
+class ResponseTooLarge(DownloadCancelledError):
+    """A body without a (truthful) Content-Length grew past DOWNLOAD_MAXSIZE."""
+
+
+#: Two-letter country domains whose registrable names sit one level deeper (fda.gov.uk-style
+#: `co.uk`, `gov.au`, `com.br`): the second-level labels that are really public suffixes.
+_SECOND_LEVEL_SUFFIXES = frozenset({"ac", "co", "com", "edu", "gov", "net", "org"})
+
+
+def site_of(host: str) -> str:
+    """The registrable part of a host (`www.accessdata.fda.gov` → `fda.gov`); an IP is itself."""
+    host = host.lower().rstrip(".")
+    labels = host.split(".")
+    if host.replace(".", "").isdigit() or ":" in host or len(labels) <= 2:
+        return host
+    keep = 3 if len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL_SUFFIXES else 2
+    return ".".join(labels[-keep:])
+
+
+def same_site(first_url: str, other_url: str) -> bool:
+    """True when both URLs are on one site: `fda.gov` → `www.fda.gov` is, `localhost` → IP not."""
+    first, other = urlsplit(first_url).hostname or "", urlsplit(other_url).hostname or ""
+    return first == other or site_of(first) == site_of(other)
 
 
 def retry_after_seconds(value: str | bytes | None, now: datetime) -> float | None:
@@ -145,6 +182,11 @@ class RedirectLoopMiddleware:
             return response
         target = urljoin(request.url, location.decode("latin-1"))
         visited = [*request.meta.get("redirect_urls", []), request.url]
+        if not same_site(visited[0], target):
+            raise OffsiteRedirect(
+                "redirected to another host, not followed (if the page really moved there, set "
+                f"the source's url to it): {visited[0]} -> {target}"
+            )
         if target in visited:
             chain = " -> ".join([*visited[visited.index(target) :], target])
             raise RedirectLoop(
@@ -156,4 +198,70 @@ class RedirectLoopMiddleware:
                 f"more than {self.max_redirects} redirects starting at {visited[0]} "
                 f"(last: {request.url} -> {target}); point the source's url at the final address"
             )
+        return response
+
+
+class DownloadSizeMiddleware:
+    """Says "too large" when Scrapy cancels a body that grew past DOWNLOAD_MAXSIZE.
+
+    A response that announces its size is refused by Scrapy with a clear message; one that
+    streams without a Content-Length is cancelled with an empty DownloadCancelledError. Counting
+    the bytes each request received (the `bytes_received` signal) tells the two causes apart.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.maxsize = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+        if not self.maxsize:
+            raise NotConfigured
+        self.received: dict[int, int] = {}
+        crawler.signals.connect(self.bytes_received, signal=signals.bytes_received)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def bytes_received(self, data: bytes, request: Request, spider: object) -> None:
+        self.received[id(request)] = self.received.get(id(request), 0) + len(data)
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        self.received.pop(id(request), None)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        received = self.received.pop(id(request), 0)
+        if isinstance(exception, DownloadCancelledError) and received > self.maxsize:
+            raise ResponseTooLarge(
+                f"Received more than {received} bytes which is larger than download max size "
+                f"({self.maxsize}) from {request.url}; the response is not recorded"
+            ) from exception
+
+
+class LegacyCharsetMiddleware:
+    """An HTML page with no declared charset that is not UTF-8 is read as windows-1252.
+
+    Declared means: a charset in Content-Type, a byte-order mark or a <meta> charset. Otherwise
+    Scrapy guesses statistically (charset_normalizer), which on a short Latin-1 page can pick
+    hp-roman8; browsers, and the WHATWG encoding standard, fall back to windows-1252, a superset
+    of Latin-1's printable characters.
+    """
+
+    FALLBACK = "cp1252"
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls()
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        if not isinstance(response, HtmlResponse):
+            return response
+        content_type = (response.headers.get("Content-Type") or b"").decode("latin-1")
+        body = response.body
+        if http_content_type_encoding(content_type) or read_bom(body)[0]:
+            return response
+        if html_body_declared_encoding(body):
+            return response
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return response.replace(encoding=self.FALLBACK)
         return response

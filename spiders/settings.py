@@ -26,11 +26,15 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 # 429 / 503 with Retry-After: wait as asked, up to this many seconds, then retry (within
 # RETRY_TIMES); a longer wait gives up for this run. Without the header RetryMiddleware retries.
 RETRY_AFTER_MAX_DELAY = 120
-# A redirect back to an already visited URL fails at once, with the loop in the error.
+# A redirect back to an already visited URL, or to another site, fails at once, with the reason.
 REDIRECT_MAX_TIMES = 10
 DOWNLOADER_MIDDLEWARES = {
     "spiders.middlewares.RetryAfterMiddleware": 560,  # before RetryMiddleware (550) sees it
     "spiders.middlewares.RedirectLoopMiddleware": 610,  # before RedirectMiddleware (600)
+    # after HttpCompressionMiddleware (590) has decompressed the body:
+    "spiders.middlewares.LegacyCharsetMiddleware": 585,
+    # next to the download handler, so it sees the cancelled download first:
+    "spiders.middlewares.DownloadSizeMiddleware": 950,
 }
 
 DOWNLOAD_TIMEOUT = 30

@@ -1,0 +1,156 @@
+"""Email faults against real SMTP servers on loopback: nothing lost, nothing sent twice.
+
+Each case drains the outbox against a server that refuses in one way, checks what the user reads
+(`SendReport` errors, the outbox row's `last_error`, `fdawatch alerts list --failed`) and then,
+for a temporary failure, drains again once the server behaves: the alert arrives exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from monitor import alerts
+from monitor.config import Recipient, SmtpSettings
+from monitor.mailer import SmtpMailer
+from tests.alerts import factory
+from tests.alerts.conftest import free_port
+from tests.alerts.helpers import NOW, SOURCES, outbox
+from tests.reliability.conftest import PASSWORD, USER, Smtp, queue
+from tests.reliability.helpers import db_bytes, fdawatch
+
+
+def drain(engine: Engine, smtp: SmtpSettings, now=NOW) -> alerts.SendReport:  # type: ignore[no-untyped-def]
+    settings = factory.settings(smtp=smtp, recipients=(factory.ALICE,))
+    return alerts.send_pending(engine, settings, SOURCES, now, SmtpMailer(smtp))
+
+
+def plain(port: int, **options: object) -> SmtpSettings:
+    return SmtpSettings(host="127.0.0.1", port=port, timeout=5, **options)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    name: str
+    stage: str
+    reply: str
+    temporary: bool
+    error: str
+
+
+REFUSALS = [
+    Refusal("421_service_closing", "DATA", "421 4.3.2 Service shutting down", True, "421"),
+    Refusal(
+        "450_mailbox_busy",
+        "RCPT",
+        "450 4.2.1 Mailbox busy, try later",
+        True,
+        "450 4.2.1 Mailbox busy",
+    ),
+    Refusal(
+        "550_no_such_user",
+        "RCPT",
+        "550 5.1.1 No such user here",
+        False,
+        "550 5.1.1 No such user here",
+    ),
+    Refusal(
+        "553_invalid_recipient_address",
+        "RCPT",
+        "553 5.1.3 Bad recipient address syntax",
+        False,
+        "553 5.1.3 Bad recipient address syntax",
+    ),
+]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: r.name)
+def test_a_refusal_is_retried_or_failed_by_its_code_and_never_lost_or_doubled(
+    file_engine: Engine, smtp: Smtp, refusal: Refusal
+) -> None:
+    queue(file_engine)
+    smtp.inbox.replies[refusal.stage].append(refusal.reply)
+
+    report = drain(file_engine, plain(smtp.port))
+
+    (row,) = outbox(file_engine)
+    assert refusal.error in (row.last_error or "")
+    assert any(refusal.error in e for e in report.errors)
+    assert row.status == ("pending" if refusal.temporary else "failed")
+    later = drain(file_engine, plain(smtp.port), now=NOW + timedelta(hours=1))
+    if refusal.temporary:
+        assert (later.emails, len(smtp.inbox.messages)) == (1, 1)
+        assert outbox(file_engine)[0].status == "sent"
+    else:  # a permanent refusal is not hammered again; the user finds it in the failed list
+        assert later.nothing_due and smtp.inbox.messages == []
+    assert drain(file_engine, plain(smtp.port), now=NOW + timedelta(days=1)).nothing_due
+
+
+def test_smtp_refused_keeps_the_alert_pending_with_the_server_named(file_engine: Engine) -> None:
+    queue(file_engine)
+    port = free_port()
+
+    report = drain(file_engine, plain(port))
+
+    (row,) = outbox(file_engine)
+    assert row.status == "pending" and row.attempts == 1
+    assert f"smtp 127.0.0.1:{port}: cannot connect (ConnectionRefusedError" in (
+        row.last_error or ""
+    )
+    assert report.retry_emails == 1 and report.emails == 0
+
+
+def test_tls_required_but_not_offered_is_a_retryable_error_naming_starttls(
+    file_engine: Engine, smtp: Smtp
+) -> None:
+    queue(file_engine)
+
+    report = drain(file_engine, plain(smtp.port, starttls=True))
+
+    (row,) = outbox(file_engine)
+    assert row.status == "pending"
+    assert "STARTTLS extension not supported by server" in (row.last_error or "")
+    assert smtp.inbox.messages == [] and report.retry_emails == 1
+
+
+def test_an_invalid_recipient_address_is_refused_at_load_time(tmp_path: Path) -> None:
+    config = tmp_path / "fdawatch.toml"
+    config.write_text('[[recipient]]\nemail = "ops@@clinic.example"\n', encoding="utf-8")
+    (tmp_path / "sources.toml").write_text("", encoding="utf-8")
+    result = fdawatch({"FDAWATCH_CONFIG": str(config)}, "sources", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"fdawatch: error: {config}: [[recipient]] #1: 'email' must be one address like "
+        "ops@example.org, not 'ops@@clinic.example'"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_an_authentication_failure_names_the_user_and_never_the_password(
+    tmp_path: Path, file_engine: Engine
+) -> None:
+    queue(file_engine, (Recipient(email="ops@clinic.example"),))
+    with Smtp(auth=True) as server:
+        env = {
+            "FDAWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'history.db'}",
+            "FDAWATCH_SOURCES": str(tmp_path / "sources.toml"),
+            "FDAWATCH_CONFIG": "",
+            "FDAWATCH_SMTP_URL": f"smtp://{USER}:{PASSWORD}@127.0.0.1:{server.port}",
+        }
+        send = fdawatch(env, "alerts", "send", cwd=tmp_path)
+        listed = fdawatch(env, "alerts", "list", "--json", cwd=tmp_path)
+    assert send.returncode == 0, send.stderr
+    assert f"authentication failed for user {USER} (535)" in send.stderr
+    assert "0 to retry later" not in send.stdout  # it will be retried once the login is fixed
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["status"] == "pending" and USER in row["last_error"]
+    assert server.inbox.messages == []
+    for output in (send.stdout, send.stderr, listed.stdout, listed.stderr):
+        assert PASSWORD not in output
+    assert PASSWORD.encode() not in db_bytes(tmp_path / "history.db")
