@@ -57,9 +57,11 @@ def make_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-        # SQLAlchemy issues BEGIN itself (below); the driver's own implicit BEGIN is off.
-        dbapi_connection.isolation_level = None
+        if not in_memory:  # SQLAlchemy issues BEGIN itself (below), not the driver
+            dbapi_connection.isolation_level = None
 
+    if in_memory:  # one connection shared by a test's threads: the driver's BEGIN suffices
+        return engine
     read_only = parsed.query.get("mode") == "ro"
 
     @event.listens_for(engine, "begin")

@@ -83,6 +83,7 @@ class Settings:
     openfda_api_key: str | None = field(default=None, repr=False)
     scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
+    scheduler_shared: bool = False  # several daemons share one database's sources (claims)
 
 
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -94,6 +95,12 @@ def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no")
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, not {value!r}")
+    return value
 
 
 def _number(value: Any, where: str, kind: type[int] | type[float], minimum: float = 0) -> Any:
@@ -154,7 +161,7 @@ _SECTIONS = {
     "mail": {"from", "outbox_dir", "storm_cap"},
     "health": {"failure_threshold"},
     "site": {"url"},
-    "scheduler": {"jitter", "misfire_grace"},
+    "scheduler": {"jitter", "misfire_grace", "shared"},
 }
 _TOP_KEYS = {*_SECTIONS, "recipient"}
 #: One plain address: a local part and a domain, nothing a mail header could be broken with.
@@ -275,6 +282,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         site_url=str(_section(data, "site", config_path).get("url", "")),
         openfda_api_key=env.get("FDAWATCH_OPENFDA_API_KEY") or None,
+        scheduler_shared=_boolean(
+            scheduler.get("shared", False), f"{config_path}: [scheduler] shared"
+        ),
         scheduler_jitter=_number(
             scheduler.get("jitter", 60.0), f"{config_path}: [scheduler] jitter", float
         ),

@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from db import leases
 from db.models import Source
+from monitor import claims
 from monitor.alerts import SendReport, send_pending
 from monitor.config import Settings
 from monitor.crawl import CrawlSummary, run_crawl
@@ -49,6 +50,7 @@ DIGEST_SECONDS = 3600
 LEASE_POLL_SECONDS = 2.0
 #: A job that fires waits this long for others due at the same moment, to share one process.
 BATCH_WINDOW_SECONDS = 1.0
+CLAIM_MARGIN = timedelta(minutes=5)  # a shared worker's claim outlives its crawl timeout
 DEFAULT_CRAWL_TIMEOUT = 30 * 60
 
 CrawlFunction = Callable[[Sequence[SourceConfig]], CrawlSummary | None]
@@ -223,6 +225,9 @@ class Watcher:
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self.last_send: SendReport | None = None
+        #: Shared mode: several daemons on one database claim sources one by one instead of
+        #: one daemon holding the whole database ("scheduler" lease).
+        self.shared = settings.scheduler_shared
 
     def _run_crawl(self, batch: Sequence[SourceConfig]) -> CrawlSummary:
         return run_crawl(self.engine, self.settings, batch, timeout=self.crawl_timeout)
@@ -241,11 +246,30 @@ class Watcher:
             batch = [source for sid, source in self.sources.items() if sid in due]
             if not batch or self.stopping.is_set():
                 return  # an earlier job already crawled ours, or we are shutting down
+            if self.shared:
+                self.crawl_claimed(batch)
+                return
             if not self.lease.acquire():  # a `run --once` pass is crawling: it covers ours
                 holder = self.lease.other_holder()
                 log.warning("skipping %s: %s holds the scheduler lock", ", ".join(due), holder)
                 return
             self.crawl_batch(batch)
+
+    def crawl_timeout_delta(self) -> timedelta:
+        """How long a shared worker's claim lasts: its crawl timeout plus a margin."""
+        return timedelta(seconds=self.crawl_timeout) + CLAIM_MARGIN
+
+    def crawl_claimed(self, batch: Sequence[SourceConfig]) -> CrawlSummary | None:
+        """Shared mode: crawl the part of `batch` no other worker holds or just checked."""
+        lease = self.crawl_timeout_delta()
+        mine = claims.claim_sources(self.engine, self.lease.holder, batch, self.clock(), lease)
+        if not mine:
+            log.info("skipping %s: other workers have them", ", ".join(s.id for s in batch))
+            return None
+        try:
+            return self.crawl_batch(mine)
+        finally:
+            claims.release_sources(self.engine, self.lease.holder, mine)
 
     def crawl_batch(self, batch: Sequence[SourceConfig]) -> CrawlSummary | None:
         """Crawl `batch` now (the caller holds the lease) and log what came of it."""
@@ -292,6 +316,8 @@ class Watcher:
 
     def heartbeat(self) -> None:
         """Renew the lock; if another process took it (we were frozen too long), say so."""
+        if self.shared:
+            return  # shared workers hold per-source claims only while crawling
         if not self.lease.acquire():
             log.warning("crawls paused: %s", self.lease.held_message())
 
@@ -405,7 +431,7 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
             scheduler.shutdown(wait=False)
 
     with stop_on_signals(stop):
-        if not watcher.lease.acquire():
+        if not watcher.shared and not watcher.lease.acquire():
             if not wait_for_lock:
                 raise LeaseHeld(watcher.lease.held_message())
             if not watcher.lease.wait(watcher.stopping, None, LEASE_POLL_SECONDS):
@@ -433,6 +459,10 @@ def run_once(watcher: Watcher, *, lock_timeout: float) -> CrawlSummary | None:
     LeaseHeld when the wait runs out; returns the crawl summary (None if stopped first).
     """
     with stop_on_signals(watcher.stop):
+        if watcher.shared:
+            summary = watcher.crawl_claimed(list(watcher.sources.values()))
+            watcher.send_alerts()
+            return summary
         if not watcher.lease.wait(watcher.stopping, lock_timeout, LEASE_POLL_SECONDS):
             if watcher.stopping.is_set():
                 return None
