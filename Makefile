@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test lint run clean chromium
+.PHONY: setup demo test lint run clean chromium bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,19 @@ run: $(STAMP)  ## one monitoring pass against the live sources, then send alerts
 
 clean:
 	rm -rf var/demo var/test-artifacts
+
+# `make bench`: fdawatch on the loopback fixture (bench/README.md); N pages, M feeds. PEERS=1 also
+# runs urlwatch and changedetection.io beside it through ../shared/bench (venvs in /tmp/benchvenvs).
+N     ?= 1000
+M     ?= 50
+PEERS ?= 0
+PEERS_HARNESS := ../shared/bench/run_peers.sh
+
+bench: $(STAMP)  ## the benchmark: three passes, scored against the planted changes
+	$(BIN)/python -m bench.run --pages $(N) --feeds $(M) $(BENCH_ARGS)
+ifeq ($(PEERS),1)
+	test -x /tmp/benchvenvs/cdio/bin/changedetection.io || $(PEERS_HARNESS) setup
+	$(PEERS_HARNESS) --pages $(N) --feeds $(M) --tools urlwatch,cdio,fdawatch \
+	  --urlwatch-filter css-main --fdawatch-dir $(CURDIR) --out $(CURDIR)/bench/results/peers
+	$(BIN)/python -m bench.peers bench/results/peers
+endif

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -28,6 +29,9 @@ from monitor.sources import SourceConfig, SourcesError, load_sources
 from monitor.sources import select as select_sources
 
 EXIT_USAGE = 2
+#: True when this process is the `fdawatch` command itself (see `main`): it runs one command and
+#: exits, so `crawl` may run Scrapy's reactor here instead of in a child (it cannot restart).
+ONE_SHOT = False
 
 
 class AppContext:
@@ -167,7 +171,10 @@ def crawl_command(
     if not source_ids and not crawl_all:
         raise click.UsageError("name source ids (see `fdawatch sources`) or pass --all")
     chosen = select_sources(app.sources(), list(source_ids))
-    summary = run_crawl(app.engine(), app.settings, chosen, timeout=timeout)
+    in_process = ONE_SHOT and "twisted.internet.reactor" not in sys.modules
+    summary = run_crawl(
+        app.engine(), app.settings, chosen, timeout=timeout, in_process=in_process
+    )
     rows = [
         [
             r.source_id,
@@ -393,20 +400,94 @@ def history_command(app: AppContext, source_id: str, limit: int) -> None:
             )
 
 
-def _register_groups() -> None:
-    """Command groups that live in their own modules (imported here to avoid import cycles)."""
-    from monitor.cli_alerts import alerts
-    from monitor.cli_digest import COMMANDS as digest_commands
+def _group_commands(module: str) -> list[click.Command]:
+    """The commands one of the other command modules adds (imported here: import cycles)."""
+    if module == "monitor.cli_alerts":
+        from monitor.cli_alerts import alerts
+
+        return [alerts]
+    if module == "monitor.cli_digest":
+        from monitor.cli_digest import COMMANDS as digest_commands
+
+        return list(digest_commands)
+    if module == "monitor.cli_run":
+        from monitor.cli_run import run_command, status_command
+
+        return [run_command, status_command]
     from monitor.cli_labels import label_sections
-    from monitor.cli_run import run_command, status_command
 
-    cli.add_command(alerts)
-    for command in (*digest_commands, run_command, status_command, label_sections):
-        cli.add_command(command)
+    return [label_sections]
 
 
-_register_groups()
+#: Which module adds which command. Only a hint: a name missing here loads every module.
+_LAZY = {
+    "alerts": "monitor.cli_alerts",
+    "digest": "monitor.cli_digest",
+    "serve": "monitor.cli_digest",
+    "evidence": "monitor.cli_digest",
+    "run": "monitor.cli_run",
+    "status": "monitor.cli_run",
+    "label-sections": "monitor.cli_labels",
+}
+
+
+class _LazyCommands(dict[str, click.Command]):
+    """`cli.commands`, importing the other command modules only when they are asked for.
+
+    `fdawatch changes` need not import the scheduler, the digest site and the label parser: a
+    lookup of one name imports only its module; listing or counting the commands imports all.
+    """
+
+    def __init__(self, commands: dict[str, click.Command]) -> None:
+        super().__init__(commands)
+        self.pending = set(_LAZY.values())
+
+    def _load(self, name: str | None = None) -> None:
+        if name is not None and dict.__contains__(self, name):
+            return
+        wanted = {_LAZY[name]} if name in _LAZY else set(self.pending)
+        for module in sorted(wanted & self.pending):
+            self.pending.discard(module)
+            for command in _group_commands(module):
+                cli.add_command(command)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._load(name)
+        return dict.get(self, name, default)
+
+    def __getitem__(self, name: str) -> click.Command:
+        self._load(name)
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name: object) -> bool:
+        self._load(name if isinstance(name, str) else None)
+        return dict.__contains__(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self._load()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._load()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._load()
+        return dict.items(self)
+
+
+cli.commands = _LazyCommands(cli.commands)
 
 
 def main() -> None:
+    global ONE_SHOT
+    ONE_SHOT = True
     cli(prog_name="fdawatch")

@@ -1,14 +1,18 @@
-"""Run one crawl of some sources in a child process and summarise what came of it.
+"""Run one crawl of some sources and summarise what came of it.
 
-The parent opens (and migrates) the database, registers the sources, opens a `CrawlRun`, starts
-`monitor.crawl_process` for all the selected sources at once, and closes the run from the fetch
-records the child wrote, even when the child crashed or timed out.
+The caller opens (and migrates) the database; `run_crawl` registers the sources, opens a
+`CrawlRun`, crawls all the selected sources at once with `monitor.crawl_process` — in a child
+process by default (the scheduler crawls again and again, and a reactor cannot restart), or in
+this process for a one-shot `fdawatch crawl` — and closes the run from the fetch records the
+crawl wrote, even when it crashed or timed out.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,14 +119,61 @@ def run_crawl(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     log_level: str = "WARNING",
+    in_process: bool = False,
 ) -> CrawlSummary:
-    """Crawl `sources` once, in one child process; return the run's summary."""
+    """Crawl `sources` once (one child process, or this one); return the run's summary.
+
+    `in_process=True` is for a process that crawls only once (the reactor cannot restart).
+    """
     with Session(engine) as session:
         history.sync_sources(session, sources)
         run = CrawlRun(started_at=datetime.now(UTC), source_ids=[s.id for s in sources])
         session.add(run)
         session.commit()
         run_id = run.id
+    assert run_id is not None
+    if in_process:
+        status, tail = _crawl_here(settings, sources, run_id, timeout, log_level)
+    else:
+        status, tail = _crawl_in_child(settings, sources, run_id, timeout, log_level)
+    with Session(engine) as session:
+        run = session.get(CrawlRun, run_id)
+        assert run is not None
+        _record_missing_fetches(session, run, settings, sources, status)
+        history.finish_run(session, run, datetime.now(UTC), status=status)
+        session.commit()
+        return _summary(session, run, tail)
+
+
+def _crawl_here(
+    settings: Settings,
+    sources: Sequence[SourceConfig],
+    run_id: int,
+    timeout: float,
+    log_level: str,
+) -> tuple[str, str]:
+    """The crawl in this process: (status, log tail), like a child's exit and stderr."""
+    from monitor.crawl_process import TailHandler, crawl_sources
+
+    tail = TailHandler(getattr(logging, log_level.upper(), logging.WARNING))
+    try:
+        finished = crawl_sources(
+            settings, sources, run_id, log_level=log_level, timeout=timeout, tail=tail
+        )
+    except Exception:
+        lines = [tail.tail(), traceback.format_exc()]
+        return "crashed", "\n".join(("\n".join(lines)).strip().splitlines()[-15:])
+    return ("finished" if finished else "timed out"), tail.tail()
+
+
+def _crawl_in_child(
+    settings: Settings,
+    sources: Sequence[SourceConfig],
+    run_id: int,
+    timeout: float,
+    log_level: str,
+) -> tuple[str, str]:
+    """The crawl in a fresh child process: (status, the tail of its stderr)."""
     command = [
         sys.executable,
         "-m",
@@ -153,11 +204,4 @@ def run_crawl(
             if isinstance(expired.stderr, bytes)
             else (expired.stderr or "")
         )
-    tail = "\n".join(stderr.strip().splitlines()[-15:])
-    with Session(engine) as session:
-        run = session.get(CrawlRun, run_id)
-        assert run is not None
-        _record_missing_fetches(session, run, settings, sources, status)
-        history.finish_run(session, run, datetime.now(UTC), status=status)
-        session.commit()
-        return _summary(session, run, tail)
+    return status, "\n".join(stderr.strip().splitlines()[-15:])

@@ -32,8 +32,15 @@ from spiders.items import DRIFT, FAILED, GONE, OK, Observation, SourceFetch
 
 def sync_sources(session: Session, sources: Sequence[SourceConfig]) -> None:
     """Create or update the `Source` rows of `sources`; a new URL forgets the old validators."""
+    ids = [config.id for config in sources]
+    known: dict[str, Source] = {}
+    for start in range(0, len(ids), 500):  # one query per 500 sources, not one per source
+        chunk = ids[start : start + 500]
+        known.update(
+            (row.id, row) for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
+        )
     for config in sources:
-        row = session.get(Source, config.id)
+        row = known.get(config.id)
         if row is None:
             session.add(Source(id=config.id, kind=config.kind, url=config.url, title=config.title))
             continue
@@ -100,6 +107,12 @@ def _snapshot(
     session.add(snapshot)
     session.flush()
     return snapshot
+
+
+def _current_sha(session: Session, document: Document) -> str | None:
+    """The hash of a document's current snapshot, without loading its text."""
+    query = select(Snapshot.sha256).where(Snapshot.id == document.current_snapshot_id)
+    return session.exec(query).first()
 
 
 def _document(session: Session, source_id: str, key: str) -> Document | None:
@@ -238,6 +251,8 @@ def record(
             run_id=run_id,
         )
     document.last_seen_at = now
+    if document.removed_at is None and _current_sha(session, document) == sha:
+        return None  # the common case: compared by hash, the stored text is never loaded
     current = session.get(Snapshot, document.current_snapshot_id)
     assert current is not None
     if current.sha256 == sha and document.removed_at is None:
