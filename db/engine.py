@@ -137,7 +137,8 @@ def open_database(url: str) -> Engine:
     engine = make_engine(url)
     try:
         if can_migrate():
-            upgrade(engine)
+            if current_revision(engine) != head_revision():  # a cheap check; most opens stop here
+                upgrade(engine)
         else:
             check_at_head(engine)
     except BaseException:

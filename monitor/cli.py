@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, col, select
 
 from db.engine import open_database
@@ -56,11 +56,18 @@ class AppContext:
 
     def engine(self) -> Engine:
         if self._engine is None:
+            url = self.settings.database_url
             try:
-                self._engine = open_database(self.settings.database_url)
-            except OperationalError as error:
+                self._engine = open_database(url)
+            except ModuleNotFoundError as error:
                 raise ConfigError(
-                    f"cannot open the database {self.settings.database_url!r}: {error.orig}; "
+                    f"cannot open the database {url!r}: its driver {error.name!r} is not "
+                    "installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
+                ) from None
+            except (OperationalError, ArgumentError, OSError) as error:
+                reason = getattr(error, "orig", None) or error
+                raise ConfigError(
+                    f"cannot open the database {url!r}: {reason}; "
                     "check FDAWATCH_DATABASE_URL or --database"
                 ) from None
         return self._engine
@@ -77,7 +84,16 @@ class FdawatchGroup(click.Group):
             return super().invoke(ctx)
         except (ConfigError, SourcesError, LookupError) as error:
             message = error.args[0] if error.args else str(error)
-            click.echo(f"fdawatch: error: {message}", err=True)
+            click.echo(f"fdawatch: error: {' '.join(str(message).split())}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except OperationalError as error:  # a database that refuses writes (read-only, full)
+            url = ctx.obj.settings.database_url if isinstance(ctx.obj, AppContext) else "?"
+            reason = " ".join(str(error.orig).split())
+            click.echo(
+                f"fdawatch: error: cannot write to the database {url!r}: {reason}; check that the "
+                "file and its folder are writable and the disk is not full (history unchanged)",
+                err=True,
+            )
             ctx.exit(EXIT_USAGE)
 
 

@@ -224,7 +224,10 @@ def record(
             return None  # a feed item outside the watched terms is not kept
     if row.first_fetched_at is None:
         row.first_fetched_at = observation.fetched_at
-    baseline = observation.fetched_at <= row.first_fetched_at
+    # Until one fetch of the source has been fully recorded (`record_fetch` marks it a success),
+    # everything is baseline: a crawl killed halfway through its first fetch, or a feed whose
+    # first fetch kept no item, must not turn the rest of its baseline into "new" alerts.
+    baseline = row.last_success_at is None
     sha = content_sha256(text)
     if document is None:
         snapshot = _snapshot(session, observation, text, sha, meta)

@@ -7,7 +7,6 @@ crash loses at most the item in flight and a re-run records it again, once.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -37,7 +36,7 @@ class HistoryPipeline:
         }
         self.run_id: int | None = settings.getint("FDAWATCH_RUN_ID") or None
         self.owns_run = self.run_id is None
-        self.changes: Counter[str] = Counter()
+        self.pending: dict[str, list[Observation]] = {}
         self.seen: set[str] = set()
         self.engine = open_database(self.config.database_url)
 
@@ -65,43 +64,40 @@ class HistoryPipeline:
         self.engine.dispose()
 
     def process_item(self, item: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                self._record(item)
-                break
-            except IntegrityError:
-                # Another process recorded the same version first; the retry sees its rows.
-                if attempt == 2:
-                    raise
+        """Observations wait for their source's SourceFetch; then all land in one transaction.
+
+        A source's documents and its fetch record commit together, so a crash mid-source leaves
+        nothing half-recorded: the validators stay old and the next crawl records it all again.
+        """
+        if isinstance(item, Observation):
+            self.pending.setdefault(item.source_id, []).append(item)
+        elif isinstance(item, SourceFetch):
+            observations = self.pending.pop(item.source_id, [])
+            for attempt in (1, 2):
+                try:
+                    self._record_source(item, observations)
+                    break
+                except IntegrityError:
+                    # Another process recorded the same version first; the retry sees its rows.
+                    if attempt == 2:
+                        raise
         return item
 
-    def _record(self, item: Any) -> None:
+    def _record_source(self, fetch: SourceFetch, observations: list[Observation]) -> None:
         now = datetime.now(UTC)
+        source = self.sources[fetch.source_id]
+        recipients = self.config.recipients
         with Session(self.engine) as session:
-            if isinstance(item, Observation):
-                source = self.sources[item.source_id]
+            changes = 0
+            for observation in observations:
                 change = history.record(
-                    session,
-                    item,
-                    now,
-                    source=source,
-                    recipients=self.config.recipients,
+                    session, observation, now, source=source, recipients=recipients,
                     run_id=self.run_id,
-                )
-                session.commit()
-                if change is not None:
-                    self.changes[item.source_id] += 1
-            elif isinstance(item, SourceFetch):
-                source = self.sources[item.source_id]
-                history.record_fetch(
-                    session,
-                    item,
-                    now,
-                    source=source,
-                    recipients=self.config.recipients,
-                    run_id=self.run_id,
-                    changes=self.changes.pop(item.source_id, 0),
-                    failure_threshold=self.config.failure_threshold,
-                )
-                session.commit()
-                self.seen.add(item.source_id)
+                )  # fmt: skip
+                changes += change is not None
+            history.record_fetch(
+                session, fetch, now, source=source, recipients=recipients, run_id=self.run_id,
+                changes=changes, failure_threshold=self.config.failure_threshold,
+            )  # fmt: skip
+            session.commit()
+        self.seen.add(fetch.source_id)

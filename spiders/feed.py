@@ -8,6 +8,7 @@ encodings. Keeping only the items about ketamine is the monitor's job, not the s
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
@@ -20,6 +21,13 @@ from monitor.sources import SourceConfig
 from spiders.base import WatchSpider, header
 from spiders.items import Observation, SourceFetch
 
+#: A feed never needs its own entities; declaring them is the shape of an entity-expansion
+#: ("billion laughs") or external-entity attack, so such a body is refused, not parsed.
+ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
+ENTITY_REFUSAL = (
+    "feed declares XML entities (<!ENTITY>): refused, a feed never needs them "
+    "(entity-expansion or external-entity attack?)"
+)
 STAT_WITHOUT_KEY = "fdawatch/feed/items_without_key"
 STAT_DUPLICATE_KEY = "fdawatch/feed/duplicate_keys"
 
@@ -31,6 +39,9 @@ class FeedSpider(WatchSpider):
     def parse_ok(
         self, source: SourceConfig, response: Response, fetched_at: datetime
     ) -> Iterator[Observation | SourceFetch]:
+        if ENTITY_DECLARATION.search(response.body[:65536]):
+            yield self.failed(source, response, fetched_at, ENTITY_REFUSAL)
+            return
         parsed = parse_feed(response.body, response.url, header(response, "content-type"))
         observations = list(self.entry_observations(source, response, fetched_at, parsed.entries))
         problem = unreadable_feed_problem(parsed, response, kept=len(observations))

@@ -95,6 +95,8 @@ def test_replay_finds_exactly_the_new_items_and_only_real_edits(
                     created.add(change.doc_key.split("://", 1)[-1])
             else:
                 assert item.outcome == "ok" and item.documents == 20
+                item.fetched_at = now
+                history.record_fetch(session, item, now, source=SOURCE, changes=len(created))
         session.commit()
         found_new.append(created)
     assert found_new == expected_new

@@ -231,20 +231,49 @@ def test_failing_source_alerts_once_after_threshold_and_once_on_recovery(
 FEED = make_source(id="fda_recalls_rss", kind="feed", url="https://www.fda.gov/rss.xml", tier="T3")
 
 
+def crawl_feed(
+    session: Session, source: SourceConfig, items: list[tuple[str, str]], clock: Clock
+) -> list[Change]:
+    """One fetch of a feed as the pipeline records it: its items, then the fetch record."""
+    now = clock.tick()
+    changes = []
+    for key, text in items:
+        change = history.record(session, item(source, key, text, text, now), now, source=source)
+        changes += [change] if change else []
+    fetch = SourceFetch(source.id, source.url, OK, now, documents=len(items))
+    history.record_fetch(session, fetch, now, source=source, changes=len(changes))
+    session.commit()
+    return changes
+
+
 def test_feed_items_after_the_baseline_are_new_and_rolled_off_items_are_not_removed(
     session: Session, registered, clock: Clock
 ) -> None:
     registered(FEED)
-    first = clock.tick()
-    for key in ("https://www.fda.gov/a", "https://www.fda.gov/b"):
-        history.record(session, item(FEED, key, key, "Recall text", first), first, source=FEED)
-    second = clock.tick()
+    crawl_feed(
+        session, FEED, [("https://www.fda.gov/a", "A"), ("https://www.fda.gov/b", "B")], clock
+    )
     # b rolled off the feed, c appeared.
-    for key in ("https://www.fda.gov/a", "https://www.fda.gov/c"):
-        history.record(session, item(FEED, key, key, "Recall text", second), second, source=FEED)
-    session.commit()
+    crawl_feed(
+        session, FEED, [("https://www.fda.gov/a", "A"), ("https://www.fda.gov/c", "C")], clock
+    )
     changes = session.exec(select(Change)).all()
     assert [(c.kind, c.doc_key) for c in changes] == [("new", "https://www.fda.gov/c")]
+
+
+def test_first_watched_item_after_a_first_crawl_that_kept_nothing_is_new(
+    session: Session, registered, clock: Clock
+) -> None:
+    """A terms-filtered feed whose first crawl had no ketamine item has still been baselined."""
+    source = make_source(
+        id="fda_medwatch_rss", kind="feed", url="https://www.fda.gov/m.xml", terms=("@ketamine",)
+    )
+    registered(source)
+    assert crawl_feed(session, source, [("https://www.fda.gov/egg", "Egg recall")], clock) == []
+    (change,) = crawl_feed(
+        session, source, [("https://www.fda.gov/k", "Compounded ketamine troches recalled")], clock
+    )
+    assert change.kind == "new" and change.doc_key == "https://www.fda.gov/k"
 
 
 @pytest.mark.parametrize(
@@ -263,19 +292,9 @@ def test_feed_terms_keep_only_matching_items(
         id="fda_medwatch_rss", kind="feed", url="https://www.fda.gov/m.xml", terms=("@ketamine",)
     )
     registered(source)
-    baseline = clock.tick()
-    history.record(
-        session,
-        item(source, "https://www.fda.gov/old", "old", "ketamine", baseline),
-        baseline,
-        source=source,
-    )
-    now = clock.tick()
-    change = history.record(
-        session, item(source, "https://www.fda.gov/x", text, text, now), now, source=source
-    )
-    session.commit()
-    assert (change is not None) == kept
+    crawl_feed(session, source, [("https://www.fda.gov/old", "ketamine")], clock)
+    changes = crawl_feed(session, source, [("https://www.fda.gov/x", text)], clock)
+    assert len(changes) == int(kept)
     assert count(session, Snapshot) == 1 + kept
 
 
@@ -289,13 +308,7 @@ def test_change_enqueues_alerts_in_the_same_transaction(
         Recipient(email="officer@clinic.example"),
         Recipient(email="owner@clinic.example", min_severity="T1"),
     ]
-    now = clock.tick()
-    history.record(
-        session,
-        observe(source, page("ketamine_oral_alert_synthetic_v1.html"), now),
-        now,
-        source=source,
-    )
+    crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     now = clock.tick()
     change = history.record(
         session,

@@ -126,11 +126,6 @@ def test_an_unreachable_database_names_the_url_and_the_setting(tmp_path: Path) -
     assert "check FDAWATCH_DATABASE_URL or --database" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="monitor/cli.py (not ours): AppContext.engine only turns OperationalError into one "
-    "line; an unusable path is a traceback and a driver's message spans lines (fix in docs)",
-)
 @pytest.mark.parametrize(
     "url",
     ["sqlite:////proc/fdawatch/history.db", "postgresql+psycopg://fdawatch@127.0.0.1:1/fdawatch"],

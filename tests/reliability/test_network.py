@@ -496,11 +496,6 @@ def test_entity_bombs_and_external_entities_are_never_expanded(crawls: Crawls) -
     assert all(f.duration_ms < 5000 for f in fetches)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spiders/feed.py (not ours): a feed declaring <!ENTITY> is recorded as OK and its "
-    "items become changes; fix: refuse it in FeedSpider.parse_ok (see docs/reliability.md)",
-)
 @pytest.mark.parametrize("case", HOSTILE_FEEDS, ids=lambda c: c.source_id)
 def test_a_feed_declaring_entities_is_refused_as_a_failed_fetch(crawls: Crawls, case: Case) -> None:
     fetch = crawls.fetches[1][case.source_id]
