@@ -258,8 +258,6 @@ def record(
         return None  # the common case: compared by hash, the stored text is never loaded
     current = session.get(Snapshot, document.current_snapshot_id)
     assert current is not None
-    if current.sha256 == sha and document.removed_at is None:
-        return None
     snapshot = _snapshot(session, observation, text, sha, meta)
     document.current_snapshot_id = snapshot.id
     document.removed_at = None
