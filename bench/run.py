@@ -148,6 +148,13 @@ def fdawatch_command(checkout: Path) -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "monitor"]
 
 
+def python_of(command: list[str]) -> list[str]:
+    """The interpreter that runs `command` (the venv's python next to its `fdawatch`)."""
+    if command[0].endswith("fdawatch"):
+        return [str(Path(command[0]).with_name("python"))]
+    return command[:1]
+
+
 def changes(command: list[str], env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
     out = subprocess.run(
         [*command, "changes", "--json"], env=env, cwd=cwd, capture_output=True, text=True
@@ -222,6 +229,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work or tempfile.mkdtemp(prefix="fdawatch-bench-"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     try:
         ids = write_config(work, server.index())
         truth = site.truth(server.base)
@@ -250,7 +259,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 site.feed(number, version, server.base)
             server.reset_stats()
             mails = sink.count
-            result = measured([*command, "crawl", "--all"], env, work, work / f"{name}.log")
+            crawl = [*command, "crawl", "--all"]
+            if args.profile:  # cProfile of the whole command, one .prof file per pass
+                prof = Path(args.profile) / f"{name}.prof"
+                crawl = [*python_of(command), "-m", "cProfile", "-o", str(prof), "-m", "monitor"]
+                crawl += ["crawl", "--all"]
+            result = measured(crawl, env, work, work / f"{name}.log")
             time.sleep(0.2)  # the sink counts asynchronously
             rows = [r for r in changes(command, env, work) if r["id"] > seen]
             seen = max([seen, *(r["id"] for r in rows)])
@@ -344,6 +358,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the working folder")
     p.add_argument("--out", default=str(HERE / "results"), help="folder for the JSON result")
     p.add_argument("--label", default="")
+    p.add_argument("--profile", default="", help="folder for a cProfile .prof file per pass")
     p.add_argument("--no-save", action="store_true", help="print only; write no JSON")
     return p
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:  # Alembic is imported only to migrate: a database at head never needs it
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -76,6 +77,8 @@ def make_engine(url: str) -> Engine:
 
 def alembic_config() -> Config:
     """The Alembic configuration, built in code: the project ships no alembic.ini."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -83,6 +86,8 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema of `engine`'s database to `revision` (idempotent)."""
+    from alembic import command
+
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -112,8 +117,13 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database's schema is at (None: no fdawatch schema yet)."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    with engine.connect() as connection:  # Alembic's own table, read without importing Alembic
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    if len(versions) > 1:
+        raise RuntimeError(f"alembic_version holds several revisions: {versions}")
+    return versions[0][0] if versions else None
 
 
 def check_at_head(engine: Engine) -> None:

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from monitor.config import Settings, load_settings
-from monitor.sources import SourceConfig, load_sources, select
+from monitor.sources import SourceConfig, SourceTable, load_sources, select
 
 #: How many log lines an in-process crawl keeps for the "crawl crashed" message.
 TAIL_LINES = 15
@@ -71,16 +71,27 @@ def crawl_sources(
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
+    from monitor.scrapy_addon import load_validators
+
     settings = ScrapySettings()
     settings.setmodule("spiders.settings", priority="project")
     settings.set("FDAWATCH_SETTINGS", config, priority="cmdline")
     settings.set("FDAWATCH_RUN_ID", run_id, priority="cmdline")
+    # Read once here for every spider of the crawl, instead of once per spider by the add-on.
+    chosen = SourceTable((source.id, source) for source in sources)
+    settings.set("FDAWATCH_SOURCES", chosen, priority="cmdline")
+    settings.set("FDAWATCH_VALIDATORS", load_validators(config), priority="cmdline")
     settings.set("LOG_LEVEL", log_level, priority="cmdline")
     settings.set("LOG_INSTALL_ROOT_HANDLER", tail is None, priority="cmdline")
     if tail is not None:
         tail.setLevel(log_level)
         logging.getLogger().addHandler(tail)
     process = CrawlerProcess(settings)
+    # Scrapy sets its own logger to DEBUG, so every request builds a "Crawled (304)" record that
+    # the handlers then drop; at the wanted level the record is never made.
+    scrapy_logger = logging.getLogger("scrapy")
+    scrapy_level = scrapy_logger.level
+    scrapy_logger.setLevel(log_level)
     by_kind: dict[str, list[str]] = {}
     for source in sources:
         by_kind.setdefault(source.kind, []).append(source.id)
@@ -115,6 +126,7 @@ def crawl_sources(
             call.cancel()
         if tail is not None:
             logging.getLogger().removeHandler(tail)
+        scrapy_logger.setLevel(scrapy_level)
     return not timed_out
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from db.models import Blob, Change, CrawlRun, Document, Fetch, Snapshot, Source
@@ -27,18 +30,24 @@ from monitor.records import RECORD
 from monitor.severity import classify
 from monitor.sources import RESULT_SET_KINDS, SourceConfig
 from monitor.terms import expand_terms, match_terms
-from spiders.items import DRIFT, FAILED, GONE, OK, Observation, SourceFetch
+from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
+
+
+def source_rows(session: Session, ids: Sequence[str]) -> dict[str, Source]:
+    """The `Source` rows of `ids` that exist: one query per 500 sources, not one per source."""
+    unique = sorted(set(ids))
+    rows: dict[str, Source] = {}
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        rows.update(
+            (row.id, row) for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
+        )
+    return rows
 
 
 def sync_sources(session: Session, sources: Sequence[SourceConfig]) -> None:
     """Create or update the `Source` rows of `sources`; a new URL forgets the old validators."""
-    ids = [config.id for config in sources]
-    known: dict[str, Source] = {}
-    for start in range(0, len(ids), 500):  # one query per 500 sources, not one per source
-        chunk = ids[start : start + 500]
-        known.update(
-            (row.id, row) for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
-        )
+    known = source_rows(session, [config.id for config in sources])
     for config in sources:
         row = known.get(config.id)
         if row is None:
@@ -69,6 +78,26 @@ def normalized_text(observation: Observation) -> tuple[str, dict[str, str]]:
     return page.text, meta
 
 
+#: Bump when `normalized_text` gives a different text for the same input: every document is then
+#: normalized again once, instead of trusting the input hashes stored by the older version.
+NORMALIZER_VERSION = "1"
+
+
+def input_sha256(observation: Observation) -> str:
+    """Hash of everything `normalized_text` reads: the same input gives the same text.
+
+    Stored beside each snapshot, it lets an unchanged feed item or API record skip the HTML
+    parse altogether; the region a page's selector picks is the input, so a new selector (or a
+    new NORMALIZER_VERSION) still normalizes the page again.
+    """
+    digest = hashlib.sha256()
+    parts = (NORMALIZER_VERSION, observation.content_type, observation.title, observation.content)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def store_body(session: Session, body: bytes) -> str | None:
     """Store a raw body once per SHA-256 (compressed); return its hash."""
     if not body:
@@ -80,15 +109,26 @@ def store_body(session: Session, body: bytes) -> str | None:
 
 
 def _snapshot(
-    session: Session, observation: Observation, text: str, sha: str, meta: dict[str, str]
+    session: Session,
+    observation: Observation,
+    text: str,
+    sha: str,
+    meta: dict[str, str],
+    *,
+    first: bool = False,
 ) -> Snapshot:
-    existing = session.exec(
-        select(Snapshot).where(
+    """The snapshot of this version: an earlier one with the same hash, else a new one.
+
+    `first`: the document has no snapshot yet (saves a query per new document).
+    """
+    existing = None
+    if not first:
+        query = select(Snapshot).where(
             Snapshot.source_id == observation.source_id,
             Snapshot.doc_key == observation.key,
             Snapshot.sha256 == sha,
         )
-    ).first()
+        existing = session.exec(query).first()
     if existing is not None:  # a document flipping back to an earlier version
         return existing
     snapshot = Snapshot(
@@ -107,12 +147,6 @@ def _snapshot(
     session.add(snapshot)
     session.flush()
     return snapshot
-
-
-def _current_sha(session: Session, document: Document) -> str | None:
-    """The hash of a document's current snapshot, without loading its text."""
-    query = select(Snapshot.sha256).where(Snapshot.id == document.current_snapshot_id)
-    return session.exec(query).first()
 
 
 def _document(session: Session, source_id: str, key: str) -> Document | None:
@@ -201,6 +235,45 @@ def changed_parts(content_type: str, old_text: str, new_text: str) -> list[str]:
     return []
 
 
+@dataclass
+class Known:
+    """A document as `record` needs it: the row, and the hashes of its current version."""
+
+    document: Document
+    sha256: str
+    input_sha256: str | None
+
+
+@dataclass
+class SourceState:
+    """A source's row and its documents' current hashes, loaded in two queries per fetch.
+
+    Recording a feed of 50 items (or an API result set of thousands) then looks each item up in
+    memory instead of running three queries per item; `record` keeps it current as it writes.
+    """
+
+    row: Source
+    documents: dict[str, Known]
+
+    @classmethod
+    def load(cls, session: Session, source_id: str) -> SourceState:
+        row = session.get(Source, source_id)
+        if row is None:
+            raise LookupError(
+                f"source {source_id!r} is not in the database; call sync_sources first"
+            )
+        query = (
+            select(Document, Snapshot.sha256, Snapshot.meta)
+            .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
+            .where(Document.source_id == source_id)
+        )
+        documents = {
+            document.doc_key: Known(document, sha, (meta or {}).get("input_sha256"))
+            for document, sha, meta in session.exec(query)
+        }
+        return cls(row=row, documents=documents)
+
+
 def record(
     session: Session,
     observation: Observation,
@@ -209,16 +282,24 @@ def record(
     source: SourceConfig,
     recipients: Sequence[Recipient] = (),
     run_id: int | None = None,
+    state: SourceState | None = None,
 ) -> Change | None:
-    """Record one observation; return the change it makes, if any (nothing is committed)."""
+    """Record one observation; return the change it makes, if any (nothing is committed).
+
+    Pass the same `state` for every observation of one fetch (see `SourceState`).
+    """
+    state = state or SourceState.load(session, source.id)
+    row = state.row
+    known = state.documents.get(observation.key)
+    input_sha = input_sha256(observation)
+    if known and known.document.removed_at is None and known.input_sha256 == input_sha:
+        known.document.last_seen_at = now  # the very input of the current version: unchanged
+        return None
     text, meta = normalized_text(observation)
     if not text:
         return None
-    row = session.get(Source, source.id)
-    if row is None:
-        raise LookupError(f"source {source.id!r} is not in the database; call sync_sources first")
-    document = _document(session, observation.source_id, observation.key)
-    if document is None and source.terms:
+    meta["input_sha256"] = input_sha
+    if known is None and source.terms:
         wanted = expand_terms(source.terms)
         if not match_terms(f"{observation.title}\n{text}", wanted):
             return None  # a feed item outside the watched terms is not kept
@@ -229,17 +310,17 @@ def record(
     # first fetch kept no item, must not turn the rest of its baseline into "new" alerts.
     baseline = row.last_success_at is None
     sha = content_sha256(text)
-    if document is None:
-        snapshot = _snapshot(session, observation, text, sha, meta)
-        session.add(
-            Document(
-                source_id=source.id,
-                doc_key=observation.key,
-                current_snapshot_id=snapshot.id,
-                first_seen_at=now,
-                last_seen_at=now,
-            )
+    if known is None:
+        snapshot = _snapshot(session, observation, text, sha, meta, first=True)
+        document = Document(
+            source_id=source.id,
+            doc_key=observation.key,
+            current_snapshot_id=snapshot.id,
+            first_seen_at=now,
+            last_seen_at=now,
         )
+        session.add(document)
+        state.documents[observation.key] = Known(document, sha, input_sha)
         if baseline:
             return None
         return _write_change(
@@ -253,14 +334,16 @@ def record(
             recipients=recipients,
             run_id=run_id,
         )
+    document = known.document
     document.last_seen_at = now
-    if document.removed_at is None and _current_sha(session, document) == sha:
-        return None  # the common case: compared by hash, the stored text is never loaded
+    if document.removed_at is None and known.sha256 == sha:
+        return None  # compared by hash, the stored text is never loaded
     current = session.get(Snapshot, document.current_snapshot_id)
     assert current is not None
     snapshot = _snapshot(session, observation, text, sha, meta)
     document.current_snapshot_id = snapshot.id
     document.removed_at = None
+    state.documents[observation.key] = Known(document, sha, input_sha)
     return _write_change(
         session,
         source=source,
@@ -387,9 +470,13 @@ def record_fetch(
     run_id: int | None = None,
     changes: int = 0,
     failure_threshold: int = 3,
+    row: Source | None = None,
 ) -> Fetch:
-    """Record how a fetch went; keep validators only from a fully recorded 200 response."""
-    row = session.get(Source, source.id)
+    """Record how a fetch went; keep validators only from a fully recorded 200 response.
+
+    `row` is the source's row when the caller already loaded it (a batch of 304s).
+    """
+    row = row or session.get(Source, source.id)
     if row is None:
         raise LookupError(f"source {source.id!r} is not in the database; call sync_sources first")
     if fetch.outcome == GONE and source.kind == "page":
@@ -399,21 +486,56 @@ def record_fetch(
     if fetch.outcome == OK:
         row.etag, row.last_modified = fetch.etag, fetch.last_modified
     _update_health(session, row, fetch, now, source, recipients, failure_threshold)
-    entry = Fetch(
-        run_id=run_id,
-        source_id=source.id,
-        url=fetch.url,
-        outcome=fetch.outcome,
-        http_status=fetch.http_status,
-        error=fetch.error,
-        documents=fetch.documents,
-        changes=changes,
-        bytes=fetch.bytes,
-        duration_ms=fetch.duration_ms,
-        fetched_at=fetch.fetched_at,
-    )
+    entry = Fetch(**_fetch_values(fetch, run_id, changes))
     session.add(entry)
     return entry
+
+
+def record_not_modified(
+    session: Session,
+    fetches: Sequence[SourceFetch],
+    now: datetime,
+    *,
+    sources: Mapping[str, SourceConfig],
+    recipients: Sequence[Recipient] = (),
+    run_id: int | None = None,
+    failure_threshold: int = 3,
+) -> None:
+    """Record many 304 answers at once: what `record_fetch` does, in a few statements.
+
+    A 304 carries no content, so only the sources' health changes (a source failing before
+    recovers, with its notice); the fetch rows go in as one multi-row INSERT instead of one ORM
+    object each. An unchanged pass of a thousand sources is mostly this.
+    """
+    if any(fetch.outcome != NOT_MODIFIED for fetch in fetches):
+        raise ValueError("record_not_modified takes only NOT_MODIFIED fetches")
+    rows = source_rows(session, [fetch.source_id for fetch in fetches])
+    for fetch in fetches:
+        row = rows.get(fetch.source_id)
+        if row is None:
+            raise LookupError(
+                f"source {fetch.source_id!r} is not in the database; call sync_sources first"
+            )
+        source = sources[fetch.source_id]
+        _update_health(session, row, fetch, now, source, recipients, failure_threshold)
+    if fetches:
+        session.execute(insert(Fetch), [_fetch_values(fetch, run_id, 0) for fetch in fetches])
+
+
+def _fetch_values(fetch: SourceFetch, run_id: int | None, changes: int) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "source_id": fetch.source_id,
+        "url": fetch.url,
+        "outcome": fetch.outcome,
+        "http_status": fetch.http_status,
+        "error": fetch.error,
+        "documents": fetch.documents,
+        "changes": changes,
+        "bytes": fetch.bytes,
+        "duration_ms": fetch.duration_ms,
+        "fetched_at": fetch.fetched_at,
+    }
 
 
 def finish_run(

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from db.engine import open_database
 from db.models import Source
 from monitor.config import Settings, load_settings
-from monitor.sources import load_sources
+from monitor.sources import SourceTable, load_sources
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -37,13 +37,22 @@ def load_validators(settings: Settings) -> dict[str, dict[str, str | None]]:
         engine.dispose()
 
 
-def scrapy_settings(config: Settings) -> dict[str, object]:
-    """The Scrapy settings that follow from fdawatch's own settings."""
-    sources = load_sources(config.sources_path)
+def scrapy_settings(
+    config: Settings,
+    sources: SourceTable | None = None,
+    validators: dict[str, dict[str, str | None]] | None = None,
+) -> dict[str, object]:
+    """The Scrapy settings that follow from fdawatch's own settings.
+
+    `sources` and `validators` are read from sources.toml and the database unless given (a crawl
+    of several spiders reads them once, not once per spider).
+    """
+    if sources is None:
+        sources = SourceTable(load_sources(config.sources_path))
     return {
         "FDAWATCH_SETTINGS": config,
-        "FDAWATCH_SOURCES": {key: source.to_dict() for key, source in sources.items()},
-        "FDAWATCH_VALIDATORS": load_validators(config),
+        "FDAWATCH_SOURCES": sources,
+        "FDAWATCH_VALIDATORS": load_validators(config) if validators is None else validators,
         "USER_AGENT": config.user_agent,
         "DOWNLOAD_DELAY": config.crawl_delay,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_host,
@@ -66,6 +75,11 @@ class FdawatchAddon:
 
     def update_settings(self, settings: BaseSettings) -> None:
         config = settings.get("FDAWATCH_SETTINGS") or load_settings()
-        for name, value in scrapy_settings(config).items():
+        given = scrapy_settings(
+            config,
+            sources=settings.get("FDAWATCH_SOURCES") or None,
+            validators=settings.get("FDAWATCH_VALIDATORS"),
+        )
+        for name, value in given.items():
             settings.set(name, value, priority=PRIORITY)
         settings["ITEM_PIPELINES"]["monitor.pipeline.HistoryPipeline"] = 300

@@ -128,6 +128,22 @@ class SourceConfig:
         """The inverse of `to_dict` (as carried in Scrapy settings, lists instead of tuples)."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
+    @classmethod
+    def coerce(cls, value: SourceConfig | dict[str, Any]) -> SourceConfig:
+        """A source from Scrapy settings: as loaded (`SourceTable`), or a dict (`-s`, tests)."""
+        return value if isinstance(value, SourceConfig) else cls.from_dict(value)
+
+
+class SourceTable(dict[str, SourceConfig]):
+    """Sources as carried in Scrapy settings, shared instead of copied.
+
+    Scrapy deep-copies its settings for every crawler; the sources are frozen dataclasses, so
+    a copy of a thousand of them (and their conversion to dicts and back) is pure waste.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SourceTable:
+        return self
+
 
 def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     name = raw.get("id") if isinstance(raw, dict) else None

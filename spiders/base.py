@@ -86,7 +86,7 @@ class WatchSpider(Spider):
         """The selected sources, read at first use: Scrapy creates the spider before add-ons
         (which fill FDAWATCH_SOURCES) run, so `__init__` / `from_crawler` would see none."""
         raw = self.settings.getdict("FDAWATCH_SOURCES")
-        configured = {key: SourceConfig.from_dict(value) for key, value in raw.items()}
+        configured = {key: SourceConfig.coerce(value) for key, value in raw.items()}
         return select_sources(configured, self.source_arg, self.kind)
 
     async def start(self) -> AsyncIterator[Request]:

@@ -6,6 +6,8 @@ environment and fills FDAWATCH_SOURCES / FDAWATCH_VALIDATORS; the values here ar
 
 from __future__ import annotations
 
+from scrapy.settings import default_settings
+
 BOT_NAME = "fdawatch"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
@@ -48,6 +50,14 @@ COOKIES_ENABLED = False
 # remote-control server (which executes posted Python code) should ever listen.
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
+# ...and their classes are never even imported: the remote control imports aiohttp's web server
+# (0.3 s of every crawl's start-up) before it reads REMOTE_CONTROL_ENABLED, and naming a class in
+# EXTENSIONS (even as None) imports it, so they are left out of the base list itself.
+EXTENSIONS_BASE = {
+    name: order
+    for name, order in default_settings.EXTENSIONS_BASE.items()
+    if name.rsplit(".", 1)[-1] not in {"TelnetConsole", "RemoteControl"}
+}
 
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"

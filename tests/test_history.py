@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from db.models import Blob, Change, Document, Fetch, Snapshot, Source
 from monitor import history
@@ -142,6 +142,34 @@ def test_a_page_flipping_back_reuses_its_earlier_snapshot(
     assert count(session, Snapshot) == 2
 
 
+@pytest.mark.parametrize(
+    ("second", "version", "parsed"),
+    [
+        ("ketamine_oral_alert_synthetic_v1.html", "1", 0),  # the very same region: not parsed
+        ("ketamine_oral_alert_synthetic_v4_reflow.html", "1", 1),  # new markup: parsed, same text
+        ("ketamine_oral_alert_synthetic_v1.html", "2", 1),  # a new normalizer parses it again
+    ],
+)
+def test_only_a_new_input_or_a_new_normalizer_is_parsed_again(
+    session: Session,
+    registered,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    second: str,
+    version: str,
+    parsed: int,
+) -> None:
+    (source,) = registered(make_source())
+    crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
+    calls: list[Observation] = []
+    real = history.normalized_text
+    monkeypatch.setattr(history, "normalized_text", lambda o: calls.append(o) or real(o))
+    monkeypatch.setattr(history, "NORMALIZER_VERSION", version)
+    assert crawl_page(session, source, page(second), clock) is None
+    assert len(calls) == parsed
+    assert count(session, Change) == 0 and count(session, Snapshot) == 1
+
+
 def test_404_removes_a_page_once_and_its_return_is_a_change(
     session: Session, registered, clock: Clock
 ) -> None:
@@ -226,6 +254,48 @@ def test_failing_source_alerts_once_after_threshold_and_once_on_recovery(
     notices = [a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()]
     assert notices == ["source_failing", "source_recovered"]
     assert session.get(Source, source.id).consecutive_failures == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_batch_of_304s_records_what_one_by_one_recording_does(
+    session: Session, registered, clock: Clock, batched: bool
+) -> None:
+    """The pipeline writes 304s in bulk: a failing source must still recover, once, by a 304."""
+    from db.models import Alert
+
+    failing, healthy = registered(make_source(), make_source(id="spravato_rems", url="https://a/"))
+    recipients = [Recipient(email="officer@clinic.example")]
+    for _ in range(3):
+        now = clock.tick()
+        fetch = SourceFetch(failing.id, failing.url, FAILED, now, error="HTTP 503")
+        history.record_fetch(
+            session, fetch, now, source=failing, recipients=recipients, failure_threshold=3
+        )
+        session.commit()
+    now = clock.tick()
+    answers = [
+        SourceFetch(s.id, s.url, NOT_MODIFIED, now, http_status=304) for s in (failing, healthy)
+    ]
+    if batched:
+        sources = {s.id: s for s in (failing, healthy)}
+        history.record_not_modified(
+            session, answers, now, sources=sources, recipients=recipients, run_id=None
+        )
+    else:
+        for answer, source in zip(answers, (failing, healthy), strict=True):
+            history.record_fetch(session, answer, now, source=source, recipients=recipients)
+    session.commit()
+    notices = [a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()]
+    assert notices == ["source_failing", "source_recovered"]
+    for source in (failing, healthy):
+        row = session.get(Source, source.id)
+        assert row is not None and row.health == "ok" and row.consecutive_failures == 0
+        assert row.last_checked_at == now
+    last = session.exec(select(Fetch).order_by(col(Fetch.id).desc()).limit(2)).all()
+    assert sorted((f.source_id, f.outcome, f.http_status) for f in last) == [
+        (failing.id, NOT_MODIFIED, 304),
+        (healthy.id, NOT_MODIFIED, 304),
+    ]
 
 
 FEED = make_source(id="fda_recalls_rss", kind="feed", url="https://www.fda.gov/rss.xml", tier="T3")
