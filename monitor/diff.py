@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -92,8 +93,15 @@ def paired_changes(old: str, new: str) -> list[LineChange]:
     return changes
 
 
-def summarize(old: str | None, new: str, kind: str) -> str:
-    """One plain line (≤ 160 chars) saying what changed, quoted from the texts themselves."""
+def summarize(
+    old: str | None, new: str, kind: str, *, weigh: Callable[[str], int] | None = None
+) -> str:
+    """One plain line (≤ 160 chars) saying what changed, quoted from the texts themselves.
+
+    Of several changed lines it quotes the one `weigh` scores highest (the caller counts the
+    watched terms a line names), so "ketamine" in the third edit is not hidden behind a reworded
+    first sentence; on a tie, the first edited line, else the first change.
+    """
     if kind == "new" or old is None:
         return _shorten(_first_line(new))
     if kind == "removed":
@@ -101,7 +109,7 @@ def summarize(old: str | None, new: str, kind: str) -> str:
     changes = paired_changes(old, new)
     if not changes:
         return "No text change"
-    first = next((c for c in changes if c.kind == "edited"), None) or changes[0]
+    first = _lead(changes, weigh)
     more = len(changes) - 1
     suffix = f" and {more} more change{'s' if more != 1 else ''}" if more else ""
     label = first.kind.capitalize() if first.kind != "edited" else "Changed"
@@ -114,6 +122,17 @@ def summarize(old: str | None, new: str, kind: str) -> str:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _lead(changes: list[LineChange], weigh: Callable[[str], int] | None) -> LineChange:
+    """The change a summary quotes: highest weight, then an edit over an add/remove, then first."""
+
+    def rank(numbered: tuple[int, LineChange]) -> tuple[int, bool, int]:
+        index, change = numbered
+        weight = weigh(f"{change.old}\n{change.new}") if weigh else 0
+        return (weight, change.kind == "edited", -index)
+
+    return max(enumerate(changes), key=rank)[1]
 
 
 def _append(segments: list[Segment], kind: str, text: str) -> None:

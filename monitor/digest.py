@@ -25,6 +25,7 @@ from monitor.config import Recipient, Settings
 from monitor.diff import summarize
 from monitor.render import evidence_url, header_text, link_url, source_title, source_url
 from monitor.sources import ID_PATTERN, SourceConfig
+from monitor.terms import weight
 
 DIGEST_KIND = "digest"
 FREQUENCIES = ("daily", "weekly")
@@ -209,7 +210,7 @@ def _summary(session: Session, change: Change) -> str:
         return change.summary
     old = session.get(Snapshot, change.old_snapshot_id) if change.old_snapshot_id else None
     new = session.get(Snapshot, change.new_snapshot_id) if change.new_snapshot_id else None
-    return summarize(old.text if old else None, new.text if new else "", change.kind)
+    return summarize(old.text if old else None, new.text if new else "", change.kind, weigh=weight)
 
 
 def change_url(session: Session, change: Change, sources: Mapping[str, SourceConfig]) -> str:

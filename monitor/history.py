@@ -29,7 +29,7 @@ from monitor.normalize import content_sha256, feed_item_text, html_to_text
 from monitor.records import RECORD
 from monitor.severity import classify
 from monitor.sources import RESULT_SET_KINDS, SourceConfig
-from monitor.terms import expand_terms, match_terms
+from monitor.terms import expand_terms, match_terms, weight
 from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 
 
@@ -223,7 +223,7 @@ def _summary(
     """The one-line summary; a label's quotes its changed sections, not its version line."""
     if sections and content_type in (LABEL_SPL, LABEL_OPENFDA) and old is not None:
         old, new = labels.without_document(old), labels.without_document(new)
-    return diff.summarize(old, new, kind)
+    return diff.summarize(old, new, kind, weigh=weight)
 
 
 def changed_parts(content_type: str, old_text: str, new_text: str) -> list[str]:

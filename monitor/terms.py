@@ -97,6 +97,14 @@ def match_terms(text: str, terms: Iterable[str] = KETAMINE_TERMS) -> list[str]:
     )
 
 
+def weight(text: str) -> int:
+    """How much a line matters to a ketamine watcher: 2 per ketamine term, 1 per context word.
+
+    Summaries quote the changed line that weighs most.
+    """
+    return 2 * len(match_terms(text)) + len(match_context(text))
+
+
 def match_context(text: str) -> list[str]:
     """The escalation context words (compounded, telehealth, 503B …) `text` names."""
     return match_terms(text, CONTEXT_TERMS)

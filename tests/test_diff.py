@@ -17,6 +17,7 @@ from monitor.diff import (
     word_diff,
 )
 from monitor.normalize import html_to_text
+from monitor.terms import weight
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 
@@ -187,6 +188,33 @@ def test_new_index_row_is_one_added_change() -> None:
 )
 def test_summarize(old: str | None, new: str, kind: str, summary: str) -> None:
     assert summarize(old, new, kind) == summary
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "summary"),
+    [
+        (  # the edit naming the drug is quoted, not the reworded sentence before it
+            "Title\nFDA is aware of reports.\nPatients should talk to a provider.",
+            "Title\nFDA is aware of several reports.\n"
+            "Patients should not use compounded ketamine at home.",
+            "Changed: “Patients should not use compounded ketamine at home.” and 1 more change",
+        ),
+        (  # an added line naming the drug outweighs an edit that names nothing watched
+            "Title\nContact us by mail.",
+            "Title\nContact us by email.\nEsketamine (Spravato) REMS was modified.",
+            "Added: “Esketamine (Spravato) REMS was modified.” and 1 more change",
+        ),
+        (  # nothing watched anywhere: the first edit, as before
+            "Title\nA first sentence here.\nA second sentence here.",
+            "Title\nA first sentence there.\nA second sentence there.",
+            "Changed: “A first sentence there.” and 1 more change",
+        ),
+    ],
+)
+def test_summary_quotes_the_change_that_names_watched_terms(
+    old: str, new: str, summary: str
+) -> None:
+    assert summarize(old, new, "changed", weigh=weight) == summary
 
 
 def test_summary_of_the_edited_alert_quotes_the_new_words(alert_texts: tuple[str, str]) -> None:

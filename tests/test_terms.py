@@ -10,6 +10,7 @@ from monitor.terms import (
     expand_terms,
     match_context,
     match_terms,
+    weight,
 )
 
 
@@ -137,3 +138,17 @@ def test_context_terms(text: str, context: list[str]) -> None:
 def test_context_terms_are_not_ketamine_terms() -> None:
     assert not set(CONTEXT_TERMS) & set(KETAMINE_TERMS)
     assert match_terms("compounded telehealth 503B") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Contact us by email.", 0),
+        ("Outsourcing facility inspections resumed.", 1),  # a context word only
+        ("Spravato REMS was modified.", 2),  # one ketamine term
+        ("Do not use compounded ketamine at home.", 3),  # a term and a context word
+        ("Ketalar (ketamine) and Spravato (esketamine)", 8),  # four ketamine terms
+    ],
+)
+def test_weight_ranks_lines_for_summaries(text: str, expected: int) -> None:
+    assert weight(text) == expected
