@@ -31,12 +31,25 @@ RETRY_AFTER_MAX_DELAY = 120
 # A redirect back to an already visited URL, or to another site, fails at once, with the reason.
 REDIRECT_MAX_TIMES = 10
 DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
     "spiders.middlewares.RetryAfterMiddleware": 560,  # before RetryMiddleware (550) sees it
     "spiders.middlewares.RedirectLoopMiddleware": 610,  # before RedirectMiddleware (600)
     # after HttpCompressionMiddleware (590) has decompressed the body:
     "spiders.middlewares.LegacyCharsetMiddleware": 585,
     # next to the download handler, so it sees the cancelled download first:
     "spiders.middlewares.DownloadSizeMiddleware": 950,
+}
+
+# Components that do nothing for fdawatch still cost every request a call (or an async-generator
+# layer over every item): no HTTP auth, no depth limit, no URL-length filter (which would drop a
+# long API query silently), no Referer (our requests are not links a reader followed), and no
+# byte counts in the stats.
+SPIDER_MIDDLEWARES = {
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,  # a debugging aid
 }
 
 DOWNLOAD_TIMEOUT = 30

@@ -432,7 +432,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"<html><main>half")
             self.close_connection = True
         else:
-            status, headers, body = ROUTES.get(self.path, (404, {}, b""))
+            status, headers, body = ROUTES.get(self.path.split("?")[0], (404, {}, b""))
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -455,6 +455,8 @@ sources = [
     SourceConfig(id="cut", kind="page", url=f"{base}/truncated"),
     SourceConfig(id="refused", kind="page", url=f"http://127.0.0.1:{refused_port}/x"),
     SourceConfig(id="news", kind="feed", url=f"{base}/feed.xml"),
+    # an API-style query longer than the 2,083 characters Scrapy's UrlLengthMiddleware drops:
+    SourceConfig(id="long_query", kind="page", url=f"{base}/new-page?q=" + "ketamine+" * 300),
 ]
 settings = Settings()
 settings.setmodule("spiders.settings", priority="project")
@@ -503,14 +505,15 @@ def test_real_crawl_follows_redirects_and_reports_every_source_once() -> None:
     fetches = {row["source_id"]: row for row in rows if row["type"] == "SourceFetch"}
     seen = {row["source_id"]: row for row in rows if row["type"] == "Observation"}
 
-    assert sorted(fetches) == ["boom", "cached", "cut", "moved", "news", "refused"]
-    assert len([row for row in rows if row["type"] == "SourceFetch"]) == 6
+    assert sorted(fetches) == ["boom", "cached", "cut", "long_query", "moved", "news", "refused"]
+    assert len([row for row in rows if row["type"] == "SourceFetch"]) == 7
     for source_id, observation in seen.items():  # documents first, then the fetch record
         assert rows.index(observation) < rows.index(fetches[source_id])
     assert seen["moved"]["key"].endswith("/old-page")
     assert seen["moved"]["url"].endswith("/new-page")
     assert (fetches["moved"]["outcome"], fetches["moved"]["etag"]) == (OK, '"p1"')
     assert fetches["cached"]["outcome"] == NOT_MODIFIED and "cached" not in seen
+    assert fetches["long_query"]["outcome"] == OK and len(seen["long_query"]["url"]) > 2083
     assert (fetches["boom"]["outcome"], fetches["boom"]["http_status"]) == (FAILED, 500)
     assert hits["/boom"] == 2  # RETRY_TIMES=1: retried once before giving up
     assert fetches["cut"]["outcome"] == FAILED
