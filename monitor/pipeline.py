@@ -95,7 +95,9 @@ class HistoryPipeline:
     def _record_unchanged(self) -> None:
         """The fetch records of 304 answers, many per transaction (one each costs ~1.5 ms).
 
-        Losing them in a crash loses no content: the sources are simply fetched again.
+        Losing them in a crash loses no content: the sources are simply fetched again, and the
+        run counts them as not reported (one failure each), like every source the crash cut off.
+        `close_spider` writes what is left, also when a timeout stops the crawl.
         """
         if not self.unchanged:
             return
