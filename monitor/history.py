@@ -45,6 +45,10 @@ def source_rows(session: Session, ids: Sequence[str]) -> dict[str, Source]:
     return rows
 
 
+def _unregistered(source_id: str) -> LookupError:
+    return LookupError(f"source {source_id!r} is not in the database; call sync_sources first")
+
+
 def sync_sources(session: Session, sources: Sequence[SourceConfig]) -> None:
     """Create or update the `Source` rows of `sources`; a new URL forgets the old validators."""
     known = source_rows(session, [config.id for config in sources])
@@ -259,9 +263,7 @@ class SourceState:
     def load(cls, session: Session, source_id: str) -> SourceState:
         row = session.get(Source, source_id)
         if row is None:
-            raise LookupError(
-                f"source {source_id!r} is not in the database; call sync_sources first"
-            )
+            raise _unregistered(source_id)
         query = (
             select(Document, Snapshot.sha256, Snapshot.meta)
             .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
@@ -478,7 +480,7 @@ def record_fetch(
     """
     row = row or session.get(Source, source.id)
     if row is None:
-        raise LookupError(f"source {source.id!r} is not in the database; call sync_sources first")
+        raise _unregistered(source.id)
     if fetch.outcome == GONE and source.kind == "page":
         changes += _record_gone(session, fetch, now, source, recipients, run_id)
     if fetch.outcome == OK and source.kind in RESULT_SET_KINDS:
@@ -513,9 +515,7 @@ def record_not_modified(
     for fetch in fetches:
         row = rows.get(fetch.source_id)
         if row is None:
-            raise LookupError(
-                f"source {fetch.source_id!r} is not in the database; call sync_sources first"
-            )
+            raise _unregistered(fetch.source_id)
         source = sources[fetch.source_id]
         _update_health(session, row, fetch, now, source, recipients, failure_threshold)
     if fetches:

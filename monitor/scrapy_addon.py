@@ -7,7 +7,8 @@ conditional-GET validators from the history, and the history pipeline.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
@@ -39,7 +40,7 @@ def load_validators(settings: Settings) -> dict[str, dict[str, str | None]]:
 
 def scrapy_settings(
     config: Settings,
-    sources: SourceTable | None = None,
+    sources: Mapping[str, Any] | None = None,
     validators: dict[str, dict[str, str | None]] | None = None,
 ) -> dict[str, object]:
     """The Scrapy settings that follow from fdawatch's own settings.
