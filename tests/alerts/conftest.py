@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -40,6 +40,8 @@ class Recorder:
 
     messages: list[Received] = field(default_factory=list)
     replies: dict[str, list[str]] = field(default_factory=lambda: {"RCPT": [], "DATA": []})
+    #: Called with each accepted message (e.g. to SIGKILL the sender: accepted, never committed).
+    on_accept: Callable[[Received], None] | None = None
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
@@ -54,7 +56,10 @@ class Recorder:
             return self.replies["DATA"].pop(0)
         message = email.message_from_bytes(envelope.content, policy=default_policy)
         assert isinstance(message, EmailMessage)
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), message)
+        self.messages.append(received)
+        if self.on_accept is not None:
+            self.on_accept(received)
         return "250 Message accepted for delivery"
 
 

@@ -5,11 +5,7 @@ Every server here listens on 127.0.0.1 only; nothing reaches the internet.
 
 from __future__ import annotations
 
-import email
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import default as default_policy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +17,7 @@ from sqlalchemy import Engine
 from db.engine import open_database
 from monitor.config import Recipient
 from tests.alerts import factory
-from tests.alerts.conftest import free_port
+from tests.alerts.conftest import Recorder, free_port
 from tests.alerts.helpers import queue_change
 
 PASSWORD = "s3cret-Pa55word-7f1c"  # a secret that must never show up anywhere
@@ -34,33 +30,6 @@ url = "{factory.URL}"
 title = "{factory.SOURCE_TITLE}"
 tier = "T2"
 """
-
-
-@dataclass
-class Inbox:
-    """aiosmtpd handler: forced replies per stage ("RCPT" / "DATA"), then accept and record."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-    replies: dict[str, list[str]] = field(default_factory=lambda: {"RCPT": [], "DATA": []})
-    on_accept: Callable[[EmailMessage], None] | None = None
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if self.replies["RCPT"]:
-            return self.replies["RCPT"].pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.replies["DATA"]:
-            return self.replies["DATA"].pop(0)
-        message = email.message_from_bytes(envelope.content, policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        if self.on_accept is not None:
-            self.on_accept(message)  # e.g. SIGKILL the sender: accepted, never committed
-        return "250 Message accepted for delivery"
 
 
 def refuse_login(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -76,7 +45,7 @@ class Smtp:
 
     def __init__(self, *, auth: bool = False, accept: bool = False) -> None:
         self.port = free_port()
-        self.inbox = Inbox()
+        self.inbox = Recorder()
         login = accept_login if accept else refuse_login
         options: dict[str, Any] = (
             {"auth_required": True, "auth_require_tls": False, "authenticator": login}

@@ -170,7 +170,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             result = fdawatch(mail_env, *args, cwd=folder)
             assert result.returncode == 0, result.stderr
             outputs.append(result.stdout + result.stderr)
-        received = list(smtp.inbox.messages)
+        received = [m.message for m in smtp.inbox.messages]
     yield World(folder, env, log, outputs, received, site, preview)
 
 

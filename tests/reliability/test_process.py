@@ -263,8 +263,8 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
             )
         server.inbox.on_accept = None
         rerun = fdawatch(env, "alerts", "send", cwd=tmp_path)
-        ids = Counter(str(m["Message-ID"]) for m in server.inbox.messages)
-        delivered = {str(m["To"]) for m in server.inbox.messages}
+        ids = Counter(str(m.message["Message-ID"]) for m in server.inbox.messages)
+        delivered = {str(m.message["To"]) for m in server.inbox.messages}
     assert rerun.returncode == 0, rerun.stderr
     assert delivered == {r.email for r in RECIPIENTS}  # at least once each
     assert sorted(ids.values(), reverse=True)[0] <= 2  # at most one duplicate …
@@ -293,7 +293,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
             for _ in range(2)
         ]
         outputs = [s.communicate(timeout=60) for s in senders]
-        ids = Counter(str(m["Message-ID"]) for m in server.inbox.messages)
+        ids = Counter(str(m.message["Message-ID"]) for m in server.inbox.messages)
     assert [s.returncode for s in senders] == [0, 0], outputs
     assert len(ids) == len(RECIPIENTS) and set(ids.values()) == {1}
     assert {row.status for row in outbox(file_engine)} == {"sent"}
