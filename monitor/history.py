@@ -339,7 +339,10 @@ def record(
     document = known.document
     document.last_seen_at = now
     if document.removed_at is None and known.sha256 == sha:
-        return None  # compared by hash, the stored text is never loaded
+        # Compared by hash, the stored text is never loaded. A new input with the same text (a
+        # date or markup change) keeps the old input hash, as snapshots are append-only: such a
+        # document is parsed again on each fetch until its text changes.
+        return None
     current = session.get(Snapshot, document.current_snapshot_id)
     assert current is not None
     snapshot = _snapshot(session, observation, text, sha, meta)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import unicodedata
 from pathlib import Path
 
 import feedparser
 import pytest
-from bs4 import BeautifulSoup, Tag
+from bs4 import BeautifulSoup
 
 from monitor.normalize import (
     NormalizedHtml,
@@ -436,18 +435,3 @@ def test_same_text_same_hash_edit_different_hash() -> None:
 )
 def test_looks_like_date_line(line: str, expected: bool) -> None:
     assert looks_like_date_line(line) is expected
-
-
-def test_normalizing_leaves_no_parsed_tree_behind() -> None:
-    """Each page's tree is freed when its text is made, not whenever the collector runs."""
-    html = page("ketamine_oral_alert_synthetic_v1.html")
-    gc.collect()
-    gc.disable()
-    try:
-        before = sum(isinstance(o, Tag) for o in gc.get_objects())
-        for _ in range(3):
-            assert html_to_text(html).text
-        after = sum(isinstance(o, Tag) for o in gc.get_objects())
-    finally:
-        gc.enable()
-    assert after == before

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sources import SourcesError, load_sources, select
+from monitor.sources import SourcesError, SourceTable, load_sources, select
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +109,15 @@ def test_a_dailymed_source_must_watch_a_history_or_a_search(tmp_path: Path) -> N
     )
     with pytest.raises(SourcesError, match=r"\('dm'\): field 'url' = .*spls/SETID/history\.json"):
         load_sources(path)
+
+
+def test_scrapy_shares_the_source_table_instead_of_copying_it() -> None:
+    """Every crawler copies its settings; a thousand sources are shared, not deep-copied."""
+    from scrapy.settings import Settings
+
+    table = SourceTable(load_sources(ROOT / "sources.toml"))
+    settings = Settings()
+    settings.set("FDAWATCH_SOURCES", table, priority="cmdline")
+    copied = settings.copy()
+    assert copied["FDAWATCH_SOURCES"] is table
+    assert dict(copied.getdict("FDAWATCH_SOURCES")) == dict(table)
