@@ -24,11 +24,13 @@ from monitor.config import Recipient, Settings
 from monitor.mailer import DeliveryError, Mailer, mailer_for
 from monitor.render import (
     ChangeView,
+    ListedChange,
     NoticeView,
     alert_email,
     change_view,
     digest_email,
     health_email,
+    listed_change,
     notice_view,
 )
 from monitor.sources import SourceConfig
@@ -38,6 +40,8 @@ FIRST_RETRY = timedelta(minutes=5)
 MAX_RETRY = timedelta(hours=6)
 NOTICE_KINDS = ("source_failing", "source_recovered", "layout_drift")
 NOTICE_SEVERITY = "T2"
+#: Ids per claiming UPDATE or change lookup (well under SQLite's and PostgreSQL's parameter limits).
+CLAIM_BATCH = 500
 MESSAGE_ID_DOMAIN = "fdawatch"
 
 
@@ -66,19 +70,22 @@ def enqueue(
     Nothing is committed here: the history writer commits the change and its alerts together.
     Calling it twice for the same change adds nothing the second time.
     """
-    if change.id is None:
+    fresh = change.id is None  # not stored yet, so no alert can name it: nothing to look up
+    if fresh:
         session.flush()
     assert change.id is not None
     emails = _recipients_for(recipients, change.source_id, source_tags, change.severity)
     if not emails:
         return []
-    existing = set(
-        session.exec(
-            select(Alert.recipient).where(
-                Alert.change_id == change.id, col(Alert.recipient).in_(emails)
-            )
-        ).all()
-    )
+    existing: set[str] = set()
+    if not fresh:
+        existing = set(
+            session.exec(
+                select(Alert.recipient).where(
+                    Alert.change_id == change.id, col(Alert.recipient).in_(emails)
+                )
+            ).all()
+        )
     alerts = [
         Alert(
             change_id=change.id,
@@ -158,21 +165,25 @@ def _due(now: datetime) -> ColumnElement[bool]:
 def claim_due(engine: Engine, now: datetime) -> list[int]:
     """Mark due rows `sending` and commit; returns the ids this caller now owns.
 
-    Each row is claimed by a conditional UPDATE, so two senders racing never both own a row.
+    Rows are claimed by conditional UPDATEs (`CLAIM_BATCH` ids each) that return the ids they
+    changed, so two senders racing never both own a row, and a storm of alerts costs a few
+    statements rather than one per row.
     """
     claimed: list[int] = []
     with Session(engine) as session:
         candidates = session.exec(select(Alert.id).where(_due(now)).order_by(col(Alert.id))).all()
-        for alert_id in candidates:
+        for start in range(0, len(candidates), CLAIM_BATCH):
+            batch = candidates[start : start + CLAIM_BATCH]
             result = session.exec(
                 update(Alert)
-                .where(col(Alert.id) == alert_id, _due(now))
+                .where(col(Alert.id).in_(batch), _due(now))
                 .values(status="sending", sending_since=now)
+                .returning(col(Alert.id))
+                .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:
-                claimed.append(alert_id)
+            claimed.extend(result.scalars())
         session.commit()
-    return claimed
+    return sorted(claimed)
 
 
 @dataclass
@@ -222,15 +233,29 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
 
 
 def _change_views(
-    session: Session, rows: Sequence[Alert], settings: Settings, sources: Mapping[str, SourceConfig]
-) -> list[ChangeView]:
-    views = []
-    for row in rows:
-        change = session.get(Change, row.change_id)
-        if change is None:
-            raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
-        views.append(change_view(session, change, settings, sources))
-    return sorted(views, key=lambda v: (v.severity, v.detected_at, v.id))
+    session: Session,
+    rows: Sequence[Alert],
+    settings: Settings,
+    sources: Mapping[str, SourceConfig],
+    cap: int,
+) -> tuple[list[ChangeView], list[ListedChange]]:
+    """The `cap` most severe changes in full, the rest as list lines (no diff computed)."""
+    wanted = sorted({row.change_id for row in rows if row.change_id is not None})
+    changes = [
+        change
+        for start in range(0, len(wanted), CLAIM_BATCH)  # bounded IN lists, as when claiming
+        for change in session.exec(
+            select(Change).where(col(Change.id).in_(wanted[start : start + CLAIM_BATCH]))
+        )
+    ]
+    missing = set(wanted) - {change.id for change in changes}
+    if missing:
+        row = next(row for row in rows if row.change_id in missing)
+        raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
+    ordered = sorted(changes, key=lambda c: (c.severity, c.detected_at, c.id))
+    full = [change_view(session, change, settings, sources) for change in ordered[:cap]]
+    listed = [listed_change(session, change, sources) for change in ordered[cap:]]
+    return full, listed
 
 
 def _build(
@@ -242,11 +267,12 @@ def _build(
     mid: str,
 ) -> EmailMessage:
     if email.kind == "change":
-        views = _change_views(session, email.rows, settings, sources)
-        cap = max(1, settings.storm_cap)
+        views, listed = _change_views(
+            session, email.rows, settings, sources, max(1, settings.storm_cap)
+        )
         return alert_email(
-            views[:cap],
-            views[cap:],
+            views,
+            listed,
             settings=settings,
             recipients=[email.recipient],
             message_id=mid,

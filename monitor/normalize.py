@@ -13,7 +13,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
@@ -34,6 +34,7 @@ DROP_TAGS = (
     "iframe",
     "svg",
 )
+DROP_TAG_NAMES = frozenset(DROP_TAGS)
 #: Elements that start a new line of text.
 BLOCK_TAGS = frozenset(
     {
@@ -103,8 +104,9 @@ class NormalizedHtml:
 def html_to_text(fragment: str) -> NormalizedHtml:
     """Canonical text of an HTML fragment or page: one line per block, page furniture removed."""
     soup = BeautifulSoup(_as_markup(fragment), "lxml")
-    content_date = _strip_content_current(soup)
-    _strip_furniture(soup)
+    found = _Furniture.find(soup)
+    content_date = _strip_content_current(found)
+    _strip_furniture(found)
     builder = _LineBuilder()
     _render(soup, builder)
     return NormalizedHtml(text="\n".join(builder.finish()), content_date=content_date)
@@ -184,16 +186,50 @@ def _as_markup(fragment: str) -> str:
 # --- boilerplate -------------------------------------------------------------------------------
 
 
-def _strip_content_current(soup: BeautifulSoup) -> str | None:
+@dataclass
+class _Furniture:
+    """Everything the boilerplate rules may remove, found in one walk over the parsed tree.
+
+    Each list is in document order, as separate `find_all` calls would give it. Removing
+    elements never adds any, so the rules still see exactly what a fresh search would have
+    found, once `_gone` skips what an earlier rule already removed.
+    """
+
+    current_as_of: list[NavigableString] = field(default_factory=list)
+    dropped: list[Tag] = field(default_factory=list)
+    widgets: list[Tag] = field(default_factory=list)
+    jump_links: list[NavigableString] = field(default_factory=list)
+    metadata_labels: list[NavigableString] = field(default_factory=list)
+
+    @classmethod
+    def find(cls, soup: BeautifulSoup) -> _Furniture:
+        found = cls()
+        for element in soup.descendants:
+            if isinstance(element, Tag):
+                if element.name in DROP_TAG_NAMES:
+                    found.dropped.append(element)
+                if _is_widget(element):
+                    found.widgets.append(element)
+            elif isinstance(element, NavigableString) and element:  # comments too, as find_all
+                if CURRENT_AS_OF.search(element):
+                    found.current_as_of.append(element)
+                if JUMP_LINK.search(element):
+                    found.jump_links.append(element)
+                if METADATA_LABEL.search(element):
+                    found.metadata_labels.append(element)
+        return found
+
+
+def _strip_content_current(found: _Furniture) -> str | None:
     """Remove every "Content current as of" block; return the first date found (ISO).
 
     The block is the largest element holding only the label and its date, whatever the markup
     (`<li><h2>label</h2><p><time>…</time></p></li>`, or label and date as siblings in a `div`).
     When the label and the date sit in separate blocks, each block is removed on its own.
     """
-    found: str | None = None
-    for label in list(soup.find_all(string=CURRENT_AS_OF)):
-        if _is_detached(label) or not _is_label_and_maybe_date(_norm(label)):
+    date_found: str | None = None
+    for label in found.current_as_of:
+        if _gone(label) or not _is_label_and_maybe_date(_norm(label)):
             continue
         block = _only_ancestor(label, _is_label_and_maybe_date)
         date = _date_in(block)
@@ -204,8 +240,8 @@ def _strip_content_current(soup: BeautifulSoup) -> str | None:
                 date = _date_in(date_block)
                 date_block.extract()
         block.extract()
-        found = found or date
-    return found
+        date_found = date_found or date
+    return date_found
 
 
 def _is_date_only(text: str) -> bool:
@@ -238,19 +274,19 @@ def _date_in(node: Tag | NavigableString) -> str | None:
     return "-".join(match.groups()) if match else None
 
 
-def _strip_furniture(soup: BeautifulSoup) -> None:
+def _strip_furniture(found: _Furniture) -> None:
     """Drop menus, hidden elements, share/print widgets, jump links and metadata lists."""
-    for tag in soup.find_all(list(DROP_TAGS)):
-        if not _is_detached(tag) and not (tag.name == "header" and tag.find_parent("article")):
+    for tag in found.dropped:
+        if not _gone(tag) and not (tag.name == "header" and tag.find_parent("article")):
             tag.decompose()
-    for tag in soup.find_all(_is_widget):
-        if not _is_detached(tag):
+    for tag in found.widgets:
+        if not _gone(tag):
             tag.decompose()
-    for text in list(soup.find_all(string=JUMP_LINK)):
-        if not _is_detached(text) and text.find_parent("a") is not None:
+    for text in found.jump_links:
+        if not _gone(text) and text.find_parent("a") is not None:
             _only_ancestor(text, JUMP_LINK.match).extract()
-    for text in list(soup.find_all(string=METADATA_LABEL)):
-        if not _is_detached(text):
+    for text in found.metadata_labels:
+        if not _gone(text):
             _strip_metadata_list(text)
 
 
@@ -284,8 +320,13 @@ def _strip_metadata_list(label: NavigableString) -> None:
 # --- tree helpers ------------------------------------------------------------------------------
 
 
+def _gone(node: Tag | NavigableString) -> bool:
+    """True once the node or an ancestor was removed (decomposed nodes have no parent left)."""
+    return node.decomposed or _is_detached(node)
+
+
 def _is_detached(node: Tag | NavigableString) -> bool:
-    """True once an ancestor was removed from the tree (find_all results go stale)."""
+    """True once an ancestor was removed from the tree."""
     top = node
     while top.parent is not None:
         top = top.parent

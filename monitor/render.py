@@ -212,7 +212,43 @@ def change_view(
     )
 
 
-def severity_counts(views: Sequence[ChangeView]) -> str:
+@dataclass(frozen=True)
+class ListedChange:
+    """A change past the storm cap: one line in the email's list, no diff computed for it."""
+
+    id: int
+    severity: str
+    title: str
+    summary: str
+    source_title: str
+    detected_at: datetime
+    show_hint: str
+
+
+def listed_change(
+    session: Session, change: Change, sources: Mapping[str, SourceConfig]
+) -> ListedChange:
+    """The list line for `change`; its snapshots are read only when the change has no title."""
+    assert change.id is not None, "change must be flushed before it is listed"
+    title = change.title
+    if not title:
+        for snapshot_id in (change.new_snapshot_id, change.old_snapshot_id):
+            snapshot = _snapshot(session, snapshot_id)
+            if snapshot is not None:
+                title = snapshot.title
+                break
+    return ListedChange(
+        id=change.id,
+        severity=change.severity,
+        title=body_text(title),
+        summary=header_text(change.summary, limit=300),
+        source_title=source_title(session, change.source_id, sources),
+        detected_at=change.detected_at,
+        show_hint=f"fdawatch show {change.id}",
+    )
+
+
+def severity_counts(views: Sequence[ChangeView | ListedChange]) -> str:
     """`T2: 1, T3: 4` — how a list of changes splits by tier, most severe first."""
     counts: dict[str, int] = {}
     for view in views:
@@ -220,11 +256,14 @@ def severity_counts(views: Sequence[ChangeView]) -> str:
     return ", ".join(f"{tier}: {counts[tier]}" for tier in sorted(counts))
 
 
-def alert_subject(views: Sequence[ChangeView]) -> str:
-    """The most severe change's subject, plus how many more the email carries."""
+def alert_subject(views: Sequence[ChangeView], total: int) -> str:
+    """The most severe change's subject, plus how many more of `total` the email carries.
+
+    `views` are the changes shown in full; the storm cap keeps the most severe among them.
+    """
     first = min(views, key=lambda v: (v.severity, v.detected_at, v.id))
     subject = "[fdawatch] " + first.subject
-    return header_text(subject + (f" (+{len(views) - 1} more)" if len(views) > 1 else ""), 250)
+    return header_text(subject + (f" (+{total - 1} more)" if total > 1 else ""), 250)
 
 
 def compose_email(
@@ -255,7 +294,7 @@ def compose_email(
 
 def alert_email(
     views: Sequence[ChangeView],
-    overflow: Sequence[ChangeView],
+    overflow: Sequence[ListedChange],
     *,
     settings: Settings,
     recipients: Sequence[str],
@@ -263,7 +302,7 @@ def alert_email(
     now: datetime,
 ) -> EmailMessage:
     """One alert email: `views` in full, `overflow` (past the storm cap) as a short list."""
-    everything = [*views, *overflow]
+    everything: list[ChangeView | ListedChange] = [*views, *overflow]
     context = {
         "changes": list(views),
         "overflow": list(overflow),
@@ -273,7 +312,7 @@ def alert_email(
         "now": now,
     }
     return compose_email(
-        subject=alert_subject(everything),
+        subject=alert_subject(views, len(everything)),
         text=render("alert.txt.j2", **context),
         html=render("alert.html.j2", **context),
         sender=settings.mail_from,

@@ -210,6 +210,21 @@ def test_index_table_rows_become_one_line_each() -> None:
             None,
             id="back-to-top",
         ),
+        pytest.param(  # furniture inside furniture: removed with its container, once
+            '<div><nav><p>Back to top</p><a href="#">Back to top</a></nav><p>Dosage text.</p>'
+            '<a href="#top">Back to top</a><p>Content current as of:</p><p>10/10/2023</p></div>',
+            "Dosage text.",
+            "2023-10-10",
+            id="jump-links-inside-and-outside-a-menu",
+        ),
+        pytest.param(
+            '<main><!-- Content current as of --><div class="social-share"><a href="#">Back to '
+            "top</a><h2>Regulated Product(s)</h2></div><h2>Regulated Product(s)</h2><ul><li>"
+            "Drugs</li></ul><p>Ketamine notice.</p></main>",
+            "Ketamine notice.",
+            None,
+            id="labels-inside-a-share-widget-and-a-comment",
+        ),
     ],
 )
 def test_fda_boilerplate_is_removed(fragment: str, text: str, content_date: str | None) -> None:

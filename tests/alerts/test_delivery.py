@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor import alerts
+from db.models import Change
+from monitor import alerts, render
 from monitor.config import SmtpSettings
 from monitor.mailer import DeliveryError, EmlMailer, SmtpMailer
 from tests.alerts import factory
@@ -175,6 +177,37 @@ def test_storm_guard_lists_the_cap_in_full_and_summarises_the_rest(
     assert "…and 5 more changes</strong> (T3: 5)" in html
     assert received.message["Subject"].endswith("(+24 more)")
     assert {r.status for r in outbox(engine)} == {"sent"}
+
+
+def test_storm_diffs_only_the_changes_shown_in_full(
+    engine: Engine, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storm of 25: the 20 shown in full are diffed; the other 5 are only listed."""
+    ids = queue_numbered(engine, 25)
+    with Session(engine) as session:  # a change stored without a title is listed by its page's
+        untitled = session.get(Change, ids[-1])
+        assert untitled is not None
+        untitled.title = ""
+        session.add(untitled)
+        session.commit()
+    diffed: list[str] = []
+    real = render.paired_changes
+
+    def counted(old: str, new: str) -> list[object]:
+        diffed.append(new)
+        return list(real(old, new))
+
+    monkeypatch.setattr(render, "paired_changes", counted)
+    monkeypatch.setattr(alerts, "CLAIM_BATCH", 7)  # claimed and loaded in 4 batches
+
+    report = send(engine, smtp_server, storm_cap=20)
+
+    assert (report.emails, report.alerts) == (1, 25)
+    shown = sorted(int(re.search(r"Update (\d+):", text)[1]) for text in diffed)  # type: ignore[index]
+    assert shown == list(range(1, 21))
+    text, _ = parts(smtp_server.messages[0].message)
+    listed = f"#{ids[-1]} {factory.SOURCE_TITLE}: Ketamine notice 25 (fdawatch show {ids[-1]})"
+    assert f"- T3 {listed}" in text
 
 
 def test_one_email_per_recipient_holds_all_their_changes(

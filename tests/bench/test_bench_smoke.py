@@ -9,12 +9,14 @@ on a clean fixture and on one with server errors, rate limits, cut bodies and pe
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.fixture import Site
+from bench.floor import main as floor
 from bench.run import parser, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +59,14 @@ def test_storage_keeps_each_distinct_body_once_compressed(tmp_path: Path) -> Non
     stored = bench(tmp_path)["storage"]
     assert stored["bodies_stored_bytes"] < stored["bodies_raw_bytes"] / 3
     assert stored["distinct_bodies"] <= stored["snapshots"]
+
+
+def test_the_floor_measures_a_bare_crawl_of_the_same_fixture(tmp_path: Path) -> None:
+    """`bench.floor`: every source fetched once (200), then once more answered 304."""
+    args = ["--pages", "20", "--feeds", "3", "--fdawatch-dir", str(ROOT), "--out", str(tmp_path)]
+    assert floor(args) == 0
+    [written] = tmp_path.glob("floor-N20-M3-*.json")
+    steps = json.loads(written.read_text())["steps"]
+    assert steps["bare_scrapy_200"]["http"] == {"200": 23}
+    assert steps["bare_scrapy_304"]["http"] == {"304": 23}
+    assert all(step["rc"] == 0 and step["cpu_s"] > 0 for step in steps.values())
