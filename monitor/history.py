@@ -549,11 +549,15 @@ def finish_run(
     A selected source with no fetch record (the crawl process died, or was killed on timeout)
     counts as failed, so a summary never reports fewer sources than were asked for.
     """
-    fetches = session.exec(select(Fetch).where(Fetch.run_id == run.id)).all()
-    last = {fetch.source_id: fetch for fetch in fetches}
+    rows = session.exec(
+        select(Fetch.source_id, Fetch.outcome, Fetch.changes)
+        .where(Fetch.run_id == run.id)
+        .order_by(col(Fetch.id))  # a source fetched twice in a run counts by its last fetch
+    ).all()
+    last = {source_id: (outcome, changes) for source_id, outcome, changes in rows}
     run.checked = len(run.source_ids)
-    run.changed = sum(1 for f in last.values() if f.changes > 0)
-    run.failed = sum(1 for f in last.values() if f.outcome in (FAILED, DRIFT))
+    run.changed = sum(1 for _, changes in last.values() if changes > 0)
+    run.failed = sum(1 for outcome, _ in last.values() if outcome in (FAILED, DRIFT))
     run.failed += sum(1 for source_id in run.source_ids if source_id not in last)
     run.unchanged = run.checked - run.changed - run.failed
     run.finished_at = now
