@@ -1,19 +1,21 @@
 """`python -m bench.floor`: what the design card's fetch layer costs before fdawatch does anything.
 
-Issue 7 asks for a changed pass 4× faster than urlwatch's. This measures the floor under that
-figure on the same fixture as `make bench`: a fresh interpreter that only imports what
-`fdawatch crawl` imports, and a bare Scrapy spider (no database, no parsing, no pipeline) that
-fetches every page and feed of the fixture once (all 200) and then again with the validators
-it got (all 304), with fdawatch's Scrapy components and the fixture's concurrency. Each step is
-its own process (the reactor cannot restart); the JSON goes to `bench/results/floor-*.json`.
-Compare its seconds with urlwatch's changed pass from `make bench PEERS=1` on the same day.
+Issue 7 asks for a changed pass 4× faster than urlwatch's and an unchanged pass of ≥ 500
+sources/s. This measures the floor under those figures on `make bench`'s fixture: a fresh
+interpreter that only imports what `fdawatch crawl` imports, and a bare Scrapy spider (fdawatch's
+Scrapy settings, no add-on, no database, no parsing) that fetches every page and feed once (all
+200) and then again with the ETags it got (all 304). fdawatch's own crawl then takes a baseline,
+and the unchanged pass runs interleaved, bare and whole, `--rounds` times: this machine's speed
+drifts by tens of per cent within minutes, so only neighbouring runs compare. Each step is its
+own process (the reactor cannot restart); the JSON goes to `bench/results/floor-*.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fixture import Faults, FixtureServer, Site
-from bench.run import machine, measured
+from bench.run import fdawatch_command, fdawatch_env, machine, measured, write_config
 
 #: What `fdawatch crawl --all` imports before its first request (monitor.cli pulls in the rest).
 IMPORTS = (
@@ -29,7 +31,7 @@ IMPORTS = (
 )
 
 SPIDER = '''
-import json, logging, sys
+import json, logging, os, sys
 import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.utils.project import get_project_settings
@@ -61,10 +63,12 @@ settings.set("SPIDER_MODULES", [], priority="cmdline")
 settings.set("ITEM_PIPELINES", {}, priority="cmdline")
 settings.set("ROBOTSTXT_OBEY", False, priority="cmdline")
 settings.set("DOWNLOAD_DELAY", 0, priority="cmdline")
-settings.set("CONCURRENT_REQUESTS", 16, priority="cmdline")
-settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", 16, priority="cmdline")
+concurrency = int(os.environ["FDAWATCH_CRAWL_CONCURRENCY_PER_HOST"])  # as fdawatch's crawl
+settings.set("CONCURRENT_REQUESTS", max(16, concurrency), priority="cmdline")
+settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", concurrency, priority="cmdline")
 settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
 settings.set("WARN_ON_GENERATOR_RETURN_VALUE", False, priority="cmdline")  # as fdawatch's add-on
+settings.set("CONCURRENT_ITEMS", 1, priority="cmdline")  # likewise: no 100 tasks per response
 process = CrawlerProcess(settings)
 logging.getLogger("scrapy").setLevel(logging.WARNING)  # as fdawatch: no DEBUG record per request
 process.crawl(Bare)
@@ -87,44 +91,58 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for number in range(args.feeds):
             site.feed(number, 1, server.base)
         index = server.index()
-        urls = [*index["pages"], *index["feeds"]]
-        (work / "urls.json").write_text(json.dumps(urls))
+        write_config(work, index)
+        (work / "urls.json").write_text(json.dumps([*index["pages"], *index["feeds"]]))
         (work / "spider.py").write_text(SPIDER)
         checkout = Path(args.fdawatch_dir).resolve()
         venv_python = checkout / ".venv" / "bin" / "python"
         python = str(venv_python) if venv_python.exists() else sys.executable
-        steps: dict[str, Any] = {}
-        commands = {
-            "interpreter_only": [python, "-c", "pass"],
-            "imports": [python, "-c", IMPORTS],
-            "bare_scrapy_200": [python, "spider.py", "urls.json", "validators.json", "1"],
-            "bare_scrapy_304": [python, "spider.py", "urls.json", "validators.json", "0"],
-        }
-        for name, command in commands.items():
+        bare = [python, "spider.py", "urls.json", "validators.json"]
+        crawl = [*fdawatch_command(checkout), "crawl", "--all"]
+        env = {**fdawatch_env(work, args.concurrency), "PYTHONPATH": str(checkout)}
+        env["SCRAPY_SETTINGS_MODULE"] = "spiders.settings"
+
+        def step(name: str, command: list[str]) -> dict[str, Any]:
             server.reset_stats()
-            result = measured(command, _env(checkout), work, work / f"{name}.log")
+            result = measured(command, env, work, work / f"{name}.log")
             result["http"] = server.reset_stats()
             if result["rc"] != 0:
                 raise SystemExit(f"{name} failed: see {work / (name + '.log')}")
-            steps[name] = result
             print(
                 f"{name}: {result['wall_s']} s wall, {result['cpu_s']} s CPU, "
                 f"{result['peak_rss_mb']} MB, HTTP {result['http']}",
                 file=sys.stderr,
             )
+            return result
+
+        steps = {
+            "interpreter_only": step("interpreter_only", [python, "-c", "pass"]),
+            "imports": step("imports", [python, "-c", IMPORTS]),
+            "bare_scrapy_200": step("bare_scrapy_200", [*bare, "1"]),
+            "fdawatch_baseline": step("fdawatch_baseline", crawl),
+        }
+        # The unchanged pass, bare and whole, interleaved: this machine's speed drifts by
+        # tens of per cent within minutes, so only neighbouring runs compare.
+        rounds: list[dict[str, Any]] = []
+        for _ in range(args.rounds):
+            bare_304 = step("bare_scrapy_304", [*bare, "0"])
+            whole = step("fdawatch_unchanged", crawl)
+            rounds.append({"bare_scrapy_304": bare_304, "fdawatch_unchanged": whole})
         return {
             "params": {"pages": args.pages, "feeds": args.feeds, "seed": args.seed},
             "machine": machine(),
             "steps": steps,
+            "rounds": rounds,
+            "unchanged_pass_cpu_s": {
+                name: statistics.median(r[name]["cpu_s"] for r in rounds)
+                for name in ("bare_scrapy_304", "fdawatch_unchanged")
+            },
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _env(checkout: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(checkout), "SCRAPY_SETTINGS_MODULE": "spiders.settings"}
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--feeds", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=16, help="requests per host")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved unchanged passes")
     parser.add_argument("--fdawatch-dir", default=".", help="checkout whose .venv to measure")
     parser.add_argument("--out", default="bench/results", help="folder for the JSON result")
     args = parser.parse_args(argv)

@@ -148,6 +148,26 @@ def fdawatch_command(checkout: Path) -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "monitor"]
 
 
+def fdawatch_env(work: Path, concurrency: int, smtp_port: int | None = None) -> dict[str, str]:
+    """The environment that points `fdawatch` at the bench's files, database and mail sink.
+
+    Without an SMTP port, alerts are written as .eml files under the work folder.
+    """
+    env = {
+        **os.environ,
+        "FDAWATCH_DATABASE_URL": f"sqlite:///{work}/fdawatch.db",
+        "FDAWATCH_SOURCES": str(work / "sources.toml"),
+        "FDAWATCH_CONFIG": str(work / "fdawatch.toml"),
+        "FDAWATCH_VAR_DIR": str(work / "var"),
+        "FDAWATCH_MAIL_FROM": "fdawatch@bench.invalid",
+        "FDAWATCH_CRAWL_DELAY": "0",
+        "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST": str(concurrency),
+    }
+    if smtp_port is not None:
+        env |= {"FDAWATCH_SMTP_HOST": "127.0.0.1", "FDAWATCH_SMTP_PORT": str(smtp_port)}
+    return env
+
+
 def python_of(command: list[str]) -> list[str]:
     """The interpreter that runs `command` (the venv's python next to its `fdawatch`)."""
     if command[0].endswith("fdawatch"):
@@ -235,18 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ids = write_config(work, server.index())
         truth = site.truth(server.base)
         command = fdawatch_command(Path(args.fdawatch_dir).resolve())
-        env = {
-            **os.environ,
-            "FDAWATCH_DATABASE_URL": f"sqlite:///{work}/fdawatch.db",
-            "FDAWATCH_SOURCES": str(work / "sources.toml"),
-            "FDAWATCH_CONFIG": str(work / "fdawatch.toml"),
-            "FDAWATCH_VAR_DIR": str(work / "var"),
-            "FDAWATCH_SMTP_HOST": "127.0.0.1",
-            "FDAWATCH_SMTP_PORT": str(sink.port),
-            "FDAWATCH_MAIL_FROM": "fdawatch@bench.invalid",
-            "FDAWATCH_CRAWL_DELAY": "0",
-            "FDAWATCH_CRAWL_CONCURRENCY_PER_HOST": str(args.concurrency),
-        }
+        env = fdawatch_env(work, args.concurrency, smtp_port=sink.port)
         sources = args.pages + args.feeds
         passes: dict[str, Any] = {}
         seen = 0

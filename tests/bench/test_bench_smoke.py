@@ -62,11 +62,14 @@ def test_storage_keeps_each_distinct_body_once_compressed(tmp_path: Path) -> Non
 
 
 def test_the_floor_measures_a_bare_crawl_of_the_same_fixture(tmp_path: Path) -> None:
-    """`bench.floor`: every source fetched once (200), then once more answered 304."""
-    args = ["--pages", "20", "--feeds", "3", "--fdawatch-dir", str(ROOT), "--out", str(tmp_path)]
-    assert floor(args) == 0
+    """`bench.floor`: bare and whole crawls fetch every source, then get 304 for each."""
+    args = ["--pages", "20", "--feeds", "3", "--rounds", "1"]
+    assert floor([*args, "--fdawatch-dir", str(ROOT), "--out", str(tmp_path)]) == 0
     [written] = tmp_path.glob("floor-N20-M3-*.json")
-    steps = json.loads(written.read_text())["steps"]
+    result = json.loads(written.read_text())
+    steps, [unchanged] = result["steps"], result["rounds"]
     assert steps["bare_scrapy_200"]["http"] == {"200": 23}
-    assert steps["bare_scrapy_304"]["http"] == {"304": 23}
-    assert all(step["rc"] == 0 and step["cpu_s"] > 0 for step in steps.values())
+    assert steps["fdawatch_baseline"]["http"].get("200", 0) >= 23  # + robots.txt
+    assert unchanged["bare_scrapy_304"]["http"] == {"304": 23}
+    assert unchanged["fdawatch_unchanged"]["http"].get("304") == 23
+    assert all(s["rc"] == 0 and s["cpu_s"] > 0 for s in [*steps.values(), *unchanged.values()])
