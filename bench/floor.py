@@ -30,53 +30,6 @@ IMPORTS = (
     "import monitor.cli, monitor.crawl, monitor.crawl_process, monitor.history, scrapy.crawler"
 )
 
-SPIDER = '''
-import json, logging, os, sys
-import scrapy
-from scrapy.crawler import CrawlerProcess
-from scrapy.utils.project import get_project_settings
-
-urls, validators_path, write = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3] == "1"
-known = {} if write else json.load(open(validators_path))
-seen = {}
-
-
-class Bare(scrapy.Spider):
-    """Fetch each URL once; keep the ETag; nothing else."""
-
-    name = "bare"
-    custom_settings = {"HTTPERROR_ALLOW_ALL": True}
-
-    async def start(self):
-        for url in urls:
-            headers = {"If-None-Match": known[url]} if url in known else {}
-            yield scrapy.Request(url, headers=headers, dont_filter=True)
-
-    def parse(self, response):
-        seen[response.url] = response.headers.get("ETag", b"").decode()
-        return None
-
-
-settings = get_project_settings()
-settings.set("ADDONS", {}, priority="cmdline")  # no fdawatch add-on: no sources, no database
-settings.set("SPIDER_MODULES", [], priority="cmdline")
-settings.set("ITEM_PIPELINES", {}, priority="cmdline")
-settings.set("ROBOTSTXT_OBEY", False, priority="cmdline")
-settings.set("DOWNLOAD_DELAY", 0, priority="cmdline")
-concurrency = int(os.environ["FDAWATCH_CRAWL_CONCURRENCY_PER_HOST"])  # as fdawatch's crawl
-settings.set("CONCURRENT_REQUESTS", max(16, concurrency), priority="cmdline")
-settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", concurrency, priority="cmdline")
-settings.set("LOG_LEVEL", "WARNING", priority="cmdline")
-settings.set("WARN_ON_GENERATOR_RETURN_VALUE", False, priority="cmdline")  # as fdawatch's add-on
-settings.set("CONCURRENT_ITEMS", 1, priority="cmdline")  # likewise: no 100 tasks per response
-process = CrawlerProcess(settings)
-logging.getLogger("scrapy").setLevel(logging.WARNING)  # as fdawatch: no DEBUG record per request
-process.crawl(Bare)
-process.start()
-if write:
-    json.dump(seen, open(validators_path, "w"))
-print(len(seen))
-'''
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,11 +46,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         index = server.index()
         write_config(work, index)
         (work / "urls.json").write_text(json.dumps([*index["pages"], *index["feeds"]]))
-        (work / "spider.py").write_text(SPIDER)
         checkout = Path(args.fdawatch_dir).resolve()
         venv_python = checkout / ".venv" / "bin" / "python"
         python = str(venv_python) if venv_python.exists() else sys.executable
-        bare = [python, "spider.py", "urls.json", "validators.json"]
+        bare = [python, "-m", "bench.bare_spider", "urls.json", "validators.json"]
         crawl = [*fdawatch_command(checkout), "crawl", "--all"]
         env = {**fdawatch_env(work, args.concurrency), "PYTHONPATH": str(checkout)}
         env["SCRAPY_SETTINGS_MODULE"] = "spiders.settings"
