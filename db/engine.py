@@ -13,9 +13,10 @@ otherwise says how to create or upgrade it, so a crawl job never changes a share
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -26,12 +27,21 @@ if TYPE_CHECKING:  # Alembic is imported only to migrate: a database at head nev
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Values per `IN (…)` list: far under SQLite's and PostgreSQL's bound-parameter limits.
+IN_LIST_MAX = 500
+_T = TypeVar("_T")
 _REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 
 
 class SchemaNotReady(RuntimeError):
     """The database has no fdawatch schema, or not the newest one, and this code cannot migrate."""
+
+
+def in_batches(values: Sequence[_T], size: int = IN_LIST_MAX) -> Iterator[Sequence[_T]]:
+    """`values` in slices of `size`, so a query over thousands of ids stays a few statements."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def make_engine(url: str) -> Engine:

@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from sqlalchemy import ColumnElement, Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
+from db.engine import IN_LIST_MAX, in_batches
 from db.models import Alert, Change
 from monitor import digest
 from monitor.config import Recipient, Settings
@@ -40,8 +41,8 @@ FIRST_RETRY = timedelta(minutes=5)
 MAX_RETRY = timedelta(hours=6)
 NOTICE_KINDS = ("source_failing", "source_recovered", "layout_drift")
 NOTICE_SEVERITY = "T2"
-#: Ids per claiming UPDATE or change lookup (well under SQLite's and PostgreSQL's parameter limits).
-CLAIM_BATCH = 500
+#: Ids per claiming UPDATE or change lookup.
+CLAIM_BATCH = IN_LIST_MAX
 MESSAGE_ID_DOMAIN = "fdawatch"
 
 
@@ -172,8 +173,7 @@ def claim_due(engine: Engine, now: datetime) -> list[int]:
     claimed: list[int] = []
     with Session(engine) as session:
         candidates = session.exec(select(Alert.id).where(_due(now)).order_by(col(Alert.id))).all()
-        for start in range(0, len(candidates), CLAIM_BATCH):
-            batch = candidates[start : start + CLAIM_BATCH]
+        for batch in in_batches(candidates, CLAIM_BATCH):
             result = session.exec(
                 update(Alert)
                 .where(col(Alert.id).in_(batch), _due(now))
@@ -243,10 +243,8 @@ def _change_views(
     wanted = sorted({row.change_id for row in rows if row.change_id is not None})
     changes = [
         change
-        for start in range(0, len(wanted), CLAIM_BATCH)  # bounded IN lists, as when claiming
-        for change in session.exec(
-            select(Change).where(col(Change.id).in_(wanted[start : start + CLAIM_BATCH]))
-        )
+        for batch in in_batches(wanted, CLAIM_BATCH)
+        for change in session.exec(select(Change).where(col(Change.id).in_(batch)))
     ]
     missing = set(wanted) - {change.id for change in changes}
     if missing:

@@ -41,6 +41,7 @@ class AppContext:
         self._sources_path = sources_path
         self._database_url = database_url
         self._engine: Engine | None = None
+        self._sources: dict[str, SourceConfig] | None = None
 
     @cached_property
     def settings(self) -> Settings:
@@ -52,7 +53,10 @@ class AppContext:
         return settings
 
     def sources(self) -> dict[str, SourceConfig]:
-        return load_sources(self.settings.sources_path)
+        """sources.toml, read once per command (`crawl` also needs it to send the alerts)."""
+        if self._sources is None:
+            self._sources = load_sources(self.settings.sources_path)
+        return self._sources
 
     def engine(self) -> Engine:
         if self._engine is None:

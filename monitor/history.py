@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from db.engine import in_batches
 from db.models import Blob, Change, CrawlRun, Document, Fetch, Snapshot, Source
 from monitor import alerts, diff, labels, records
 from monitor.config import Recipient
@@ -35,10 +36,8 @@ from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, So
 
 def source_rows(session: Session, ids: Sequence[str]) -> dict[str, Source]:
     """The `Source` rows of `ids` that exist: one query per 500 sources, not one per source."""
-    unique = sorted(set(ids))
     rows: dict[str, Source] = {}
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
+    for chunk in in_batches(sorted(set(ids))):
         rows.update(
             (row.id, row) for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
         )
