@@ -108,6 +108,31 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty history at the newest migration that other connections and processes can open.
+
+    The `engine` fixture's SQLite is in memory, one connection for the whole test: fine for one
+    thread, wrong for racing workers or a real scheduler's job threads, whose transactions would
+    interleave on it. This is a SQLite file (as `fdawatch run` uses), or the PostgreSQL schema.
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'history.db'}"
+        open_database(url).dispose()
+        return url
+    postgres: str = request.getfixturevalue("postgres_url")
+    empty_postgres_database(postgres)
+    return postgres
+
+
+@pytest.fixture
+def shared_engine(shared_url: str) -> Iterator[Engine]:
+    """An engine on `shared_url`: each thread gets its own connection."""
+    engine = make_engine(shared_url)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:

@@ -75,18 +75,21 @@ def run_for(seconds: float, watcher: Watcher) -> None:
         scheduler.shutdown(wait=True)
 
 
-def test_each_source_is_crawled_on_its_own_interval(engine: Engine) -> None:
+def test_each_source_is_crawled_on_its_own_interval(shared_engine: Engine) -> None:
     crawl = Recorder()
     fast, slow = make_source(id="fast", interval="1s"), make_source(id="slow", interval="1d")
-    run_for(3.5, Watcher(engine, SETTINGS, sources(fast, slow), crawl=crawl, batch_window=0))
+    watcher = Watcher(shared_engine, SETTINGS, sources(fast, slow), crawl=crawl, batch_window=0)
+    run_for(3.5, watcher)
     assert 3 <= crawl.count("fast") <= 5  # at start, then about once a second
     assert crawl.count("slow") == 1  # never checked: due at start, then not for a day
 
 
-def test_a_slow_crawl_is_never_overlapped_by_the_next_run_of_its_source(engine: Engine) -> None:
+def test_a_slow_crawl_is_never_overlapped_by_the_next_run_of_its_source(
+    shared_engine: Engine,
+) -> None:
     crawl = Recorder(seconds=1.6)  # longer than the interval
     source = make_source(id="busy", interval="1s")
-    run_for(3.5, Watcher(engine, SETTINGS, sources(source), crawl=crawl, batch_window=0))
+    run_for(3.5, Watcher(shared_engine, SETTINGS, sources(source), crawl=crawl, batch_window=0))
     assert crawl.overlaps == []
     assert 2 <= crawl.count("busy") <= 3
 

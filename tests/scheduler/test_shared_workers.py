@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 
 from db import leases
-from db.engine import open_database
 from monitor.claims import lease_name
 from monitor.scheduler import LEASE_NAME, SchedulerLease, Watcher, run_once
 from tests.conftest import make_source
 from tests.scheduler.test_scheduler import SETTINGS, Recorder, sources
 
 SHARED = replace(SETTINGS, scheduler_shared=True)
-
-
-@pytest.fixture
-def shared_engine(database_url: str, tmp_path: Path) -> Iterator[Engine]:
-    """Workers are processes with their own connections: a SQLite file, not one in-memory link."""
-    url = f"sqlite:///{tmp_path / 'history.db'}" if database_url == "sqlite://" else database_url
-    engine = open_database(url)
-    yield engine
-    engine.dispose()
 
 
 def worker(engine: Engine, name: str, crawl: Recorder, *items: object) -> Watcher:
