@@ -29,9 +29,12 @@ class Source(SQLModel, table=True):
     last_success_at: datetime | None = None
     last_change_at: datetime | None = None
     consecutive_failures: int = 0
-    health: str = Field(default="unknown", max_length=20)  # unknown / ok / failing / drift
+    #: unknown / ok / failing / drift / blocked
+    health: str = Field(default="unknown", max_length=20)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     failure_alerted_at: datetime | None = None  # set when "source failing" was sent
+    #: Where a permanent redirect last led (a `moved` change was written for it); None: not moved.
+    moved_to: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Blob(SQLModel, table=True):
@@ -76,6 +79,9 @@ class Document(SQLModel, table=True):
     first_seen_at: datetime
     last_seen_at: datetime
     removed_at: datetime | None = None
+    #: Checks in a row that found it gone (404/410, or absent from a complete result set); it
+    #: counts as removed only when this reaches the source's `confirm_removal`.
+    missing_checks: int = 0
 
 
 class CrawlRun(SQLModel, table=True):
@@ -109,6 +115,22 @@ class Fetch(SQLModel, table=True):
     bytes: int = 0
     duration_ms: int = 0
     fetched_at: datetime
+    final_url: str | None = Field(default=None, sa_column=Column(Text))  # after redirects
+    server: str | None = Field(default=None, sa_column=Column(Text))  # evidence of a block
+
+
+class HostBackoff(SQLModel, table=True):
+    """A host whose CDN refused us: not asked again before `until` (doubling, capped).
+
+    Cleared by the next successful fetch of any source on that host.
+    """
+
+    host: str = Field(primary_key=True, max_length=253)
+    refusals: int = 0  # refusals in a row (requests actually made)
+    first_refused_at: datetime
+    last_refused_at: datetime
+    until: datetime
+    evidence: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class Change(SQLModel, table=True):
@@ -119,7 +141,7 @@ class Change(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(foreign_key="source.id", max_length=100)
     doc_key: str = Field(sa_column=Column(Text, nullable=False))
-    kind: str = Field(max_length=10)  # new / changed / removed
+    kind: str = Field(max_length=10)  # new / changed / removed / moved
     old_snapshot_id: int | None = Field(default=None, foreign_key="snapshot.id")
     new_snapshot_id: int | None = Field(default=None, foreign_key="snapshot.id")
     title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -39,7 +39,7 @@ from monitor.sources import SourceConfig
 LEASE = timedelta(minutes=10)
 FIRST_RETRY = timedelta(minutes=5)
 MAX_RETRY = timedelta(hours=6)
-NOTICE_KINDS = ("source_failing", "source_recovered", "layout_drift")
+NOTICE_KINDS = ("source_failing", "source_recovered", "layout_drift", "source_blocked")
 NOTICE_SEVERITY = "T2"
 #: Ids per claiming UPDATE or change lookup.
 CLAIM_BATCH = IN_LIST_MAX

@@ -135,13 +135,31 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 
 
 @cli.command("sources")
+@click.argument("source_ids", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Preflight: one request per source, a verdict each (ok, blocked, drift, wrong type, "
+    "not found, moved → URL or the error); exit 1 when any is not ok. Records nothing.",
+)
+@click.option(
+    "--timeout", type=float, default=300, show_default=True, help="Seconds the check may take."
+)
 @click.pass_obj
-def sources_command(app: AppContext, as_json: bool) -> None:
-    """List the watched sources from sources.toml with their health.
+def sources_command(
+    app: AppContext, source_ids: tuple[str, ...], as_json: bool, check: bool, timeout: float
+) -> None:
+    """List the watched sources from sources.toml with their health, or check them live.
 
-    Example: fdawatch sources
+    Run `--check` on the production host before the first crawl: FDA's CDN answers differently
+    depending on where a request comes from. Nothing is written to the history.
+
+    Example: fdawatch sources --check fda_spravato_rems fda_medwatch_rss
     """
+    if check:
+        _check_sources(app, source_ids, as_json, timeout)
+        return
     sources = app.sources()
     with Session(app.engine()) as session:
         rows = {row.id: row for row in session.exec(select(Source)).all()}
@@ -162,6 +180,30 @@ def sources_command(app: AppContext, as_json: bool) -> None:
         for s in sources.values()
     ]
     click.echo(_table(table, ["id", "kind", "tier", "every", "health", "url"]))
+
+
+def _check_sources(
+    app: AppContext, source_ids: tuple[str, ...], as_json: bool, timeout: float
+) -> None:
+    from monitor.preflight import check_here, check_in_child
+
+    chosen = select_sources(app.sources(), list(source_ids))
+    in_process = ONE_SHOT and "twisted.internet.reactor" not in sys.modules
+    check = check_here if in_process else check_in_child
+    results = check(app.settings, chosen, timeout)
+    if as_json:
+        for result in results:
+            click.echo(json.dumps(result.to_dict()))
+    else:
+        rows = [[r.source_id, r.verdict, str(r.http_status or ""), r.detail[:90]] for r in results]
+        click.echo(_table(rows, ["source", "verdict", "http", "detail"]))
+        bad = sum(1 for r in results if not r.ok)
+        click.echo(
+            f"{len(results) - bad} of {len(results)} sources ok"
+            + ("; see the README, 'When FDA blocks fdawatch', for what to do" if bad else "")
+        )
+    if any(not r.ok for r in results):
+        sys.exit(1)
 
 
 @cli.command("crawl")
@@ -192,9 +234,7 @@ def crawl_command(
         raise click.UsageError("name source ids (see `fdawatch sources`) or pass --all")
     chosen = select_sources(app.sources(), list(source_ids))
     in_process = ONE_SHOT and "twisted.internet.reactor" not in sys.modules
-    summary = run_crawl(
-        app.engine(), app.settings, chosen, timeout=timeout, in_process=in_process
-    )
+    summary = run_crawl(app.engine(), app.settings, chosen, timeout=timeout, in_process=in_process)
     rows = [
         [
             r.source_id,

@@ -71,9 +71,13 @@ class Settings:
     crawl_delay: float = 1.0
     concurrency_per_host: int = 1
     user_agent: str = DEFAULT_USER_AGENT
+    contact: str = ""  # an address FDA's web team can reach, added to the User-Agent
     obey_robots: bool = True
     crawl_timeout: float = 30.0
     retry_times: int = 2
+    second_look_delay: float = 20.0  # seconds before a shrunken document is fetched again
+    blocked_backoff: float = 1800.0  # after a CDN refusal, wait this long, doubling each time…
+    blocked_backoff_max: float = 86400.0  # …up to this
     smtp: SmtpSettings | None = None
     mail_from: str = "fdawatch <fdawatch@localhost>"
     recipients: tuple[Recipient, ...] = ()
@@ -84,6 +88,20 @@ class Settings:
     scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
     scheduler_shared: bool = False  # several daemons share one database's sources (claims)
+
+
+def user_agent(base: str, contact: str) -> str:
+    """The User-Agent: honest about what we are, with a contact when the operator gives one.
+
+    fdawatch never rotates agents or hides behind proxies: if FDA's web team wants us slower
+    or gone, this is how they find us.
+    """
+    contact = contact.strip()
+    if not contact or contact in base:
+        return base
+    if base.endswith(")"):
+        return f"{base[:-1]}; contact: {contact})"
+    return f"{base} (contact: {contact})"
 
 
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -157,7 +175,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 #: The tables of fdawatch.toml and the keys each may hold.
 _SECTIONS = {
-    "crawl": {"delay", "concurrency_per_host", "user_agent", "obey_robots", "timeout", "retries"},
+    "crawl": {
+        "delay",
+        "concurrency_per_host",
+        "user_agent",
+        "contact",
+        "obey_robots",
+        "timeout",
+        "retries",
+        "second_look_delay",
+        "blocked_backoff",
+        "blocked_backoff_max",
+    },
     "mail": {"from", "outbox_dir", "storm_cap"},
     "health": {"failure_threshold"},
     "site": {"url"},
@@ -267,12 +296,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_dir=Path(outbox),
         crawl_delay=_number(delay, where_delay, float),
         concurrency_per_host=_number(concurrency, where_conc, int, minimum=1),
-        user_agent=str(crawl.get("user_agent", DEFAULT_USER_AGENT)),
+        user_agent=user_agent(
+            str(crawl.get("user_agent", DEFAULT_USER_AGENT)), str(crawl.get("contact", ""))
+        ),
+        contact=str(crawl.get("contact", "")),
         obey_robots=bool(crawl.get("obey_robots", True)),
         crawl_timeout=_number(
             crawl.get("timeout", 30.0), f"{config_path}: [crawl] timeout", float, 1
         ),
         retry_times=_number(crawl.get("retries", 2), f"{config_path}: [crawl] retries", int),
+        second_look_delay=_number(
+            crawl.get("second_look_delay", 20.0), f"{config_path}: [crawl] second_look_delay", float
+        ),
+        blocked_backoff=_number(
+            crawl.get("blocked_backoff", 1800.0), f"{config_path}: [crawl] blocked_backoff", float
+        ),
+        blocked_backoff_max=_number(
+            crawl.get("blocked_backoff_max", 86400.0),
+            f"{config_path}: [crawl] blocked_backoff_max",
+            float,
+        ),
         smtp=_smtp_from_env(env),
         mail_from=env.get("FDAWATCH_MAIL_FROM") or str(mail.get("from", Settings.mail_from)),
         recipients=tuple(_recipient(r, i, config_path) for i, r in enumerate(recipients)),

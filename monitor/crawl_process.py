@@ -19,6 +19,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from monitor.config import Settings, load_settings
 from monitor.sources import SourceConfig, SourceTable, load_sources, select
@@ -59,11 +60,13 @@ def crawl_sources(
     log_level: str = "WARNING",
     timeout: float | None = None,
     tail: TailHandler | None = None,
+    check: Any = None,
 ) -> bool:
     """Crawl `sources` once in this process; False when `timeout` stopped it first.
 
     Only call it once per process (the reactor cannot restart). With `tail`, Scrapy's log goes
-    to that handler instead of stderr.
+    to that handler instead of stderr. With `check` (a `monitor.preflight.Collected`), nothing is
+    read from or written to the history: each source's fetch record is collected there instead.
     """
     # Imported here, near the bottom of the stack: Scrapy's deprecation shims in this module call
     # `inspect.stack()`, whose cost grows with the depth of the importing stack.
@@ -71,7 +74,7 @@ def crawl_sources(
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
-    from monitor.scrapy_addon import load_validators
+    from monitor.scrapy_addon import load_crawl_state
 
     settings = ScrapySettings()
     settings.setmodule("spiders.settings", priority="project")
@@ -80,7 +83,13 @@ def crawl_sources(
     # Read once here for every spider of the crawl, instead of once per spider by the add-on.
     chosen = SourceTable((source.id, source) for source in sources)
     settings.set("FDAWATCH_SOURCES", chosen, priority="cmdline")
-    settings.set("FDAWATCH_VALIDATORS", load_validators(config), priority="cmdline")
+    if check is None:
+        validators, backoff = load_crawl_state(config)
+    else:  # one plain request per source, whatever the history says
+        validators, backoff = {}, {}
+        settings.set("FDAWATCH_CHECK", check, priority="cmdline")
+    settings.set("FDAWATCH_VALIDATORS", validators, priority="cmdline")
+    settings.set("FDAWATCH_BACKOFF", backoff, priority="cmdline")
     settings.set("LOG_LEVEL", log_level, priority="cmdline")
     settings.set("LOG_INSTALL_ROOT_HANDLER", tail is None, priority="cmdline")
     if tail is not None:

@@ -14,24 +14,44 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
-from db.models import Blob, Change, CrawlRun, Document, Fetch, Snapshot, Source
+from db.models import Blob, Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
 from monitor import alerts, diff, labels, records
 from monitor.config import Recipient
 from monitor.labels import LABEL_OPENFDA, LABEL_SPL
 from monitor.normalize import content_sha256, feed_item_text, html_to_text
 from monitor.records import RECORD
 from monitor.severity import classify
-from monitor.sources import RESULT_SET_KINDS, SourceConfig
+from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
 from monitor.terms import expand_terms, match_terms, weight
-from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
+from spiders.items import (
+    BLOCKED,
+    DRIFT,
+    FAILED,
+    GONE,
+    HELD,
+    NOT_MODIFIED,
+    OK,
+    Observation,
+    SourceFetch,
+)
+
+#: Outcomes that count as a failure in a row (a source-health problem, never a change).
+UNHEALTHY = (FAILED, DRIFT, BLOCKED)
+#: How a health notice is filed and worded, by the outcome that crossed the threshold.
+NOTICE_KIND = {DRIFT: "layout_drift", BLOCKED: "source_blocked", FAILED: "source_failing"}
+HEALTH_STATE = {DRIFT: "drift", BLOCKED: "blocked", FAILED: "failing"}
+#: (first wait, longest wait) in seconds after a CDN refused a host; the wait doubles per refusal.
+DEFAULT_BACKOFF = (1800.0, 86400.0)
+#: Refusals of one host closer together than this are one refusal (one crawl, several sources).
+SAME_REFUSAL = timedelta(minutes=2)
 
 
 def source_rows(session: Session, ids: Sequence[str]) -> dict[str, Source]:
@@ -101,13 +121,21 @@ def input_sha256(observation: Observation) -> str:
     return digest.hexdigest()
 
 
-def store_body(session: Session, body: bytes) -> str | None:
-    """Store a raw body once per SHA-256 (compressed); return its hash."""
+def store_body(session: Session, body: bytes, stored: dict[int, str] | None = None) -> str | None:
+    """Store a raw body once per SHA-256 (compressed); return its hash.
+
+    `stored` remembers the bodies already stored in this fetch by object identity: the items of a
+    feed share one response body, which is then hashed and compressed once, not once per item.
+    """
     if not body:
         return None
+    if stored is not None and id(body) in stored:
+        return stored[id(body)]
     digest = hashlib.sha256(body).hexdigest()
     if session.get(Blob, digest) is None:
         session.add(Blob(sha256=digest, size=len(body), data=zlib.compress(body, 6)))
+    if stored is not None:
+        stored[id(body)] = digest
     return digest
 
 
@@ -119,6 +147,7 @@ def _snapshot(
     meta: dict[str, str],
     *,
     first: bool = False,
+    stored: dict[int, str] | None = None,
 ) -> Snapshot:
     """The snapshot of this version: an earlier one with the same hash, else a new one.
 
@@ -141,7 +170,7 @@ def _snapshot(
         title=observation.title,
         text=text,
         sha256=sha,
-        body_sha256=store_body(session, observation.body),
+        body_sha256=store_body(session, observation.body, stored),
         http_status=observation.http_status,
         headers=observation.headers,
         meta=meta,
@@ -257,6 +286,7 @@ class SourceState:
 
     row: Source
     documents: dict[str, Known]
+    bodies: dict[int, str] = field(default_factory=dict)  # response bodies stored in this fetch
 
     @classmethod
     def load(cls, session: Session, source_id: str) -> SourceState:
@@ -293,6 +323,8 @@ def record(
     row = state.row
     known = state.documents.get(observation.key)
     input_sha = input_sha256(observation)
+    if known and known.document.missing_checks:
+        known.document.missing_checks = 0  # seen again: an earlier 404 or absence was not final
     if known and known.document.removed_at is None and known.input_sha256 == input_sha:
         known.document.last_seen_at = now  # the very input of the current version: unchanged
         return None
@@ -312,7 +344,7 @@ def record(
     baseline = row.last_success_at is None
     sha = content_sha256(text)
     if known is None:
-        snapshot = _snapshot(session, observation, text, sha, meta, first=True)
+        snapshot = _snapshot(session, observation, text, sha, meta, first=True, stored=state.bodies)
         document = Document(
             source_id=source.id,
             doc_key=observation.key,
@@ -344,7 +376,7 @@ def record(
         return None
     current = session.get(Snapshot, document.current_snapshot_id)
     assert current is not None
-    snapshot = _snapshot(session, observation, text, sha, meta)
+    snapshot = _snapshot(session, observation, text, sha, meta, stored=state.bodies)
     document.current_snapshot_id = snapshot.id
     document.removed_at = None
     state.documents[observation.key] = Known(document, sha, input_sha)
@@ -384,6 +416,26 @@ def _remove(
     )
 
 
+def _missing_again(
+    session: Session,
+    document: Document,
+    now: datetime,
+    source: SourceConfig,
+    recipients: Sequence[Recipient],
+    run_id: int | None,
+) -> int:
+    """One more check that found the document gone; removed once `confirm_removal` agree.
+
+    A single 404 is as often a deploy, a CDN hiccup or a block as a removal, and a false "FDA
+    removed its ketamine alert" is the worst alert fdawatch could send.
+    """
+    document.missing_checks += 1
+    if document.missing_checks < source.confirm_removal:
+        return 0
+    _remove(session, document, now, source, recipients, run_id)
+    return 1
+
+
 def _record_gone(
     session: Session,
     fetch: SourceFetch,
@@ -392,12 +444,11 @@ def _record_gone(
     recipients: Sequence[Recipient],
     run_id: int | None,
 ) -> int:
-    """A page answering 404/410: its document is removed (once)."""
+    """A page answering 404/410 at its own URL: removed after `confirm_removal` such answers."""
     document = _document(session, source.id, source.url)
     if document is None or document.removed_at is not None:
         return 0
-    _remove(session, document, now, source, recipients, run_id)
-    return 1
+    return _missing_again(session, document, now, source, recipients, run_id)
 
 
 def _record_missing(
@@ -408,19 +459,81 @@ def _record_missing(
     recipients: Sequence[Recipient],
     run_id: int | None,
 ) -> int:
-    """Documents absent from a complete result set (all pages fetched) are removed (once).
+    """Documents absent from a complete result set: removed after `confirm_removal` absences.
 
     Only API sources return complete sets; the caller passes only OK fetches, and a spider
-    reports a failed or truncated crawl as FAILED, so a partial set never removes anything.
+    reports a failed or truncated crawl as FAILED, so a partial set never counts as an absence.
     """
     present = set(fetch.document_keys)
     documents = session.exec(
         select(Document).where(Document.source_id == source.id, col(Document.removed_at).is_(None))
     ).all()
     missing = [document for document in documents if document.doc_key not in present]
-    for document in missing:
-        _remove(session, document, now, source, recipients, run_id)
-    return len(missing)
+    return sum(
+        _missing_again(session, document, now, source, recipients, run_id) for document in missing
+    )
+
+
+def _record_move(
+    session: Session,
+    row: Source,
+    fetch: SourceFetch,
+    now: datetime,
+    source: SourceConfig,
+    recipients: Sequence[Recipient],
+    run_id: int | None,
+) -> int:
+    """A permanent redirect to a new address: one `moved` change per new address.
+
+    The content at the new address is compared as usual (the document keeps its key), so a
+    page that moves is neither a removal nor silence.
+    """
+    if fetch.moved_to is None:
+        row.moved_to = None  # back at its own address (or no longer redirected): nothing to say
+        return 0
+    if fetch.moved_to == row.moved_to:
+        return 0
+    old_url = row.moved_to or source.url
+    row.moved_to = fetch.moved_to
+    document = _document(session, source.id, source.url)
+    current = session.get(Snapshot, document.current_snapshot_id) if document else None
+    verdict = classify(
+        source_tier=source.tier, source_title=source.title, kind="moved", url=fetch.moved_to,
+        added=[], removed=[], source_kind=source.kind,
+    )  # fmt: skip
+    change = Change(
+        source_id=source.id,
+        doc_key=source.url,
+        kind="moved",
+        old_snapshot_id=current.id if current else None,
+        new_snapshot_id=current.id if current else None,
+        title=(current.title if current else "") or source.title,
+        summary=f"Moved: {old_url} → {fetch.moved_to}",
+        diff=f"- {old_url}\n+ {fetch.moved_to}\n",
+        severity=verdict.tier,
+        severity_reasons=list(verdict.reasons),
+        run_id=run_id,
+        detected_at=now,
+    )
+    session.add(change)
+    session.flush()
+    alerts.enqueue(session, change, recipients, source.tags, now)
+    row.last_change_at = now
+    return 1
+
+
+def _notice_text(source: SourceConfig, row: Source, outcome: str) -> str:
+    """The words of a "source failing / blocked / drifted" notice."""
+    if outcome == BLOCKED:
+        return (
+            f"{source.title} ({source.id}): the site refused fdawatch's requests "
+            f"{row.consecutive_failures} times in a row; last: {row.last_error}. No content change "
+            "is inferred from a block. What to do: see the README, 'When FDA blocks fdawatch'."
+        )
+    return (
+        f"{source.title} ({source.id}) failed {row.consecutive_failures} times in a row; "
+        f"last error: {row.last_error}. No content change is inferred from a failure."
+    )
 
 
 def _update_health(
@@ -432,23 +545,29 @@ def _update_health(
     recipients: Sequence[Recipient],
     threshold: int,
 ) -> None:
-    """Count failures in a row; notify once when a source starts failing and once when it heals."""
+    """Count failures in a row; notify once when a source starts failing and once when it heals.
+
+    A block shows as `blocked` at once (it is evidence, not a guess); failures and drift show
+    once they reach the threshold (before that the source is "degraded").
+    """
+    if fetch.outcome == HELD:
+        return  # not a check yet: the second look decides
     row.last_checked_at = now
-    if fetch.outcome in (FAILED, DRIFT):
+    if fetch.outcome in UNHEALTHY:
         row.consecutive_failures += 1
         row.last_error = fetch.error or (f"HTTP {fetch.http_status}" if fetch.http_status else None)
+        if fetch.outcome == BLOCKED:
+            row.health = "blocked"
+        elif row.health == "blocked":
+            row.health = "failing" if row.failure_alerted_at else "ok"
         limit = source.failure_threshold or threshold
         if row.consecutive_failures >= limit and row.failure_alerted_at is None:
-            row.health = "drift" if fetch.outcome == DRIFT else "failing"
+            row.health = HEALTH_STATE[fetch.outcome]
             row.failure_alerted_at = now
-            kind = "layout_drift" if fetch.outcome == DRIFT else "source_failing"
-            notice = (
-                f"{source.title} ({source.id}) failed {row.consecutive_failures} times in a row; "
-                f"last error: {row.last_error}. No content change is inferred from a failure."
-            )
             alerts.enqueue_notice(
-                session, source.id, kind, notice, recipients, now, source_tags=source.tags
-            )
+                session, source.id, NOTICE_KIND[fetch.outcome],
+                _notice_text(source, row, fetch.outcome), recipients, now, source_tags=source.tags,
+            )  # fmt: skip
         return
     if row.failure_alerted_at is not None:
         notice = (
@@ -464,6 +583,45 @@ def _update_health(
     row.last_success_at = now
 
 
+def _note_refusal(
+    session: Session, fetch: SourceFetch, now: datetime, backoff: tuple[float, float]
+) -> None:
+    """A request the host's CDN refused: back off from that host, doubling the wait each time.
+
+    A BLOCKED fetch that was never requested (the host was already backing off) changes nothing:
+    only real refusals lengthen the wait.
+    """
+    if fetch.outcome != BLOCKED or fetch.http_status is None:
+        return
+    host = host_key(fetch.url)
+    row = session.get(HostBackoff, host)
+    if row is None:
+        row = HostBackoff(
+            host=host, refusals=0, first_refused_at=now, last_refused_at=now, until=now
+        )
+        session.add(row)
+    elif now - row.last_refused_at < SAME_REFUSAL:
+        row.evidence = fetch.error or row.evidence
+        return  # another source of the same crawl: the same refusal
+    row.refusals += 1
+    row.last_refused_at = now
+    first, longest = backoff
+    row.until = now + timedelta(seconds=min(longest, first * 2 ** min(row.refusals - 1, 20)))
+    row.evidence = fetch.error or ""
+
+
+def _forget_refusals(session: Session, hosts: set[str]) -> None:
+    """Hosts that answered normally again: no more backing off from them."""
+    for chunk in in_batches(sorted(hosts)):
+        session.execute(delete(HostBackoff).where(col(HostBackoff.host).in_(chunk)))
+
+
+def backoff_until(session: Session, now: datetime) -> dict[str, datetime]:
+    """Hosts not to be asked before a time (for the crawl's FDAWATCH_BACKOFF setting)."""
+    rows = session.exec(select(HostBackoff).where(col(HostBackoff.until) > now)).all()
+    return {row.host: row.until for row in rows}
+
+
 def record_fetch(
     session: Session,
     fetch: SourceFetch,
@@ -475,6 +633,7 @@ def record_fetch(
     changes: int = 0,
     failure_threshold: int = 3,
     row: Source | None = None,
+    backoff: tuple[float, float] = DEFAULT_BACKOFF,
 ) -> Fetch:
     """Record how a fetch went; keep validators only from a fully recorded 200 response.
 
@@ -489,6 +648,13 @@ def record_fetch(
         changes += _record_missing(session, fetch, now, source, recipients, run_id)
     if fetch.outcome == OK:
         row.etag, row.last_modified = fetch.etag, fetch.last_modified
+        changes += _record_move(session, row, fetch, now, source, recipients, run_id)
+    if fetch.outcome == BLOCKED:
+        _note_refusal(session, fetch, now, backoff)
+    elif fetch.outcome in (OK, NOT_MODIFIED, GONE) and session.get(
+        HostBackoff, host_key(fetch.url)
+    ):
+        _forget_refusals(session, {host_key(fetch.url)})
     _update_health(session, row, fetch, now, source, recipients, failure_threshold)
     entry = Fetch(**_fetch_values(fetch, run_id, changes))
     session.add(entry)
@@ -521,6 +687,8 @@ def record_not_modified(
         source = sources[fetch.source_id]
         _update_health(session, row, fetch, now, source, recipients, failure_threshold)
     if fetches:
+        if session.exec(select(HostBackoff.host).limit(1)).first() is not None:
+            _forget_refusals(session, {host_key(fetch.url) for fetch in fetches})
         session.execute(insert(Fetch), [_fetch_values(fetch, run_id, 0) for fetch in fetches])
 
 
@@ -537,6 +705,8 @@ def _fetch_values(fetch: SourceFetch, run_id: int | None, changes: int) -> dict[
         "bytes": fetch.bytes,
         "duration_ms": fetch.duration_ms,
         "fetched_at": fetch.fetched_at,
+        "final_url": fetch.final_url,
+        "server": fetch.server,
     }
 
 
@@ -556,7 +726,7 @@ def finish_run(
     last = {source_id: (outcome, changes) for source_id, outcome, changes in rows}
     run.checked = len(run.source_ids)
     run.changed = sum(1 for _, changes in last.values() if changes > 0)
-    run.failed = sum(1 for outcome, _ in last.values() if outcome in (FAILED, DRIFT))
+    run.failed = sum(1 for outcome, _ in last.values() if outcome in (*UNHEALTHY, HELD))
     run.failed += sum(1 for source_id in run.source_ids if source_id not in last)
     run.unchanged = run.checked - run.changed - run.failed
     run.finished_at = now

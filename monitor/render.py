@@ -341,6 +341,7 @@ class NoticeView:
             "source_failing": "is failing",
             "source_recovered": "has recovered",
             "layout_drift": "changed its layout",
+            "source_blocked": "is blocked (the site refuses fdawatch's requests)",
         }.get(self.kind, self.kind.replace("_", " "))
 
 

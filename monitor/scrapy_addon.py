@@ -8,12 +8,13 @@ conditional-GET validators from the history, and the history pipeline.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from db.engine import open_database
-from db.models import Source
+from db.models import HostBackoff, Source
 from monitor.config import Settings, load_settings
 from monitor.sources import SourceTable, load_sources
 
@@ -23,17 +24,26 @@ if TYPE_CHECKING:
 PRIORITY = "project"  # above the project's static defaults, below `-s` on the command line
 
 
-def load_validators(settings: Settings) -> dict[str, dict[str, str | None]]:
-    """ETag / Last-Modified per source, as stored after the last fully recorded 200."""
+def load_crawl_state(
+    settings: Settings,
+) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
+    """What a crawl needs from the history, in one connection.
+
+    * ETag / Last-Modified per source, as stored after the last fully recorded 200;
+    * hosts a CDN refused recently, and until when they are left alone (ISO times).
+    """
     engine = open_database(settings.database_url)
     try:
         with Session(engine) as session:
             rows = session.exec(select(Source)).all()
-            return {
+            validators = {
                 row.id: {"etag": row.etag, "last_modified": row.last_modified}
                 for row in rows
                 if row.etag or row.last_modified
             }
+            now = datetime.now(UTC)
+            refused = session.exec(select(HostBackoff).where(col(HostBackoff.until) > now)).all()
+            return validators, {row.host: row.until.isoformat() for row in refused}
     finally:
         engine.dispose()
 
@@ -42,6 +52,7 @@ def scrapy_settings(
     config: Settings,
     sources: Mapping[str, Any] | None = None,
     validators: dict[str, dict[str, str | None]] | None = None,
+    backoff: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """The Scrapy settings that follow from fdawatch's own settings.
 
@@ -50,10 +61,15 @@ def scrapy_settings(
     """
     if sources is None:
         sources = SourceTable(load_sources(config.sources_path))
+    if validators is None or backoff is None:
+        stored_validators, stored_backoff = load_crawl_state(config)
+        validators = stored_validators if validators is None else validators
+        backoff = stored_backoff if backoff is None else backoff
     return {
         "FDAWATCH_SETTINGS": config,
         "FDAWATCH_SOURCES": sources,
-        "FDAWATCH_VALIDATORS": load_validators(config) if validators is None else validators,
+        "FDAWATCH_VALIDATORS": validators,
+        "FDAWATCH_BACKOFF": backoff,
         "USER_AGENT": config.user_agent,
         "DOWNLOAD_DELAY": config.crawl_delay,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_host,
@@ -80,7 +96,11 @@ class FdawatchAddon:
             config,
             sources=settings.get("FDAWATCH_SOURCES") or None,
             validators=settings.get("FDAWATCH_VALIDATORS"),
+            backoff=settings.get("FDAWATCH_BACKOFF"),
         )
         for name, value in given.items():
             settings.set(name, value, priority=PRIORITY)
-        settings["ITEM_PIPELINES"]["monitor.pipeline.HistoryPipeline"] = 300
+        if settings.get("FDAWATCH_CHECK") is not None:  # `sources --check`: record nothing
+            settings["ITEM_PIPELINES"]["monitor.preflight.CheckPipeline"] = 300
+        else:
+            settings["ITEM_PIPELINES"]["monitor.pipeline.HistoryPipeline"] = 300

@@ -34,6 +34,14 @@ CRITICAL_PATHS = {
 }
 
 
+#: A page that moved (a permanent redirect) is still watched at its new address: low severity.
+MOVED_TIER = "T4"
+MOVED_REASON = (
+    "moved to a new address (a permanent redirect); its content is still compared as usual: "
+    "update the source's url in sources.toml"
+)
+
+
 @dataclass(frozen=True)
 class Verdict:
     tier: str
@@ -74,6 +82,8 @@ def classify(
     Labels and records also pass their `content_type`, the `sections` (or record fields) that
     changed and both texts; pages and feeds need none of that.
     """
+    if kind == "moved":
+        return Verdict(MOVED_TIER, (MOVED_REASON,))
     if content_type in LABEL_TYPES:
         return classify_label(
             source_tier=source_tier, kind=kind, sections=sections, added=added,

@@ -49,8 +49,16 @@ _FIELDS = {
     "tier": "severity of a change when no rule says otherwise: T1 … T5",
     "tags": "labels recipients can follow",
     "failure_threshold": "failures in a row before a 'source failing' alert",
+    "confirm_removal": "404/410 answers (or absences from a complete result set) in a row "
+    "before a document counts as removed (default 2)",
+    "max_documents": "most documents one fetch may hold (feed items, API records; default "
+    "10000): more is a failed fetch, never a partial record",
+    "max_bytes": "largest response body in bytes (default: [crawl]'s 20 MB limit)",
     "notes": "free text for people",
 }
+#: Defaults of the per-source limits.
+CONFIRM_REMOVAL = 2
+MAX_DOCUMENTS = 10_000
 
 
 CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -58,6 +66,11 @@ CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class SourcesError(ValueError):
     """A bad sources.toml: the message names the entry and the field."""
+
+
+def host_key(url: str) -> str:
+    """The host a URL's requests go to, as politeness and back-off count it (`host[:port]`)."""
+    return urlsplit(url).netloc.lower().rpartition("@")[2]
 
 
 def crontab_weekdays(field: str) -> str:
@@ -112,6 +125,9 @@ class SourceConfig:
     tier: str = "T3"
     tags: tuple[str, ...] = ()
     failure_threshold: int | None = None
+    confirm_removal: int = CONFIRM_REMOVAL
+    max_documents: int = MAX_DOCUMENTS
+    max_bytes: int | None = None
     notes: str = ""
 
     @property
@@ -199,10 +215,13 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
             raise SourcesError(f"{where}: field {key!r} must be a list of non-empty strings")
         lists[key] = tuple(value)
     threshold = raw.get("failure_threshold")
-    if threshold is not None and (
-        not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1
-    ):
+    if threshold is not None and not _whole(threshold):
         raise SourcesError(f"{where}: field 'failure_threshold' must be a whole number ≥ 1")
+    for key in ("confirm_removal", "max_documents", "max_bytes"):
+        if key in raw and not _whole(raw[key]):
+            raise SourcesError(
+                f"{where}: field {key!r} must be a whole number ≥ 1 ({_FIELDS[key]})"
+            )
     selector = raw.get("selector", "main")
     if not selector.strip():
         raise SourcesError(f"{where}: field 'selector' is empty ({_FIELDS['selector']})")
@@ -218,8 +237,16 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
         tier=tier,
         tags=lists["tags"],
         failure_threshold=threshold,
+        confirm_removal=raw.get("confirm_removal", CONFIRM_REMOVAL),
+        max_documents=raw.get("max_documents", MAX_DOCUMENTS),
+        max_bytes=raw.get("max_bytes"),
         notes=raw.get("notes", ""),
     )
+
+
+def _whole(value: Any) -> bool:
+    """A whole number ≥ 1 (TOML booleans are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def parse_sources(data: dict[str, Any], path: Path) -> dict[str, SourceConfig]:

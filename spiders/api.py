@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from scrapy import Request
 
 from monitor.sources import SourceConfig
-from spiders.base import HANDLED_STATUSES, WatchSpider, header, latency_ms
+from spiders.base import HANDLED_STATUSES, WatchSpider, header, latency_ms, too_many
 from spiders.items import FAILED, OK, Observation, SourceFetch
 
 if TYPE_CHECKING:
@@ -188,6 +188,9 @@ class ApiSpider(WatchSpider):
         state = self.result_set(source, response, fetched_at)
         page = self.parse_page(source, response, state, response.meta.get(STAGE, "first"))
         state.add(page.observations)
+        if len(state.documents) > source.max_documents:  # bounded work: record none of them
+            yield self.set_record(state, FAILED, error=too_many(source, len(state.documents)))
+            return
         if page.next_url and state.pages >= self.max_pages:
             page.incomplete = (
                 f"stopped after {self.max_pages} pages ({state.received} results) before the end "
@@ -306,7 +309,13 @@ class ApiSpider(WatchSpider):
 
 def without_key(record: SourceFetch) -> SourceFetch:
     error = redact(record.error) if record.error else record.error
-    return replace(record, url=strip_api_key(record.url), error=error)
+    return replace(
+        record,
+        url=strip_api_key(record.url),
+        error=error,
+        final_url=strip_api_key(record.final_url) if record.final_url else None,
+        moved_to=strip_api_key(record.moved_to) if record.moved_to else None,
+    )
 
 
 def link_next(response: Response) -> str | None:

@@ -37,8 +37,11 @@ from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 from twisted.web.http import PotentialDataLoss, _DataLoss
 
 from monitor.sources import SourceConfig
-from spiders.items import FAILED, NOT_MODIFIED, OK, Observation, SourceFetch
+from spiders.blocks import Blocked
+from spiders.delays import DELAY
+from spiders.items import BLOCKED, FAILED, NOT_MODIFIED, OK, Observation, SourceFetch
 from spiders.middlewares import RateLimited, RedirectLoop
+from spiders.transfer import TruncatedBody
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
 #: RedirectMiddleware stops following redirects for any status a request says it handles (and
 #: for every status under `handle_httpstatus_all`), and moved FDA pages must still be followed.
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Redirects that say "this address has moved for good": following one is a `moved` change.
+PERMANENT_REDIRECTS = frozenset({301, 308})
 HANDLED_STATUSES = [status for status in range(100, 600) if status not in REDIRECT_STATUSES]
 
 #: (short kind, exception types) — the first kind found anywhere in a failure's chain wins, so
@@ -58,7 +63,7 @@ ERROR_KINDS: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
     ("dns", (CannotResolveHostError, DNSLookupError)),
     ("connection refused", (DownloadConnectionRefusedError, TxConnectionRefusedError)),
     ("timeout", (DownloadTimeoutError, TxTimeoutError, TCPTimedOutError)),
-    ("data loss", (ResponseDataLossError, _DataLoss, PotentialDataLoss)),
+    ("data loss", (TruncatedBody, ResponseDataLossError, _DataLoss, PotentialDataLoss)),
     ("no response", (ResponseNeverReceived,)),
     ("response failed", (DownloadFailedError, ResponseFailed)),
     ("cancelled", (DownloadCancelledError,)),
@@ -68,6 +73,8 @@ ERROR_KINDS: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
 )
 MAX_ERROR_CHARS = 300
 HEADER_NAMES = ("content-type", "etag", "last-modified", "date")
+#: Request meta: this request re-checks a change the first look held back, after this many seconds.
+SECOND_LOOK = "fdawatch_second_look"
 
 
 class WatchSpider(Spider):
@@ -104,18 +111,32 @@ class WatchSpider(Spider):
             headers["If-None-Match"] = validators["etag"]
         if validators.get("last_modified"):
             headers["If-Modified-Since"] = validators["last_modified"]
+        meta: dict[str, Any] = {
+            "source_id": source.id,
+            "handle_httpstatus_list": HANDLED_STATUSES,
+            "fdawatch_started": time.monotonic(),
+        }
+        if source.max_bytes:
+            meta["download_maxsize"] = source.max_bytes
         return Request(
             source.url,
             callback=self.parse,
             errback=self.on_error,
             headers=headers,
             dont_filter=True,
-            meta={
-                "source_id": source.id,
-                "handle_httpstatus_list": HANDLED_STATUSES,
-                "fdawatch_started": time.monotonic(),
-            },
+            meta=meta,
         )
+
+    def second_look_request(self, source_id: str, delay: float) -> Request:
+        """The same source fetched again, unconditionally, `delay` seconds from now.
+
+        The history pipeline asks for it when a fetch would shrink a document to a fraction of
+        its text (or add replacement characters): the change is raised only if this agrees.
+        """
+        request = self.build_request(self.sources[source_id], {})
+        request.meta[SECOND_LOOK] = True
+        request.meta[DELAY] = delay
+        return request
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Observation | SourceFetch]:
         """Status handling common to all sources; a 2xx body goes to `parse_ok`."""
@@ -124,6 +145,11 @@ class WatchSpider(Spider):
         status = response.status
         if status == 304:
             yield self.fetch_record(source, response, NOT_MODIFIED, fetched_at)
+        elif status in (404, 410) and redirected_from(response):
+            # Not the source's own URL answering: a redirect led to a missing page. That is
+            # worth a look, not a removal (a move or a block usually explains it).
+            error = f"HTTP {status} at {response.url}, redirected from {redirected_from(response)}"
+            yield self.fetch_record(source, response, FAILED, fetched_at, error=error)
         elif status in (404, 410):
             outcome = self.missing_outcome
             yield self.fetch_record(source, response, outcome, fetched_at, error=f"HTTP {status}")
@@ -177,6 +203,7 @@ class WatchSpider(Spider):
         **fields: Any,
     ) -> SourceFetch:
         """A SourceFetch for a response that arrived (whatever its status)."""
+        origin = redirected_from(response)
         return SourceFetch(
             source_id=source.id,
             url=response.url,
@@ -185,6 +212,10 @@ class WatchSpider(Spider):
             http_status=response.status,
             bytes=len(response.body),
             duration_ms=latency_ms(response),
+            final_url=response.url if origin else None,
+            moved_to=moved_to(response),
+            server=header(response, "server"),
+            second_look=bool(response.meta.get(SECOND_LOOK)),
             **fields,
         )
 
@@ -194,6 +225,24 @@ class WatchSpider(Spider):
         source = self.sources[request.meta["source_id"]]
         response = getattr(failure.value, "response", None)
         started = request.meta.get("fdawatch_started")
+        duration_ms = round((time.monotonic() - started) * 1000) if started else 0
+        second_look = bool(request.meta.get(SECOND_LOOK))
+        if isinstance(failure.value, Blocked):
+            evidence = failure.value.evidence
+            self.logger.warning("%s: %s", source.id, evidence.describe())
+            yield SourceFetch(
+                source_id=source.id,
+                url=request.url,
+                outcome=BLOCKED,
+                fetched_at=datetime.now(UTC),
+                http_status=evidence.status,
+                error=evidence.describe()[:MAX_ERROR_CHARS],
+                duration_ms=duration_ms,
+                final_url=evidence.url if evidence.url != request.url else None,
+                server=evidence.server,
+                second_look=second_look,
+            )
+            return
         error = describe_failure(failure)
         self.logger.warning("%s: fetch failed: %s", source.id, error)
         yield SourceFetch(
@@ -203,7 +252,8 @@ class WatchSpider(Spider):
             fetched_at=datetime.now(UTC),
             http_status=response.status if response is not None else None,
             error=error,
-            duration_ms=round((time.monotonic() - started) * 1000) if started else 0,
+            duration_ms=duration_ms,
+            second_look=second_look,
         )
 
     def observation(
@@ -252,6 +302,28 @@ def valid_ids_hint(own: dict[str, SourceConfig], kind: str) -> str:
     if not own:
         return f"no {kind} sources are configured (FDAWATCH_SOURCES is empty)"
     return f"valid {kind} sources: {', '.join(own)} (or all)"
+
+
+def too_many(source: SourceConfig, count: int) -> str:
+    """The failure for a response holding more documents than the source allows."""
+    return (
+        f"{count} documents in one fetch, more than max_documents = {source.max_documents}: "
+        f"not recorded; raise max_documents for {source.id!r} in sources.toml if this is expected"
+    )
+
+
+def redirected_from(response: Response) -> str | None:
+    """The URL first asked for, when redirects led to this response; None when none did."""
+    urls = response.meta.get("redirect_urls") or []
+    return str(urls[0]) if urls and urls[0] != response.url else None
+
+
+def moved_to(response: Response) -> str | None:
+    """The new address when a permanent redirect (301 / 308) led to this response."""
+    reasons = response.meta.get("redirect_reasons") or []
+    if not redirected_from(response) or not any(r in PERMANENT_REDIRECTS for r in reasons):
+        return None
+    return response.url
 
 
 def header(response: Response, name: str) -> str | None:

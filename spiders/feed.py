@@ -18,8 +18,9 @@ from scrapy.http import Response
 
 from monitor.normalize import document_key
 from monitor.sources import SourceConfig
-from spiders.base import WatchSpider, header
+from spiders.base import WatchSpider, header, too_many
 from spiders.items import Observation, SourceFetch
+from spiders.transfer import FEED_END, TAIL_BYTES
 
 #: A feed never needs its own entities; declaring them is the shape of an entity-expansion
 #: ("billion laughs") or external-entity attack, so such a body is refused, not parsed.
@@ -43,8 +44,17 @@ class FeedSpider(WatchSpider):
             yield self.failed(source, response, fetched_at, ENTITY_REFUSAL)
             return
         parsed = parse_feed(response.body, response.url, header(response, "content-type"))
+        if len(parsed.entries) > source.max_documents:
+            yield self.failed(source, response, fetched_at, too_many(source, len(parsed.entries)))
+            return
         observations = list(self.entry_observations(source, response, fetched_at, parsed.entries))
         problem = unreadable_feed_problem(parsed, response, kept=len(observations))
+        if problem is None and parsed.get("version") and not feed_ends(response.body):
+            problem = (
+                f"data loss: the feed from {response.url} ends before its closing tag "
+                f"({len(response.body)} bytes, {len(observations)} items read): the transfer "
+                "was cut short"
+            )
         if problem:
             yield self.failed(source, response, fetched_at, problem)
             return
@@ -112,6 +122,16 @@ def unreadable_feed_problem(parsed: Any, response: Response, kept: int) -> str |
     if not parsed.get("version"):
         return f"not an RSS or Atom feed ({content_type}) at {response.url}"
     return None
+
+
+def feed_ends(body: bytes) -> bool:
+    """Whether the body ends with a feed's closing root tag (also in UTF-16 / UTF-32).
+
+    A feed cut in the middle of an item still gives feedparser the items before the cut; only
+    its missing end tells the cut from the whole.
+    """
+    tail = body[-TAIL_BYTES * 4 :].replace(b"\x00", b"")
+    return FEED_END.search(tail[-TAIL_BYTES:]) is not None
 
 
 def clean(value: Any) -> str | None:

@@ -16,7 +16,12 @@ NOT_MODIFIED = "not_modified"  # 304: unchanged, nothing to record
 GONE = "gone"  # 404 / 410 for a page: the document was removed
 FAILED = "failed"  # network error, 5xx, timeout, truncated body, unparseable body
 DRIFT = "drift"  # fetched, but the configured selector matched nothing: the layout changed
-OUTCOMES = (OK, NOT_MODIFIED, GONE, FAILED, DRIFT)
+#: A CDN / bot defence refused us (an apology redirect, 401/403, a challenge page), or the host
+#: is backing off after such a refusal: a source-health state, never a content change.
+BLOCKED = "blocked"
+#: The text shrank to a fraction or gained replacement characters: held, not recorded, while
+#: the same URL is fetched once more (the second look decides; see monitor.pipeline).
+HELD = "held"
 
 
 @dataclass
@@ -52,3 +57,7 @@ class SourceFetch:
     bytes: int = 0
     duration_ms: int = 0
     document_keys: list[str] = field(default_factory=list)
+    final_url: str | None = None  # where the answer came from, when a redirect was followed
+    moved_to: str | None = None  # the new address, when a permanent redirect (301/308) led there
+    server: str | None = None  # the Server header: evidence of who answered (a CDN?)
+    second_look: bool = False  # this fetch re-checks a change held by the first look

@@ -39,7 +39,11 @@ class PageSpider(WatchSpider):
             yield self.failed(source, response, fetched_at, message)
             return
         if not region:
-            error = f"selector {source.selector!r} matched nothing on {response.url}"
+            elements = len(response.xpath("//*"))
+            error = (
+                f"selector {source.selector!r} matched nothing on {response.url} "
+                f"(the page has {elements} elements)"
+            )
             self.logger.error("%s: %s", source.id, error)
             yield self.fetch_record(source, response, DRIFT, fetched_at, error=error)
             return

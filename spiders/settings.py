@@ -30,12 +30,22 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 RETRY_AFTER_MAX_DELAY = 120
 # A redirect back to an already visited URL, or to another site, fails at once, with the reason.
 REDIRECT_MAX_TIMES = 10
+# Scrapy calls process_response from the highest number down (the downloader's side first), and
+# process_request from the lowest up.
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
     "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
+    "spiders.delays.RequestDelayMiddleware": 50,  # the second look waits before it is sent
     "spiders.middlewares.RetryAfterMiddleware": 560,  # before RetryMiddleware (550) sees it
+    # A redirect to a CDN's apology page is a block, seen before any redirect is followed:
+    "spiders.blocks.BlockedRedirectMiddleware": 615,
     "spiders.middlewares.RedirectLoopMiddleware": 610,  # before RedirectMiddleware (600)
-    # after HttpCompressionMiddleware (590) has decompressed the body:
+    # The compressed stream must be whole, checked before HttpCompressionMiddleware (590):
+    "spiders.transfer.CompressedStreamMiddleware": 595,
+    # After decompression: a connection-delimited body must visibly end; refusals and challenge
+    # pages are blocks (and a refused host is not asked again); then the charset fallback.
+    "spiders.transfer.CutShortMiddleware": 588,
+    "spiders.blocks.BlockedResponseMiddleware": 587,
     "spiders.middlewares.LegacyCharsetMiddleware": 585,
     # next to the download handler, so it sees the cancelled download first:
     "spiders.middlewares.DownloadSizeMiddleware": 950,

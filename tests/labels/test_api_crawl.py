@@ -33,6 +33,7 @@ SOURCES = """
 id = "recalls"
 kind = "openfda_recalls"
 url = '{base}{recalls}'
+confirm_removal = 1
 tier = "T2"
 
 [[source]]
@@ -103,7 +104,8 @@ def test_api_sources_page_honour_429_and_diff_records(
         assert {hit.api_key for hit in server.hits if "enforcement" in hit.route} == {KEY}
         assert {hit.api_key for hit in server.hits if "enforcement" not in hit.route} == {None}
 
-        # Second pass: D-0103 reclassified Class II → Class I, D-0102 gone (a complete set).
+        # Second pass: D-0103 reclassified Class II → Class I, D-0102 gone (a complete set;
+        # this source removes a record at its first absence: confirm_removal = 1).
         server.reset()
         data = json.loads(page1)
         d0103 = json.loads(page2)["results"][0] | {"classification": "Class I"}

@@ -225,12 +225,32 @@ def test_records_missing_from_a_complete_set_are_removed_but_never_after_a_failu
     both = {n: json.dumps(recall(n)) for n in ("D-0101-2026", "D-0102-2026")}
     crawl(session, RECALLS, both, RECORD, clock.tick())
 
+    only_first = {"D-0101-2026": both["D-0101-2026"]}
     assert crawl(session, RECALLS, {}, RECORD, clock.tick(), outcome=FAILED) == []
-    changes = crawl(session, RECALLS, {"D-0101-2026": both["D-0101-2026"]}, RECORD, clock.tick())
-    again = crawl(session, RECALLS, {"D-0101-2026": both["D-0101-2026"]}, RECORD, clock.tick())
+    first_absence = crawl(session, RECALLS, only_first, RECORD, clock.tick())
+    confirmed = crawl(session, RECALLS, only_first, RECORD, clock.tick())
+    again = crawl(session, RECALLS, only_first, RECORD, clock.tick())
 
-    assert [(c.kind, c.doc_key) for c in changes] == [("removed", "D-0102-2026")]
+    assert first_absence == []  # one absence is not yet a removal (confirm_removal = 2)
+    assert [(c.kind, c.doc_key) for c in confirmed] == [("removed", "D-0102-2026")]
     assert again == []  # removed once
+
+
+def test_a_record_absent_once_then_back_is_never_removed(
+    session: Session, registered: Callable[..., list[SourceConfig]], clock: Clock
+) -> None:
+    """Absences must be in a row: absent, back, absent is two first absences, not a removal."""
+    registered(RECALLS)
+    both = {n: json.dumps(recall(n)) for n in ("D-0101-2026", "D-0102-2026")}
+    only_first = {"D-0101-2026": both["D-0101-2026"]}
+    crawl(session, RECALLS, both, RECORD, clock.tick())
+
+    made = [
+        crawl(session, RECALLS, records, RECORD, clock.tick())
+        for records in (only_first, both, only_first)
+    ]
+
+    assert made == [[], [], []]
 
 
 def test_feed_items_missing_from_a_fetch_are_still_not_removed(

@@ -29,15 +29,17 @@ CASES = [
         "unknown_config_key",
         GOOD_SOURCE,
         "[crawl]\ndelai = 1\n",
-        "fdawatch.toml: [crawl] unknown key 'delai' (known: concurrency_per_host, delay, "
-        "obey_robots, retries, timeout, user_agent)",
+        "fdawatch.toml: [crawl] unknown key 'delai' (known: blocked_backoff, blocked_backoff_max, "
+        "concurrency_per_host, contact, delay, obey_robots, retries, second_look_delay, timeout, "
+        "user_agent)",
     ),
     Bad(
         "unknown_source_field",
         GOOD_SOURCE + 'selecter = "main"\n',
         "",
         "sources.toml: [[source]] #1 ('fda_x'): unknown field 'selecter'; known fields: id, "
-        "kind, url, title, selector, interval, cron, terms, tier, tags, failure_threshold, notes",
+        "kind, url, title, selector, interval, cron, terms, tier, tags, failure_threshold, "
+        "confirm_removal, max_documents, max_bytes, notes",
     ),
     Bad(
         "wrong_type_interval",

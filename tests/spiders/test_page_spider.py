@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -161,7 +162,8 @@ def test_fda_page_redesign_is_drift(make_spider, respond, drain, page_source) ->
 
     assert observations == []
     assert (fetch.outcome, fetch.http_status) == (DRIFT, 200)
-    assert fetch.error == f"selector 'main' matched nothing on {page_source.url}"
+    assert fetch.error.startswith(f"selector 'main' matched nothing on {page_source.url} (")
+    assert re.search(r"\(the page has \d{2,} elements\)$", fetch.error)
 
 
 # --- statuses and drift ----------------------------------------------------------------------
@@ -202,7 +204,9 @@ def test_selector_matching_nothing_is_drift_not_a_change(
 
     assert observations == []
     assert fetch.outcome == DRIFT
-    assert fetch.error == f"selector 'main' matched nothing on {page_source.url}"
+    assert fetch.error == (
+        f"selector 'main' matched nothing on {page_source.url} (the page has 4 elements)"
+    )
 
 
 @pytest.mark.parametrize(
