@@ -43,6 +43,10 @@ class FeedSpider(WatchSpider):
         if ENTITY_DECLARATION.search(response.body[:65536]):
             yield self.failed(source, response, fetched_at, ENTITY_REFUSAL)
             return
+        rough = response.body.count(b"<item") + response.body.count(b"<entry")
+        if rough > source.max_documents:  # refused before a long parse holds the reactor
+            yield self.failed(source, response, fetched_at, too_many(source, rough))
+            return
         parsed = parse_feed(response.body, response.url, header(response, "content-type"))
         if len(parsed.entries) > source.max_documents:
             yield self.failed(source, response, fetched_at, too_many(source, len(parsed.entries)))
