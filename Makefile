@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## create .venv and install fdawatch with its test tools
 
 demo: $(STAMP)  ## the whole pipeline on recorded sources served from loopback
-	$(BIN)/python -m monitor.demo
+	$(BIN)/python -m tests.support.demo
 
 chromium:  ## Debian's Chromium for the browser tests (installed with apt when missing, as root)
 	@test -x $(CHROMIUM) || { \

@@ -185,7 +185,7 @@ def sources_command(
 def _check_sources(
     app: AppContext, source_ids: tuple[str, ...], as_json: bool, timeout: float
 ) -> None:
-    from monitor.preflight import check_here, check_in_child
+    from monitor.runtime.preflight import check_here, check_in_child
 
     chosen = select_sources(app.sources(), list(source_ids))
     in_process = ONE_SHOT and "twisted.internet.reactor" not in sys.modules
@@ -228,7 +228,7 @@ def crawl_command(
 
     Example: fdawatch crawl fda_ketamine_oral_alert fda_medwatch_rss
     """
-    from monitor.crawl import run_crawl
+    from monitor.runtime.crawl import run_crawl
 
     if not source_ids and not crawl_all:
         raise click.UsageError("name source ids (see `fdawatch sources`) or pass --all")

@@ -17,10 +17,10 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from db.models import Alert
-from monitor.alerts import SendReport, preview, send_pending
 from monitor.config import ConfigError, Settings
-from monitor.mailer import DeliveryError, mailer_for, write_eml
-from monitor.render import header_text
+from monitor.delivery.alerts import SendReport, preview, send_pending
+from monitor.delivery.mailer import DeliveryError, mailer_for, write_eml
+from monitor.delivery.render import header_text
 from monitor.sources import SourceConfig, SourcesError
 
 

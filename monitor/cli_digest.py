@@ -16,10 +16,10 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from monitor import evidence
 from monitor.cli_alerts import AlertsApp as DigestApp
 from monitor.cli_alerts import _sources
-from monitor.site import build_site
+from monitor.site import evidence
+from monitor.site.build import build_site
 
 LOOPBACK = "127.0.0.1"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from monitor.labels import LabelError, read_label_file
+from monitor.core.labels import LabelError, read_label_file
 
 
 @click.command("label-sections")

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from db import leases
 from monitor.cli import _table
 from monitor.cli_alerts import AlertsApp, describe_report
-from monitor.scheduler import (
+from monitor.runtime.scheduler import (
     DEFAULT_CRAWL_TIMEOUT,
     LEASE_NAME,
     LeaseHeld,
@@ -29,8 +29,8 @@ from monitor.scheduler import (
     serve,
     source_trigger,
 )
+from monitor.runtime.status import StatusRow, status_rows
 from monitor.sources import select as select_sources
-from monitor.status import StatusRow, status_rows
 
 EXIT_LOCKED = 2
 EXIT_CRAWL_FAILED = 1

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from apscheduler.triggers.cron import CronTrigger
 
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
-#: a document missing from it has been removed (monitor.history).
+#: a document missing from it has been removed (monitor.history.writer).
 RESULT_SET_KINDS = (
     "openfda_label",
     "openfda_recalls",

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import Request
 
+from monitor.items import FAILED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import HANDLED_STATUSES, WatchSpider, header, latency_ms, too_many
-from spiders.items import FAILED, OK, Observation, SourceFetch
 
 if TYPE_CHECKING:
     from scrapy.http import Response

@@ -23,8 +23,8 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy.http import TextResponse
 
-from monitor import labels
-from monitor.records import RECORD
+from monitor.core import labels
+from monitor.core.api_records import RECORD
 from spiders.api import ApiSpider, Page, ResultSet, strip_api_key, with_param
 
 if TYPE_CHECKING:

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import feedparser
 from scrapy.http import Response
 
-from monitor.normalize import document_key
+from monitor.core.normalize import document_key
+from monitor.items import Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import WatchSpider, header, too_many
-from spiders.items import Observation, SourceFetch
 from spiders.transfer import FEED_END, TAIL_BYTES
 
 #: A feed never needs its own entities; declaring them is the shape of an entity-expansion

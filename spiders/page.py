@@ -14,9 +14,9 @@ from cssselect import SelectorError
 from parsel import Selector, SelectorList
 from scrapy.http import HtmlResponse, Response, TextResponse
 
+from monitor.items import DRIFT, GONE, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import WatchSpider, header
-from spiders.items import DRIFT, GONE, Observation, SourceFetch
 
 
 class PageSpider(WatchSpider):

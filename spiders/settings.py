@@ -1,7 +1,7 @@
 """Scrapy project settings: polite, honest defaults for crawling fda.gov.
 
-`monitor.scrapy_addon.FdawatchAddon` overrides the politeness values from fdawatch.toml and the
-environment and fills FDAWATCH_SOURCES / FDAWATCH_VALIDATORS; the values here are the defaults.
+`monitor.runtime.scrapy_addon.FdawatchAddon` overrides the politeness values from fdawatch.toml and
+the environment and fills FDAWATCH_SOURCES / FDAWATCH_VALIDATORS; the values here are the defaults.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ BOT_NAME = "fdawatch"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 
-ADDONS = {"monitor.scrapy_addon.FdawatchAddon": 0}
+ADDONS = {"monitor.runtime.scrapy_addon.FdawatchAddon": 0}
 
 USER_AGENT = "fdawatch/0.1 (+https://github.com/fdawatch/fdawatch; regulatory change monitor)"
 ROBOTSTXT_OBEY = True

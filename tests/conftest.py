@@ -171,7 +171,7 @@ def make_source(**overrides: object) -> SourceConfig:
 def registered(session: Session):  # type: ignore[no-untyped-def]
     """Register SourceConfigs in the database and return them (call with several)."""
 
-    from monitor import history
+    from monitor.history import writer as history
 
     def register(*sources: SourceConfig) -> list[SourceConfig]:
         history.sync_sources(session, list(sources))

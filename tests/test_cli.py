@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlmodel import Session
 
 from db.engine import open_database
-from monitor import history
 from monitor.cli import cli
-from spiders.items import OK, Observation, SourceFetch
+from monitor.history import writer as history
+from monitor.items import OK, Observation, SourceFetch
 from tests.conftest import make_source
 
 ROOT = Path(__file__).resolve().parent.parent

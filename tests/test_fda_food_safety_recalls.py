@@ -19,9 +19,9 @@ from scrapy.utils.test import get_crawler
 from sqlmodel import Session, select
 
 from db.models import Change, Snapshot
-from monitor import history
+from monitor.history import writer as history
+from monitor.items import Observation, SourceFetch
 from spiders.feed import FeedSpider
-from spiders.items import Observation, SourceFetch
 from tests.conftest import make_source
 
 CAPTURES = sorted(

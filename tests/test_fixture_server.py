@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.fixture_server import DEFAULT_ROBOTS, FixtureServer, make_etag
 from monitor.sources import parse_sources
+from tests.support.fixture_server import DEFAULT_ROBOTS, FixtureServer, make_etag
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tests" / "fixtures" / "demo"
@@ -319,7 +319,7 @@ def test_stop_is_idempotent_and_frees_the_port(root: Path) -> None:
 
 
 def test_cli_prints_url_and_serves(root: Path) -> None:
-    command = [sys.executable, "-m", "monitor.fixture_server", str(root), "--version", "2"]
+    command = [sys.executable, "-m", "tests.support.fixture_server", str(root), "--version", "2"]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True
     ) as proc:

@@ -9,10 +9,10 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from db.models import Blob, Change, Document, Fetch, Snapshot, Source
-from monitor import history
 from monitor.config import Recipient
+from monitor.history import writer as history
+from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
-from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from tests.conftest import Clock, make_source
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"

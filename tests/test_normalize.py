@@ -9,7 +9,7 @@ import feedparser
 import pytest
 from bs4 import BeautifulSoup
 
-from monitor.normalize import (
+from monitor.core.normalize import (
     NormalizedHtml,
     content_sha256,
     document_key,

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.models import Alert, Change
-from monitor import alerts
 from monitor.config import Recipient
+from monitor.delivery import alerts
 from tests.alerts import factory
 
 NOW = factory.DETECTED_AT + timedelta(minutes=5)

@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.models import Change
-from monitor import alerts, render
 from monitor.config import SmtpSettings
-from monitor.mailer import DeliveryError, EmlMailer, SmtpMailer
+from monitor.delivery import alerts, render
+from monitor.delivery.mailer import DeliveryError, EmlMailer, SmtpMailer
 from tests.alerts import factory
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.alerts.helpers import NOW, SOURCES, outbox, parts, queue_change, queue_numbered, utc

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor import alerts
 from monitor.config import Recipient
+from monitor.delivery import alerts
 from tests.alerts import factory
 from tests.alerts.helpers import NOW, outbox, queue_change
 

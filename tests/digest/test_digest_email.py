@@ -14,8 +14,9 @@ from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Alert
-from monitor import alerts, digest
 from monitor.config import Recipient, Settings
+from monitor.delivery import alerts
+from monitor.site import digest
 from tests.digest import synthetic_history as data
 from tests.digest.synthetic_history import History
 

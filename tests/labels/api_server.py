@@ -1,9 +1,9 @@
 """A tiny loopback API server for the API spider tests: answers by path *and* query string.
 
-`monitor.fixture_server.FixtureServer` serves files by path only (the query string is ignored),
-so it cannot serve openFDA's `skip=` pages or Federal Register `page=` pages. Here a route is the
-request target with its query pairs sorted and `api_key` removed; each route answers its queued
-responses in turn and repeats the last one. Every request is logged with its time.
+`tests.support.fixture_server.FixtureServer` serves files by path only (the query string is
+ignored), so it cannot serve openFDA's `skip=` pages or Federal Register `page=` pages. Here a route
+is the request target with its query pairs sorted and `api_key` removed; each route answers its
+queued responses in turn and repeats the last one. Every request is logged with its time.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from db.models import Change
-from monitor import history
+from monitor.history import writer as history
+from monitor.items import OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
-from spiders.items import OK, Observation, SourceFetch
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAILYMED = FIXTURES / "dailymed"

@@ -12,9 +12,9 @@ from scrapy.http import Response, TextResponse
 from scrapy.utils.test import get_crawler
 
 from monitor.config import Settings
+from monitor.items import FAILED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.api import RedactApiKeys, strip_api_key, with_api_key
-from spiders.items import FAILED, OK, Observation, SourceFetch
 from spiders.openfda import OpenfdaRecallsSpider
 from tests.labels.conftest import OPENFDA
 from tests.spiders.conftest import start_requests

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor import labels
 from monitor.cli_labels import label_sections
+from monitor.core import labels
 from tests.labels.conftest import DAILYMED, OPENFDA, first_result
 
 PLR_HEAD = ["48780-1", "43683-2", "34067-9", "34068-7", "43678-2", "34070-3", "43685-7"]

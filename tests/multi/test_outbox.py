@@ -12,8 +12,9 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from db.models import Alert
-from monitor import alerts, digest
 from monitor.config import Recipient, Settings
+from monitor.delivery import alerts
+from monitor.site import digest
 from tests.alerts import factory
 from tests.alerts.helpers import NOW, SOURCES, queue_numbered
 from tests.digest import synthetic_history

@@ -25,8 +25,8 @@ from sqlmodel import Session, col, select
 
 from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
-from monitor.fixture_server import FixtureServer
 from tests.alerts.conftest import SmtpServer, free_port
+from tests.support.fixture_server import FixtureServer
 from tests.test_fda_food_safety_recalls import independent_items
 
 pytestmark = pytest.mark.slow

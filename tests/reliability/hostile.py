@@ -1,9 +1,9 @@
 """A loopback HTTP server that misbehaves on purpose: the reliability tests' network faults.
 
-`monitor.fixture_server.FixtureServer` replays recorded files with a few faults; this one answers
-each path (query string included) with scripted `Answer`s, in turn, repeating the last — so one
-server can play a whole crawl's worth of broken sources at once: a body that drips in slower than
-the download timeout, a Content-Length it never delivers, a 304 that carries a body anyway, a
+`tests.support.fixture_server.FixtureServer` replays recorded files with a few faults; this one
+answers each path (query string included) with scripted `Answer`s, in turn, repeating the last — so
+one server can play a whole crawl's worth of broken sources at once: a body that drips in slower
+than the download timeout, a Content-Length it never delivers, a 304 that carries a body anyway, a
 50 MB stream, a redirect to another host. Stdlib only, 127.0.0.1 only.
 """
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from monitor import alerts
 from monitor.config import Recipient, SmtpSettings
-from monitor.mailer import SmtpMailer
+from monitor.delivery import alerts
+from monitor.delivery.mailer import SmtpMailer
 from tests.alerts import factory
 from tests.alerts.conftest import free_port
 from tests.alerts.helpers import NOW, SOURCES, outbox

@@ -24,8 +24,8 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Change, CrawlRun
-from monitor import history
 from monitor.config import load_settings
+from monitor.history import writer as history
 from monitor.sources import load_sources
 from tests.reliability.conftest import PASSWORD, USER, Smtp
 from tests.reliability.helpers import child_env, db_bytes, fdawatch, item, rss, write_deployment
@@ -99,7 +99,7 @@ def _crawl(env: dict[str, str], engine_url: str, ids: list[str]) -> str:
         [
             sys.executable,
             "-m",
-            "monitor.crawl_process",
+            "monitor.runtime.crawl_process",
             "--run-id",
             str(run_id),
             "--log-level",

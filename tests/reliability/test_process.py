@@ -29,11 +29,11 @@ from sqlmodel import Session, func, select
 
 from db.engine import open_database
 from db.models import Alert, Change, Snapshot
-from monitor import history
 from monitor.config import Recipient, load_settings
-from monitor.crawl import CrawlSummary, run_crawl
+from monitor.history import writer as history
+from monitor.items import Observation
+from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
-from spiders.items import Observation
 from tests.alerts import factory
 from tests.alerts.helpers import outbox
 from tests.reliability.conftest import Smtp, queue
@@ -88,7 +88,7 @@ def script(server: HostileServer, version: int) -> None:
 
 
 def crawl_child() -> int | None:
-    """The pid of our `monitor.crawl_process` child, once it exists."""
+    """The pid of our `monitor.runtime.crawl_process` child, once it exists."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -98,7 +98,7 @@ def crawl_child() -> int | None:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"monitor.crawl_process" in cmdline:
+        if ppid == os.getpid() and b"monitor.runtime.crawl_process" in cmdline:
             return int(entry.name)
     return None
 
@@ -305,7 +305,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 SLOW_WRITE_HOOK = """\
 import os, time
 if os.environ.get("FDAWATCH_TEST_SLOW_WRITE"):
-    import monitor.history as history
+    from monitor.history import writer as history
     _snapshot = history._snapshot
     def _slow(*args, **kwargs):
         time.sleep(float(os.environ["FDAWATCH_TEST_SLOW_WRITE"]))

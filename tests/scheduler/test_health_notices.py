@@ -12,9 +12,9 @@ import pytest
 from sqlmodel import Session, select
 
 from db.models import Alert, Source
-from monitor import history
 from monitor.config import Recipient
-from spiders.items import DRIFT, FAILED, NOT_MODIFIED, OK, SourceFetch
+from monitor.history import writer as history
+from monitor.items import DRIFT, FAILED, NOT_MODIFIED, OK, SourceFetch
 from tests.conftest import T0, make_source
 
 OPS = Recipient(email="ops@example.org")

@@ -18,9 +18,9 @@ from sqlmodel import Session
 
 from db import leases
 from db.models import Source
-from monitor import scheduler as scheduler_module
 from monitor.config import Settings
-from monitor.scheduler import (
+from monitor.runtime import scheduler as scheduler_module
+from monitor.runtime.scheduler import (
     LEASE_NAME,
     LeaseHeld,
     SchedulerLease,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
+from monitor.items import FAILED, NOT_MODIFIED, OK
 from monitor.sources import SourceConfig
 from spiders.feed import STAT_DUPLICATE_KEY, STAT_WITHOUT_KEY, FeedSpider
-from spiders.items import FAILED, NOT_MODIFIED, OK
 
 RSS = Path(__file__).parent.parent / "fixtures" / "rss"
 FOOD_RECALLS = RSS / "fda-food-safety-recalls-history" / "001_20241114T1258Z_d2a4a52c.xml"

@@ -23,15 +23,16 @@ from sqlmodel import Session, col, select
 
 from db.engine import in_batches
 from db.models import Blob, Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
-from monitor import alerts, diff, labels, records
 from monitor.config import Recipient
-from monitor.labels import LABEL_OPENFDA, LABEL_SPL
-from monitor.normalize import content_sha256, feed_item_text, html_to_text
-from monitor.records import RECORD
-from monitor.severity import classify
-from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
-from monitor.terms import expand_terms, match_terms, weight
-from spiders.items import (
+from monitor.core import api_records as records
+from monitor.core import diff, labels
+from monitor.core.api_records import RECORD
+from monitor.core.labels import LABEL_OPENFDA, LABEL_SPL
+from monitor.core.normalize import content_sha256, feed_item_text, html_to_text
+from monitor.core.severity import classify
+from monitor.core.terms import expand_terms, match_terms, weight
+from monitor.delivery import alerts
+from monitor.items import (
     BLOCKED,
     DRIFT,
     FAILED,
@@ -42,6 +43,7 @@ from spiders.items import (
     Observation,
     SourceFetch,
 )
+from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
 
 #: Outcomes that count as a failure in a row (a source-health problem, never a change).
 UNHEALTHY = (FAILED, DRIFT, BLOCKED)

@@ -7,7 +7,7 @@ middlewares (so a block, a drift or a move is recognised exactly as a crawl woul
 is sent, nothing is written.
 
 Usage (the child form, for a process that has already crawled once):
-    python -m monitor.preflight SOURCE_ID [SOURCE_ID …]   # JSON lines on stdout
+    python -m monitor.runtime.preflight SOURCE_ID [SOURCE_ID …]   # JSON lines on stdout
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from monitor.config import Settings, child_environment, load_settings
+from monitor.items import BLOCKED, DRIFT, FAILED, GONE, NOT_MODIFIED, OK, SourceFetch
 from monitor.sources import SourceConfig, load_sources, select
-from spiders.items import BLOCKED, DRIFT, FAILED, GONE, NOT_MODIFIED, OK, SourceFetch
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -98,7 +98,7 @@ def check_here(
     settings: Settings, sources: Sequence[SourceConfig], timeout: float
 ) -> list[CheckResult]:
     """The check in this process (which must not have crawled before: no reactor restart)."""
-    from monitor.crawl_process import crawl_sources
+    from monitor.runtime.crawl_process import crawl_sources
 
     collected = Collected()
     crawl_sources(settings, sources, run_id=0, timeout=timeout, check=collected)
@@ -109,7 +109,7 @@ def check_in_child(
     settings: Settings, sources: Sequence[SourceConfig], timeout: float
 ) -> list[CheckResult]:
     """The check in a fresh child process (for callers whose reactor already ran)."""
-    command = [sys.executable, "-m", "monitor.preflight", *[s.id for s in sources]]
+    command = [sys.executable, "-m", "monitor.runtime.preflight", *[s.id for s in sources]]
     child = subprocess.run(
         command,
         env=child_environment(settings),

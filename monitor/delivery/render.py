@@ -26,13 +26,13 @@ from sqlmodel import Session
 
 from db.models import Change, Snapshot, Source
 from monitor.config import Settings
-from monitor.diff import paired_changes, unified
+from monitor.core.diff import paired_changes, unified
 from monitor.sources import SourceConfig
 
-if TYPE_CHECKING:  # monitor.digest imports this module
-    from monitor.digest import Digest
+if TYPE_CHECKING:  # monitor.site.digest imports this module
+    from monitor.site.digest import Digest
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 SEVERITY_LABELS = {
     "T1": "critical",
     "T2": "high",

@@ -22,7 +22,7 @@ from typing import Any
 
 from lxml import etree
 
-from monitor.normalize import XML_DECLARATION, html_to_text, looks_like_date_line
+from monitor.core.normalize import XML_DECLARATION, html_to_text, looks_like_date_line
 
 #: Observation.content_type of a DailyMed SPL XML document / of one openFDA label result.
 LABEL_SPL = "label_spl"

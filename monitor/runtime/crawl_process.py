@@ -1,13 +1,13 @@
 """The crawl itself: one Scrapy reactor for every selected source, in this process or a child.
 
 Scrapy's Twisted reactor cannot be restarted, so a process crawls at most once. The scheduler and
-the demo crawl many times, so `monitor.crawl.run_crawl` starts this module as a fresh child
+the demo crawl many times, so `monitor.runtime.crawl.run_crawl` starts this module as a fresh child
 process for each crawl; a single `fdawatch crawl` invocation crawls once, so it calls
 `crawl_sources` in its own process and saves a second interpreter start and import of Scrapy,
 SQLAlchemy and the migrations. One reactor covers all the selected sources: the page and feed
 spiders share one engine.
 
-Usage: python -m monitor.crawl_process --run-id N SOURCE_ID [SOURCE_ID …]
+Usage: python -m monitor.runtime.crawl_process --run-id N SOURCE_ID [SOURCE_ID …]
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ def crawl_sources(
 ) -> bool:
     """Crawl `sources` once in this process; False when `timeout` stopped it first.
 
-    Only call it once per process (the reactor cannot restart). With `tail`, Scrapy's log goes
-    to that handler instead of stderr. With `check` (a `monitor.preflight.Collected`), nothing is
-    read from or written to the history: each source's fetch record is collected there instead.
+    Only call it once per process (the reactor cannot restart). With `tail`, Scrapy's log goes to
+    that handler instead of stderr. With `check` (a `monitor.runtime.preflight.Collected`), nothing
+    is read from or written to the history: each source's fetch record is collected there instead.
     """
     # Imported here, near the bottom of the stack: Scrapy's deprecation shims in this module call
     # `inspect.stack()`, whose cost grows with the depth of the importing stack.
@@ -74,7 +74,7 @@ def crawl_sources(
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
-    from monitor.scrapy_addon import load_crawl_state
+    from monitor.runtime.scrapy_addon import load_crawl_state
 
     settings = ScrapySettings()
     settings.setmodule("spiders.settings", priority="project")
@@ -140,7 +140,7 @@ def crawl_sources(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitor.crawl_process")
+    parser = argparse.ArgumentParser(prog="python -m monitor.runtime.crawl_process")
     parser.add_argument("--run-id", type=int, required=True)
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("source_ids", nargs="+")

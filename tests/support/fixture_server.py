@@ -10,7 +10,7 @@ Conditional GET is honoured (strong ETag from the body, a deterministic Last-Mod
 and served version) so the crawler's 304 handling can be exercised, and per-path *faults* (server
 errors, rate limits, truncated bodies, delays, redirects, body overrides) can be switched on at
 run time to test source health. Stdlib only: the demo runs it as
-``python -m monitor.fixture_server ROOT``.
+``python -m tests.support.fixture_server ROOT``.
 """
 
 from __future__ import annotations
@@ -181,8 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(_CONTROL_SET_VERSION):
             self._answer(head=False)
         else:
-            self._send(405, b"method not allowed\n", "text/plain; charset=utf-8", head=False,
-                       extra={"Allow": "GET, HEAD"})
+            self._send(
+                405,
+                b"method not allowed\n",
+                "text/plain; charset=utf-8",
+                head=False,
+                extra={"Allow": "GET, HEAD"},
+            )
 
     # -- the answer ---------------------------------------------------------------------------
 
@@ -208,8 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         if resolved.status != 200:
             extra = {"Location": fixture._absolute(resolved.location)} if resolved.location else {}
             ctype = content_type_for(path, resolved.body) if resolved.file else "text/plain"
-            self._send(resolved.status, resolved.body, ctype, head, extra=extra,
-                       truncate=truncate)
+            self._send(resolved.status, resolved.body, ctype, head, extra=extra, truncate=truncate)
             return
         etag = make_etag(resolved.body)
         modified = last_modified_for(path, resolved.version)
@@ -227,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _control(self, path: str, head: bool) -> None:
         fixture = self.server.fixture
         if path.startswith(_CONTROL_SET_VERSION):
-            raw = path[len(_CONTROL_SET_VERSION):].strip("/")
+            raw = path[len(_CONTROL_SET_VERSION) :].strip("/")
             try:
                 fixture.set_version(int(raw))
             except ValueError:
@@ -235,8 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, message, "text/plain; charset=utf-8", head)
                 return
         body = f"{fixture.version}\n".encode()
-        self._send(200, body, "text/plain; charset=utf-8", head,
-                   extra={"Cache-Control": "no-store"})
+        self._send(
+            200, body, "text/plain; charset=utf-8", head, extra={"Cache-Control": "no-store"}
+        )
 
     def _fault(self, fault: Mapping[str, Any], path: str, head: bool) -> bool:
         """Apply the parts of a fault that replace the answer; False lets normal serving go on."""
@@ -249,8 +254,13 @@ class _Handler(BaseHTTPRequestHandler):
             if status not in REDIRECT_STATUSES:
                 status = 302
             location = fixture._absolute(str(fault["redirect"]))
-            self._send(status, f"moved to {location}\n".encode(), "text/plain; charset=utf-8",
-                       head, extra={"Location": location})
+            self._send(
+                status,
+                f"moved to {location}\n".encode(),
+                "text/plain; charset=utf-8",
+                head,
+                extra={"Location": location},
+            )
             return True
         status = fault.get("status")
         if status is not None and int(status) != 200:
@@ -259,8 +269,14 @@ class _Handler(BaseHTTPRequestHandler):
                 extra["Retry-After"] = str(fault["retry_after"])
             default = f"fault: {int(status)}\n".encode()
             body = _as_bytes(fault["body"]) if "body" in fault else default
-            self._send(int(status), body, "text/plain; charset=utf-8", head, extra=extra,
-                       truncate=bool(fault.get("truncate")))
+            self._send(
+                int(status),
+                body,
+                "text/plain; charset=utf-8",
+                head,
+                extra=extra,
+                truncate=bool(fault.get("truncate")),
+            )
             return True
         return False
 
@@ -303,8 +319,9 @@ class FixtureServer:
     ``.faults`` maps an exact path to a fault spec, e.g. ``{"status": 503, "times": 2}``.
     """
 
-    def __init__(self, root: Path | str, host: str = "127.0.0.1", port: int = 0,
-                 version: int = 1) -> None:
+    def __init__(
+        self, root: Path | str, host: str = "127.0.0.1", port: int = 0, version: int = 1
+    ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"fixture server binds to loopback only, not {host!r}")
         self.root = Path(root).resolve()
@@ -333,8 +350,10 @@ class FixtureServer:
         self._httpd = httpd
         self.port = httpd.server_address[1]
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"fixture-server-{self.port}", daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fixture-server-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -440,8 +459,9 @@ class FixtureServer:
         if relative is None:
             return None
         if relative == "robots.txt" and (self.root / "robots.txt").is_file():
-            return _Resolved(0, 200, (self.root / "robots.txt").read_bytes(), None,
-                             self.root / "robots.txt")
+            return _Resolved(
+                0, 200, (self.root / "robots.txt").read_bytes(), None, self.root / "robots.txt"
+            )
         if relative.endswith(".status"):
             return None  # status files steer answers; they are never served themselves
         for k in sorted((v for v in self._versions() if v <= version), reverse=True):
@@ -486,7 +506,7 @@ def _parse_status(file: Path) -> tuple[int, str | None]:
 def main(argv: list[str] | None = None) -> int:
     """Serve ROOT until killed; the URL is the first line of stdout so a parent can read it."""
     parser = argparse.ArgumentParser(
-        prog="python -m monitor.fixture_server",
+        prog="python -m tests.support.fixture_server",
         description="Replay recorded sources (ROOT/v1, ROOT/v2, …) on a loopback port.",
     )
     parser.add_argument("root", type=Path, help="directory holding v1/, v2/, …")

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Fetch, HostBackoff, Source
 from monitor.config import Settings
-from monitor.scheduler import next_run, utc
+from monitor.runtime.scheduler import next_run, utc
 from monitor.sources import SourceConfig, host_key
 
 #: Health states, worst last: `degraded` = failing, but fewer times in a row than the threshold;

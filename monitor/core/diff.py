@@ -1,6 +1,6 @@
 """Line and word diffs of normalized text, and a one-line summary a reader can trust.
 
-Pure functions over strings. The input is the canonical text from `monitor.normalize` (one line
+Pure functions over strings. The input is the canonical text from `monitor.core.normalize` (one line
 per block), so a line diff is a block diff and an edited sentence is one changed line.
 Everything here is derived from the two texts only; no wording is invented.
 """

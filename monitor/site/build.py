@@ -23,18 +23,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.models import Change, Fetch, Snapshot, Source
-from monitor import evidence
 from monitor.config import Settings
-from monitor.diff import LineChange, Segment, paired_changes
-from monitor.digest import (
-    Digest,
-    DigestItem,
-    collect,
-    digest_item,
-    source_page,
-    utc,
-)
-from monitor.render import (
+from monitor.core.diff import LineChange, Segment, paired_changes
+from monitor.delivery.render import (
     ChangeView,
     body_text,
     change_view,
@@ -42,6 +33,15 @@ from monitor.render import (
     link_url,
     source_title,
     source_url,
+)
+from monitor.site import evidence
+from monitor.site.digest import (
+    Digest,
+    DigestItem,
+    collect,
+    digest_item,
+    source_page,
+    utc,
 )
 from monitor.sources import SourceConfig
 

@@ -8,11 +8,11 @@ validators make the next crawl fetch the source again, and what was recorded is 
 Between batches the reactor runs, so SIGTERM and `--crawl-timeout` stop a huge feed within
 seconds instead of after it (the write lock is held per batch, not per source).
 
-Before a batch commits, its changes are reviewed (`monitor.suspect`): a page whose text shrank to
-a fraction, or gained replacement characters, is held back — nothing of it is recorded, a `held`
-fetch row says why — and the spider fetches it once more after `[crawl] second_look_delay`
-seconds. The change is raised only if the second look agrees; if it disagrees the fetch fails as
-"content unstable". A watched region that now reads like an error page is a failed fetch.
+Before a batch commits, its changes are reviewed (`monitor.core.suspect`): a page whose text shrank
+to a fraction, or gained replacement characters, is held back — nothing of it is recorded, a `held`
+fetch row says why — and the spider fetches it once more after `[crawl] second_look_delay` seconds.
+The change is raised only if the second look agrees; if it disagrees the fetch fails as "content
+unstable". A watched region that now reads like an error page is a failed fetch.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from sqlmodel import Session
 
 from db.engine import open_database
 from db.models import Change, CrawlRun, Snapshot
-from monitor import history, suspect
 from monitor.config import Settings
+from monitor.core import suspect
+from monitor.history import writer as history
+from monitor.items import FAILED, HELD, NOT_MODIFIED, Observation, SourceFetch
 from monitor.sources import SourceConfig
-from spiders.items import FAILED, HELD, NOT_MODIFIED, Observation, SourceFetch
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -225,7 +226,7 @@ class HistoryPipeline:
     def _review(
         self, session: Session, source: SourceConfig, fetch: SourceFetch, changes: list[Change]
     ) -> Review:
-        """Record, hold for a second look, or fail: see `monitor.suspect`."""
+        """Record, hold for a second look, or fail: see `monitor.core.suspect`."""
         doubtful: dict[str, str] = {}
         reasons: list[str] = []
         for change in changes:

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from monitor import labels, records
-from monitor.normalize import looks_like_date_line
-from monitor.terms import match_context, match_terms
+from monitor.core import api_records as records
+from monitor.core import labels
+from monitor.core.normalize import looks_like_date_line
+from monitor.core.terms import match_context, match_terms
 
 TIERS = ("T1", "T2", "T3", "T4", "T5")
 

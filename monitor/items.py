@@ -20,7 +20,7 @@ DRIFT = "drift"  # fetched, but the configured selector matched nothing: the lay
 #: is backing off after such a refusal: a source-health state, never a content change.
 BLOCKED = "blocked"
 #: The text shrank to a fraction or gained replacement characters: held, not recorded, while
-#: the same URL is fetched once more (the second look decides; see monitor.pipeline).
+#: the same URL is fetched once more (the second look decides; see monitor.runtime.pipeline).
 HELD = "held"
 
 

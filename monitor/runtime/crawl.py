@@ -1,10 +1,10 @@
 """Run one crawl of some sources and summarise what came of it.
 
-The caller opens (and migrates) the database; `run_crawl` registers the sources, opens a
-`CrawlRun`, crawls all the selected sources at once with `monitor.crawl_process` — in a child
-process by default (the scheduler crawls again and again, and a reactor cannot restart), or in
-this process for a one-shot `fdawatch crawl` — and closes the run from the fetch records the
-crawl wrote, even when it crashed or timed out.
+The caller opens (and migrates) the database; `run_crawl` registers the sources, opens a `CrawlRun`,
+crawls all the selected sources at once with `monitor.runtime.crawl_process` — in a child process by
+default (the scheduler crawls again and again, and a reactor cannot restart), or in this process for
+a one-shot `fdawatch crawl` — and closes the run from the fetch records the crawl wrote, even when
+it crashed or timed out.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from db.models import CrawlRun, Fetch
-from monitor import history
 from monitor.config import Settings, child_environment
+from monitor.history import writer as history
+from monitor.items import FAILED, SourceFetch
 from monitor.sources import SourceConfig
-from spiders.items import FAILED, SourceFetch
 
 DEFAULT_TIMEOUT = 30 * 60
 
@@ -153,7 +153,7 @@ def _crawl_here(
     log_level: str,
 ) -> tuple[str, str]:
     """The crawl in this process: (status, log tail), like a child's exit and stderr."""
-    from monitor.crawl_process import TailHandler, crawl_sources
+    from monitor.runtime.crawl_process import TailHandler, crawl_sources
 
     tail = TailHandler(getattr(logging, log_level.upper(), logging.WARNING))
     try:
@@ -177,7 +177,7 @@ def _crawl_in_child(
     command = [
         sys.executable,
         "-m",
-        "monitor.crawl_process",
+        "monitor.runtime.crawl_process",
         "--run-id",
         str(run_id),
         "--log-level",

@@ -101,6 +101,6 @@ class FdawatchAddon:
         for name, value in given.items():
             settings.set(name, value, priority=PRIORITY)
         if settings.get("FDAWATCH_CHECK") is not None:  # `sources --check`: record nothing
-            settings["ITEM_PIPELINES"]["monitor.preflight.CheckPipeline"] = 300
+            settings["ITEM_PIPELINES"]["monitor.runtime.preflight.CheckPipeline"] = 300
         else:
-            settings["ITEM_PIPELINES"]["monitor.pipeline.HistoryPipeline"] = 300
+            settings["ITEM_PIPELINES"]["monitor.runtime.pipeline.HistoryPipeline"] = 300

@@ -1,7 +1,7 @@
 """The `fdawatch run` daemon: each source crawled on its own schedule, alerts sent every minute.
 
 One APScheduler job per source (its `interval`, or its 5-field `cron` in UTC) plus the outbox
-sender, a heartbeat that renews the database lock and, when `monitor.digest` provides
+sender, a heartbeat that renews the database lock and, when `monitor.site.digest` provides
 `send_due_digests`, an hourly digest job. Crawls never overlap: a job that fires while another
 crawl runs waits, and the sources that queued up meanwhile are crawled together in one child
 process (Scrapy's reactor cannot restart, so every crawl is a `run_crawl` child with a timeout).
@@ -34,10 +34,10 @@ from sqlmodel import Session, select
 
 from db import leases
 from db.models import Source
-from monitor import claims
-from monitor.alerts import SendReport, send_pending
 from monitor.config import Settings
-from monitor.crawl import CrawlSummary, run_crawl
+from monitor.delivery.alerts import SendReport, send_pending
+from monitor.runtime import claims
+from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, SourcesError, parse_cron
 
 log = logging.getLogger("fdawatch.scheduler")
@@ -197,7 +197,7 @@ class SchedulerLease:
 class Watcher:
     """The daemon's jobs as plain methods, so tests can call them (or schedule them) directly.
 
-    `crawl` is injectable: by default it is `monitor.crawl.run_crawl` in a child process.
+    `crawl` is injectable: by default it is `monitor.runtime.crawl.run_crawl` in a child process.
     """
 
     def __init__(
@@ -331,9 +331,9 @@ class Watcher:
 
 
 def digest_job() -> Callable[..., Any] | None:
-    """`monitor.digest.send_due_digests(engine, settings, sources, now)`, when it exists."""
+    """`monitor.site.digest.send_due_digests(engine, settings, sources, now)`, when it exists."""
     try:
-        module = importlib.import_module("monitor.digest")
+        module = importlib.import_module("monitor.site.digest")
     except ImportError:
         return None
     function = getattr(module, "send_due_digests", None)

@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 
 from db.models import Alert, Change, Snapshot, Source
 from monitor.config import Recipient, Settings
-from monitor.diff import summarize
-from monitor.render import evidence_url, header_text, link_url, source_title, source_url
+from monitor.core.diff import summarize
+from monitor.core.terms import weight
+from monitor.delivery.render import evidence_url, header_text, link_url, source_title, source_url
 from monitor.sources import ID_PATTERN, SourceConfig
-from monitor.terms import weight
 
 DIGEST_KIND = "digest"
 FREQUENCIES = ("daily", "weekly")

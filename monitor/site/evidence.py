@@ -23,7 +23,7 @@ from typing import Any
 from sqlmodel import Session
 
 from db.models import Blob, Change, Snapshot, Source
-from monitor.diff import unified
+from monitor.core.diff import unified
 
 FORMAT = "fdawatch-evidence/1"
 MANIFEST = "manifest.json"

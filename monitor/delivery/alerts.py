@@ -20,10 +20,9 @@ from sqlmodel import Session, col, select
 
 from db.engine import IN_LIST_MAX, in_batches
 from db.models import Alert, Change
-from monitor import digest
 from monitor.config import Recipient, Settings
-from monitor.mailer import DeliveryError, Mailer, mailer_for
-from monitor.render import (
+from monitor.delivery.mailer import DeliveryError, Mailer, mailer_for
+from monitor.delivery.render import (
     ChangeView,
     ListedChange,
     NoticeView,
@@ -34,6 +33,7 @@ from monitor.render import (
     listed_change,
     notice_view,
 )
+from monitor.site import digest
 from monitor.sources import SourceConfig
 
 LEASE = timedelta(minutes=10)

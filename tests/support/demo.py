@@ -20,16 +20,16 @@ from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Change
-from monitor.alerts import send_pending
 from monitor.cli import describe_change
 from monitor.cli_alerts import describe_report
 from monitor.config import Settings, load_settings
-from monitor.crawl import CrawlSummary, run_crawl
-from monitor.fixture_server import FixtureServer
-from monitor.site import build_site
+from monitor.delivery.alerts import send_pending
+from monitor.runtime.crawl import CrawlSummary, run_crawl
+from monitor.site.build import build_site
 from monitor.sources import load_sources
+from tests.support.fixture_server import FixtureServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "demo"
 
 DEMO_CONFIG = """\
