@@ -19,13 +19,15 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Change, Fetch, Snapshot, Source
-from monitor.config import ConfigError, Settings, load_settings
-from monitor.sources import SourceConfig, SourcesError, load_sources
+from monitor.config import Settings, load_settings
+from monitor.errors import DatabaseError, FdawatchError, NotFound
+from monitor.sources import SourceConfig, load_sources
 from monitor.sources import select as select_sources
 
 EXIT_USAGE = 2
@@ -64,14 +66,14 @@ class AppContext:
             try:
                 self._engine = open_database(url)
             except ModuleNotFoundError as error:
-                raise ConfigError(
-                    f"cannot open the database {url!r}: its driver {error.name!r} is not "
-                    "installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
+                raise DatabaseError(
+                    f"cannot open the database {shown_url(url)!r}: its driver {error.name!r} is "
+                    "not installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
                 ) from None
             except (OperationalError, ArgumentError, OSError) as error:
                 reason = getattr(error, "orig", None) or error
-                raise ConfigError(
-                    f"cannot open the database {url!r}: {reason}; "
+                raise DatabaseError(
+                    f"cannot open the database {shown_url(url)!r}: {reason}; "
                     "check FDAWATCH_DATABASE_URL or --database"
                 ) from None
         return self._engine
@@ -80,18 +82,28 @@ class AppContext:
         return datetime.now(UTC)
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit to print: its password masked (it lands in logs and cron mail)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
 class FdawatchGroup(click.Group):
     """Turns configuration errors into one clear line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigError, SourcesError, LookupError) as error:
+        except FdawatchError as error:
             message = error.args[0] if error.args else str(error)
             click.echo(f"fdawatch: error: {' '.join(str(message).split())}", err=True)
             ctx.exit(EXIT_USAGE)
         except OperationalError as error:  # a database that refuses writes (read-only, full)
-            url = ctx.obj.settings.database_url if isinstance(ctx.obj, AppContext) else "?"
+            url = (
+                shown_url(ctx.obj.settings.database_url) if isinstance(ctx.obj, AppContext) else "?"
+            )
             reason = " ".join(str(error.orig).split())
             click.echo(
                 f"fdawatch: error: cannot write to the database {url!r}: {reason}; check that the "
@@ -352,7 +364,7 @@ def changes_command(
 def _get_or_fail(session: Session, model: type, key: Any, what: str, hint: str) -> Any:
     row = session.get(model, key)
     if row is None:
-        raise LookupError(f"no {what} {key!r}; {hint}")
+        raise NotFound(f"no {what} {key!r}; {hint}")
     return row
 
 

@@ -17,11 +17,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from db.models import Alert
-from monitor.config import ConfigError, Settings
+from monitor.config import Settings
 from monitor.delivery.alerts import SendReport, preview, send_pending
-from monitor.delivery.mailer import DeliveryError, mailer_for, write_eml
+from monitor.delivery.mailer import mailer_for, write_eml
 from monitor.delivery.render import header_text
-from monitor.sources import SourceConfig, SourcesError
+from monitor.errors import ConfigError, DeliveryError, SourcesError
+from monitor.sources import SourceConfig
 
 
 class AlertsApp(Protocol):

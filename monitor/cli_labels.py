@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from monitor.core.labels import LabelError, read_label_file
+from monitor.core.labels import read_label_file
+from monitor.errors import LabelError
 
 
 @click.command("label-sections")

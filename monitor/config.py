@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from monitor.errors import ConfigError
+
 DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
 DEFAULT_USER_AGENT = (
     "fdawatch/0.1 (+https://github.com/fdawatch/fdawatch; regulatory change monitor; "
@@ -23,10 +25,6 @@ DEFAULT_USER_AGENT = (
 )
 SEVERITIES = ("T1", "T2", "T3", "T4", "T5")
 DIGEST_CHOICES = ("none", "daily", "weekly")
-
-
-class ConfigError(ValueError):
-    """A bad setting: the message names the key or variable and says how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from monitor.errors import SourcesError
+
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
 #: a document missing from it has been removed (monitor.history.writer).
 RESULT_SET_KINDS = (
@@ -62,10 +64,6 @@ MAX_DOCUMENTS = 10_000
 
 
 CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class SourcesError(ValueError):
-    """A bad sources.toml: the message names the entry and the field."""
 
 
 def host_key(url: str) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, Recipient, load_settings
+from monitor.config import Recipient, load_settings
+from monitor.errors import ConfigError
 
 
 def test_defaults_without_any_configuration(tmp_path: Path) -> None:

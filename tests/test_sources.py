@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sources import SourcesError, SourceTable, load_sources, select
+from monitor.errors import SourcesError
+from monitor.sources import SourceTable, load_sources, select
 
 ROOT = Path(__file__).resolve().parent.parent
 

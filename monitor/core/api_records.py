@@ -33,6 +33,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from monitor.errors import RecordError
+
 #: Observation.content_type of one API record (a JSON object).
 RECORD = "record"
 FIELD_ORDER = (
@@ -53,10 +55,6 @@ IGNORED_FIELDS = frozenset({"excerpts"})
 #: Fields whose change alone is a date stamp, not content (severity T5).
 DATE_FIELD = re.compile(r"(?:^|_)(?:date|on|time)$|_date$")
 SPACES = re.compile(r"\s+")
-
-
-class RecordError(ValueError):
-    """A record that cannot be rendered: the message names the problem."""
 
 
 def record_text(record: Mapping[str, Any] | str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from lxml import etree
 
 from monitor.core.normalize import XML_DECLARATION, html_to_text, looks_like_date_line
+from monitor.errors import LabelError
 
 #: Observation.content_type of a DailyMed SPL XML document / of one openFDA label result.
 LABEL_SPL = "label_spl"
@@ -113,10 +114,6 @@ REVISED_INLINE = re.compile(
 REVISED_LINE = re.compile(r"^\s*(?:revised|revision(?:\s+date)?|rev\.?)\b", re.I)
 HEADER_ID = re.compile(r"\[([^\]]+)\]\s*$")
 SPACES = re.compile(r"\s+")
-
-
-class LabelError(ValueError):
-    """A body that is not a readable label: the message says what was expected."""
 
 
 @dataclass(frozen=True)

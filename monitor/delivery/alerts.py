@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from db.engine import IN_LIST_MAX, in_batches
 from db.models import Alert, Change
 from monitor.config import Recipient, Settings
-from monitor.delivery.mailer import DeliveryError, Mailer, mailer_for
+from monitor.delivery.mailer import Mailer, mailer_for
 from monitor.delivery.render import (
     ChangeView,
     ListedChange,
@@ -33,6 +33,7 @@ from monitor.delivery.render import (
     listed_change,
     notice_view,
 )
+from monitor.errors import DeliveryError, NotFound
 from monitor.site import digest
 from monitor.sources import SourceConfig
 
@@ -418,7 +419,7 @@ def preview(
     """The email a change produces, addressed to whoever would get it; nothing is queued."""
     change = session.get(Change, change_id)
     if change is None:
-        raise LookupError(f"no change with id {change_id}")
+        raise NotFound(f"no change with id {change_id}; `fdawatch changes` lists them")
     tags = sources[change.source_id].tags if change.source_id in sources else ()
     recipients = _recipients_for(settings.recipients, change.source_id, tags, change.severity)
     view = change_view(session, change, settings, sources)

@@ -21,16 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from monitor.config import Settings, SmtpSettings
-
-
-class DeliveryError(Exception):
-    """The message was not accepted; `temporary` says whether retrying later can help."""
-
-    def __init__(self, reason: str, *, temporary: bool, connection: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.temporary = temporary
-        self.connection = connection
+from monitor.errors import DeliveryError
 
 
 class Mailer(Protocol):

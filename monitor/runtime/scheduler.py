@@ -36,9 +36,10 @@ from db import leases
 from db.models import Source
 from monitor.config import Settings
 from monitor.delivery.alerts import SendReport, send_pending
+from monitor.errors import LeaseHeld, SourcesError
 from monitor.runtime import claims
 from monitor.runtime.crawl import CrawlSummary, run_crawl
-from monitor.sources import SourceConfig, SourcesError, parse_cron
+from monitor.sources import SourceConfig, parse_cron
 
 log = logging.getLogger("fdawatch.scheduler")
 
@@ -54,10 +55,6 @@ CLAIM_MARGIN = timedelta(minutes=5)  # a shared worker's claim outlives its craw
 DEFAULT_CRAWL_TIMEOUT = 30 * 60
 
 CrawlFunction = Callable[[Sequence[SourceConfig]], CrawlSummary | None]
-
-
-class LeaseHeld(Exception):
-    """Another process holds the scheduler lock: the message names it and says what to do."""
 
 
 def lease_holder() -> str:

@@ -24,15 +24,12 @@ from sqlmodel import Session
 
 from db.models import Blob, Change, Snapshot, Source
 from monitor.core.diff import unified
+from monitor.errors import EvidenceError
 
 FORMAT = "fdawatch-evidence/1"
 MANIFEST = "manifest.json"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold
 _EXTENSIONS = {"html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json"}
-
-
-class EvidenceError(LookupError):
-    """The change or its stored data cannot make a bundle; the message says which and why."""
 
 
 def bundle_name(change_id: int) -> str:

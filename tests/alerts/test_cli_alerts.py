@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 
 from monitor.cli_alerts import alerts
 from monitor.config import Settings
-from monitor.sources import SourceConfig, SourcesError
+from monitor.errors import SourcesError
+from monitor.sources import SourceConfig
 from tests.alerts import factory
 from tests.alerts.conftest import SmtpServer
 from tests.alerts.helpers import NOW, SOURCES, outbox, queue_change

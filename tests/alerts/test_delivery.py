@@ -14,7 +14,8 @@ from sqlmodel import Session
 from db.models import Change
 from monitor.config import SmtpSettings
 from monitor.delivery import alerts, render
-from monitor.delivery.mailer import DeliveryError, EmlMailer, SmtpMailer
+from monitor.delivery.mailer import EmlMailer, SmtpMailer
+from monitor.errors import DeliveryError
 from tests.alerts import factory
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.alerts.helpers import NOW, SOURCES, outbox, parts, queue_change, queue_numbered, utc
