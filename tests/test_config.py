@@ -42,7 +42,7 @@ def test_deployment_file_and_environment_overrides(tmp_path: Path) -> None:
         ("[crawl]\ndelay = 'fast'\n", {}, "[crawl] delay must be a number"),
         ("[crawl]\nspeed = 1\n", {}, "[crawl] unknown key 'speed'"),
         ("[mailer]\n", {}, "unknown section 'mailer'"),
-        ("[mail]\nsender = \"x\"\n", {}, "[mail] unknown key 'sender'"),
+        ('[mail]\nsender = "x"\n', {}, "[mail] unknown key 'sender'"),
         ('[[recipient]]\nemail = "nobody"\n', {}, "'email' must be one address"),
         (
             '[[recipient]]\nemail = "a@b.org"\nmin_severity = "T5"\n',

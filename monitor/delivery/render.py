@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import css_inline
@@ -28,9 +28,6 @@ from db.models import Change, Snapshot, Source
 from monitor.config import Settings
 from monitor.core.diff import paired_changes, unified
 from monitor.sources import SourceConfig
-
-if TYPE_CHECKING:  # monitor.site.digest imports this module
-    from monitor.site.digest import Digest
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 SEVERITY_LABELS = {
@@ -388,37 +385,4 @@ def health_email(
         recipients=recipients,
         message_id=message_id,
         date=now,
-    )
-
-
-def digest_subject(digest: Digest, frequency: str) -> str:
-    """`[fdawatch] Weekly digest, week 2026-W48 (…): 3 changes (T1: 1, T2: 2)`."""
-    plural = "s" if digest.total != 1 else ""
-    return header_text(
-        f"[fdawatch] {frequency.capitalize()} digest, {digest.title}: "
-        f"{digest.total} change{plural} ({digest.counts})",
-        250,
-    )
-
-
-def digest_email(
-    digest: Digest,
-    *,
-    frequency: str,
-    settings: Settings,
-    recipients: Sequence[str],
-    message_id: str,
-    now: datetime,
-) -> EmailMessage:
-    """One digest email: the period's changes grouped by severity, and sources needing care."""
-    context = {"digest": digest, "site_url": link_url(settings.site_url), "now": now}
-    return compose_email(
-        subject=digest_subject(digest, frequency),
-        text=render("digest.txt.j2", **context),
-        html=render("digest.html.j2", **context),
-        sender=settings.mail_from,
-        recipients=recipients,
-        message_id=message_id,
-        date=now,
-        extra_headers={"X-Fdawatch-Changes": " ".join(str(item.id) for item in digest.items)},
     )

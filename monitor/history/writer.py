@@ -31,7 +31,7 @@ from monitor.core.labels import LABEL_OPENFDA, LABEL_SPL
 from monitor.core.normalize import content_sha256, feed_item_text, html_to_text
 from monitor.core.severity import classify
 from monitor.core.terms import expand_terms, match_terms, weight
-from monitor.delivery import alerts
+from monitor.delivery import outbox
 from monitor.items import (
     BLOCKED,
     DRIFT,
@@ -244,7 +244,7 @@ def _write_change(
     )
     session.add(change)
     session.flush()
-    alerts.enqueue(session, change, recipients, source.tags, now)
+    outbox.enqueue(session, change, recipients, source.tags, now)
     source_row = session.get(Source, source.id)
     if source_row is not None:
         source_row.last_change_at = now
@@ -519,7 +519,7 @@ def _record_move(
     )
     session.add(change)
     session.flush()
-    alerts.enqueue(session, change, recipients, source.tags, now)
+    outbox.enqueue(session, change, recipients, source.tags, now)
     row.last_change_at = now
     return 1
 
@@ -566,7 +566,7 @@ def _update_health(
         if row.consecutive_failures >= limit and row.failure_alerted_at is None:
             row.health = HEALTH_STATE[fetch.outcome]
             row.failure_alerted_at = now
-            alerts.enqueue_notice(
+            outbox.enqueue_notice(
                 session, source.id, NOTICE_KIND[fetch.outcome],
                 _notice_text(source, row, fetch.outcome), recipients, now, source_tags=source.tags,
             )  # fmt: skip
@@ -575,7 +575,7 @@ def _update_health(
         notice = (
             f"{source.title} ({source.id}) works again after {row.consecutive_failures} failures."
         )
-        alerts.enqueue_notice(
+        outbox.enqueue_notice(
             session, source.id, "source_recovered", notice, recipients, now, source_tags=source.tags
         )
     row.consecutive_failures = 0

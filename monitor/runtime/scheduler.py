@@ -2,7 +2,7 @@
 
 One APScheduler job per source (its `interval`, or its 5-field `cron` in UTC) plus the outbox
 sender, a heartbeat that renews the database lock and, when `monitor.site.digest` provides
-`send_due_digests`, an hourly digest job. Crawls never overlap: a job that fires while another
+`queue_due_digests`, an hourly digest job. Crawls never overlap: a job that fires while another
 crawl runs waits, and the sources that queued up meanwhile are crawled together in one child
 process (Scrapy's reactor cannot restart, so every crawl is a `run_crawl` child with a timeout).
 
@@ -328,12 +328,12 @@ class Watcher:
 
 
 def digest_job() -> Callable[..., Any] | None:
-    """`monitor.site.digest.send_due_digests(engine, settings, sources, now)`, when it exists."""
+    """`monitor.site.digest.queue_due_digests(engine, settings, sources, now)`, when it exists."""
     try:
         module = importlib.import_module("monitor.site.digest")
     except ImportError:
         return None
-    function = getattr(module, "send_due_digests", None)
+    function = getattr(module, "queue_due_digests", None)
     return function if callable(function) else None
 
 

@@ -4,7 +4,7 @@
 a plain one-line headline each, quoted from the stored summary and diff, never invented. The
 site's index page and the digest email both render a `Digest`.
 
-`send_due_digests` is called hourly by the scheduler. For each subscriber it looks at the last
+`queue_due_digests` is called hourly by the scheduler. For each subscriber it looks at the last
 *completed* day or ISO week and queues one outbox row (kind "digest") whose `dedup_key` is unique
 in the database: two schedulers racing both try to insert it and the database lets one win.
 """
@@ -15,19 +15,27 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from db.models import Alert, Change, Snapshot, Source
+from db.models import Change, Snapshot, Source
 from monitor.config import Recipient, Settings
 from monitor.core.diff import summarize
 from monitor.core.terms import weight
-from monitor.delivery.render import evidence_url, header_text, link_url, source_title, source_url
+from monitor.delivery import outbox
+from monitor.delivery.render import (
+    compose_email,
+    evidence_url,
+    header_text,
+    link_url,
+    render,
+    source_title,
+    source_url,
+)
 from monitor.sources import ID_PATTERN, SourceConfig
 
-DIGEST_KIND = "digest"
 FREQUENCIES = ("daily", "weekly")
 #: Tiers a digest email carries: T5 is noise and never reaches anyone's inbox.
 EMAIL_TIERS = ("T1", "T2", "T3", "T4")
@@ -35,7 +43,6 @@ ALL_TIERS = (*EMAIL_TIERS, "T5")
 ATTENTION_HEALTH = ("failing", "drift")
 HEADLINE_MAX = 300
 #: `Alert.source_id` of a digest row: it covers every source the recipient follows.
-ALL_SOURCES = "*"
 
 
 def utc(value: datetime) -> datetime:
@@ -339,19 +346,14 @@ def period_digest(
     )
 
 
-def _queued(engine: Engine, key: str) -> bool:
-    with Session(engine) as session:
-        return session.exec(select(Alert.id).where(Alert.dedup_key == key)).first() is not None
-
-
-def send_due_digests(
+def queue_due_digests(
     engine: Engine, settings: Settings, sources: Mapping[str, SourceConfig], now: datetime
 ) -> list[str]:
     """Queue each subscriber's digest for their last completed period; return the keys queued.
 
     Idempotent and safe to run concurrently: a period already queued (by this or another
     process) is skipped, and the unique `dedup_key` rejects the loser of a race. A period with
-    no changes queues nothing. The outbox (`alerts.send_pending`) delivers the rows.
+    no changes queues nothing. The outbox (`monitor.delivery.alerts.send_pending`) delivers them.
     """
     now = utc(now)
     queued: list[str] = []
@@ -362,28 +364,45 @@ def send_due_digests(
         seen.add(recipient.email.lower())
         period = completed_period(recipient.digest, now)
         key = dedup_key(period, recipient.email)
-        if _queued(engine, key):
+        if outbox.is_queued(engine, key):
             continue
         with Session(engine) as session:
             digest = period_digest(session, settings, sources, period, recipient)
             if digest.severity is None:
                 continue
-            session.add(
-                Alert(
-                    change_id=None,
-                    source_id=ALL_SOURCES,
-                    kind=DIGEST_KIND,
-                    notice=period.key,
-                    recipient=recipient.email,
-                    severity=digest.severity,
-                    created_at=now,
-                    dedup_key=key,
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:  # another process queued the same period first
-                session.rollback()
-                continue
-        queued.append(key)
+            if outbox.queue_digest(session, recipient.email, period.key, digest.severity, key, now):
+                queued.append(key)
     return queued
+
+
+def digest_subject(digest: Digest, frequency: str) -> str:
+    """`[fdawatch] Weekly digest, week 2026-W48 (…): 3 changes (T1: 1, T2: 2)`."""
+    plural = "s" if digest.total != 1 else ""
+    return header_text(
+        f"[fdawatch] {frequency.capitalize()} digest, {digest.title}: "
+        f"{digest.total} change{plural} ({digest.counts})",
+        250,
+    )
+
+
+def digest_email(
+    digest: Digest,
+    *,
+    frequency: str,
+    settings: Settings,
+    recipients: Sequence[str],
+    message_id: str,
+    now: datetime,
+) -> EmailMessage:
+    """One digest email: the period's changes grouped by severity, and sources needing care."""
+    context = {"digest": digest, "site_url": link_url(settings.site_url), "now": now}
+    return compose_email(
+        subject=digest_subject(digest, frequency),
+        text=render("digest.txt.j2", **context),
+        html=render("digest.html.j2", **context),
+        sender=settings.mail_from,
+        recipients=recipients,
+        message_id=message_id,
+        date=now,
+        extra_headers={"X-Fdawatch-Changes": " ".join(str(item.id) for item in digest.items)},
+    )

@@ -35,7 +35,7 @@ from monitor.items import Observation
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
 from tests.alerts import factory
-from tests.alerts.helpers import outbox
+from tests.alerts.helpers import outbox_rows
 from tests.reliability.conftest import Smtp, queue
 from tests.reliability.helpers import (
     child_env,
@@ -255,7 +255,7 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
         server.inbox.on_accept = kill_on_accept
         sender.communicate(timeout=60)
         assert sender.returncode == -signal.SIGKILL
-        stuck = [row for row in outbox(file_engine) if row.status == "sending"]
+        stuck = [row for row in outbox_rows(file_engine) if row.status == "sending"]
         assert stuck, "the kill must leave rows claimed"
         with sqlite3.connect(tmp_path / "history.db") as connection:  # the 10-minute lease passes
             connection.execute(
@@ -269,7 +269,7 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
     assert delivered == {r.email for r in RECIPIENTS}  # at least once each
     assert sorted(ids.values(), reverse=True)[0] <= 2  # at most one duplicate …
     assert sum(ids.values()) - len(ids) <= 1  # … and only the email in flight
-    assert {row.status for row in outbox(file_engine)} == {"sent"}
+    assert {row.status for row in outbox_rows(file_engine)} == {"sent"}
     assert integrity(tmp_path / "history.db") == "ok"
 
 
@@ -296,7 +296,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
         ids = Counter(str(m.message["Message-ID"]) for m in server.inbox.messages)
     assert [s.returncode for s in senders] == [0, 0], outputs
     assert len(ids) == len(RECIPIENTS) and set(ids.values()) == {1}
-    assert {row.status for row in outbox(file_engine)} == {"sent"}
+    assert {row.status for row in outbox_rows(file_engine)} == {"sent"}
     assert integrity(tmp_path / "history.db") == "ok"
 
 
@@ -373,7 +373,7 @@ def test_alerts_send_on_a_read_only_database_is_one_clear_line_and_nothing_is_se
     assert line.startswith("fdawatch: error: cannot write to the database")
     assert "attempt to write a readonly database" in line and "the outbox keeps every alert" in line
     assert smtp.inbox.messages == []
-    assert [row.status for row in outbox(file_engine)] == ["pending"]
+    assert [row.status for row in outbox_rows(file_engine)] == ["pending"]
 
 
 def test_a_crawl_on_a_read_only_database_is_one_clear_line(tmp_path: Path) -> None:
