@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from scrapy.http import TextResponse
 
 from monitor.core import labels
-from monitor.core.api_records import RECORD
+from monitor.items import LABEL_SPL, RECORD
 from spiders.api import ApiSpider, Page, ResultSet, strip_api_key, with_param
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class DailymedSplSpider(ApiSpider):
             url=response.url,
             title=str(state.extra.get("title") or label.title),
             content=content,
-            content_type=labels.LABEL_SPL,
+            content_type=LABEL_SPL,
         )
         return Page([observation])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from monitor.core.api_records import RECORD
+from monitor.items import RECORD
 from spiders.api import ApiSpider, Page, ResultSet
 
 if TYPE_CHECKING:

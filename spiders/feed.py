@@ -16,8 +16,7 @@ from typing import Any, ClassVar
 import feedparser
 from scrapy.http import Response
 
-from monitor.core.normalize import document_key
-from monitor.items import Observation, SourceFetch
+from monitor.items import FEED_ITEM, Observation, SourceFetch, document_key
 from monitor.sources import SourceConfig
 from spiders.base import WatchSpider, header, too_many
 from spiders.transfer import FEED_END, TAIL_BYTES
@@ -93,7 +92,7 @@ class FeedSpider(WatchSpider):
                 url=item_url(link, guid, response.url),
                 title=entry.get("title", ""),
                 content=entry_html(entry),
-                content_type="feed_item",
+                content_type=FEED_ITEM,
                 published=entry_date(entry),
             )
 

@@ -21,9 +21,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from monitor.core.api_records import RECORD
-from monitor.core.labels import LABEL_OPENFDA
-from monitor.items import Observation
+from monitor.items import LABEL_OPENFDA, RECORD, Observation
 from spiders.api import (
     ApiSpider,
     Page,

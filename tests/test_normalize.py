@@ -12,11 +12,11 @@ from bs4 import BeautifulSoup
 from monitor.core.normalize import (
     NormalizedHtml,
     content_sha256,
-    document_key,
     feed_item_text,
     html_to_text,
     looks_like_date_line,
 )
+from monitor.items import document_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAGES = FIXTURES / "pages"

@@ -36,7 +36,6 @@ from typing import Any
 from monitor.errors import RecordError
 
 #: Observation.content_type of one API record (a JSON object).
-RECORD = "record"
 FIELD_ORDER = (
     "recall_number", "document_number", "application_number", "submission_type",
     "submission_number", "setid", "package_ndc", "generic_name", "brand_name", "title", "type",

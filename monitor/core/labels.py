@@ -26,8 +26,6 @@ from monitor.core.normalize import XML_DECLARATION, html_to_text, looks_like_dat
 from monitor.errors import LabelError
 
 #: Observation.content_type of a DailyMed SPL XML document / of one openFDA label result.
-LABEL_SPL = "label_spl"
-LABEL_OPENFDA = "label_openfda"
 DOCUMENT = "document"
 HEADER_PREFIX = "## "
 NDC_SYSTEM = "2.16.840.1.113883.6.69"

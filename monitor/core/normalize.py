@@ -14,10 +14,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 from bs4 import BeautifulSoup, CData, NavigableString, Tag
-from w3lib.url import canonicalize_url
 
 #: Elements that never carry the watched content.
 DROP_TAGS = (
@@ -94,8 +92,6 @@ XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 SPACES = re.compile(r"\s+")
 #: Query parameters that only track the visitor, never select the document.
-TRACKING_PARAM = re.compile(r"^(?:utm_[^=]*|fbclid|gclid)$", re.IGNORECASE)
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
@@ -154,45 +150,6 @@ def feed_item_text(title: str, description_html: str) -> str:
     title_line = _clean_line(html.unescape(title or ""))
     body = html_to_text(description_html or "").text
     return "\n".join(part for part in (title_line, body) if part)
-
-
-def document_key(link: str | None, guid: str | None) -> str:
-    """The key a feed item is stored under: its normalized link, else its guid.
-
-    FDA feed links are `http://www.fda.gov/...` today and may turn https later; both give the
-    same key, so a scheme switch does not make every item look new.
-    """
-    for candidate in (link, guid):
-        value = (candidate or "").strip()
-        if value:
-            return _canonical_or_as_is(value)
-    raise ValueError("a feed item needs a link or a guid to be stored")
-
-
-def _canonical_or_as_is(value: str) -> str:
-    """A web URL in canonical form; anything else (or a malformed URL) as given."""
-    try:
-        return canonical_url(value) if _is_web_url(value) else value
-    except ValueError:
-        return value
-
-
-def canonical_url(url: str) -> str:
-    """https, lower-case host, no default port, no fragment, no tracking params, sorted query."""
-    parts = urlsplit(canonicalize_url(url.strip()))
-    host = (parts.hostname or "").lower()
-    netloc = host
-    if parts.port is not None and parts.port != DEFAULT_PORTS.get(parts.scheme.lower()):
-        netloc = f"{host}:{parts.port}"
-    if "@" in parts.netloc:
-        netloc = f"{parts.netloc.rsplit('@', 1)[0]}@{netloc}"
-    query = "&".join(
-        pair
-        for pair in parts.query.split("&")
-        if pair and not TRACKING_PARAM.match(pair.split("=", 1)[0])
-    )
-    scheme = "https" if parts.scheme.lower() in DEFAULT_PORTS else parts.scheme.lower()
-    return urlunsplit((scheme, netloc, parts.path, query, ""))
 
 
 def content_sha256(text: str) -> str:
@@ -473,7 +430,3 @@ def _clean_line(text: str) -> str:
     """Runs of whitespace (NBSP included: `\\s` is Unicode-aware) become one space; NFC; trimmed."""
     text = INVISIBLE.sub("", text)
     return unicodedata.normalize("NFC", SPACES.sub(" ", text)).strip()
-
-
-def _is_web_url(value: str) -> bool:
-    return urlsplit(value).scheme.lower() in DEFAULT_PORTS and "://" in value

@@ -24,6 +24,7 @@ from monitor.core import api_records as records
 from monitor.core import labels
 from monitor.core.normalize import looks_like_date_line
 from monitor.core.terms import match_context, match_terms
+from monitor.items import HTML, LABEL_OPENFDA, LABEL_SPL, RECORD
 
 TIERS = ("T1", "T2", "T3", "T4", "T5")
 
@@ -72,7 +73,7 @@ def classify(
     url: str,
     added: Sequence[str],
     removed: Sequence[str],
-    content_type: str = "html",
+    content_type: str = HTML,
     source_kind: str = "page",
     sections: Sequence[str] = (),
     old_text: str = "",
@@ -119,8 +120,7 @@ def classify(
 
 # --- labels ------------------------------------------------------------------------------------
 
-LABEL_TYPES = (labels.LABEL_SPL, labels.LABEL_OPENFDA)
-RECORD = records.RECORD
+LABEL_TYPES = (LABEL_SPL, LABEL_OPENFDA)
 #: Label sections by openFDA field name (SPL LOINC codes map onto these): catalog 6.2.
 SECTION_TIERS: dict[str, str] = {
     "boxed_warning": "T1",

@@ -26,8 +26,6 @@ from db.models import Blob, Change, CrawlRun, Document, Fetch, HostBackoff, Snap
 from monitor.config import Recipient
 from monitor.core import api_records as records
 from monitor.core import diff, labels
-from monitor.core.api_records import RECORD
-from monitor.core.labels import LABEL_OPENFDA, LABEL_SPL
 from monitor.core.normalize import content_sha256, feed_item_text, html_to_text
 from monitor.core.severity import classify
 from monitor.core.terms import expand_terms, match_terms, weight
@@ -36,10 +34,15 @@ from monitor.items import (
     BLOCKED,
     DRIFT,
     FAILED,
+    FEED_ITEM,
     GONE,
     HELD,
+    HTML,
+    LABEL_OPENFDA,
+    LABEL_SPL,
     NOT_MODIFIED,
     OK,
+    RECORD,
     Observation,
     SourceFetch,
 )
@@ -90,7 +93,7 @@ def normalized_text(observation: Observation) -> tuple[str, dict[str, str]]:
     Labels and records keep their content type in the metadata, so a later change knows to
     diff them by section or by field.
     """
-    if observation.content_type == "feed_item":
+    if observation.content_type == FEED_ITEM:
         return feed_item_text(observation.title, observation.content), {}
     if observation.content_type == LABEL_SPL:
         return labels.spl_text(observation.content), {"content_type": LABEL_SPL}
@@ -206,7 +209,7 @@ def _write_change(
     added, removed = diff.changed_lines(old_text, new_text)
     latest = new or old
     assert latest is not None
-    content_type = str(latest.meta.get("content_type", "html"))
+    content_type = str(latest.meta.get("content_type", HTML))
     sections = changed_parts(content_type, old_text, new_text) if old and new else []
     verdict = classify(
         source_tier=source.tier,

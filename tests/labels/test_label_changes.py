@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from monitor.core.api_records import RECORD
-from monitor.core.labels import LABEL_OPENFDA, LABEL_SPL
 from monitor.history import writer as history
-from monitor.items import FAILED
+from monitor.items import FAILED, LABEL_OPENFDA, LABEL_SPL, RECORD
 from monitor.sources import SourceConfig
 from tests.conftest import Clock, make_source
 from tests.labels.conftest import DAILYMED, OPENFDA, crawl, first_result, observe
