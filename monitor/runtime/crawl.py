@@ -22,8 +22,7 @@ from sqlmodel import Session, select
 
 from db.models import CrawlRun, Fetch
 from monitor.config import Settings, child_environment
-from monitor.history import writer as history
-from monitor.items import FAILED, SourceFetch
+from monitor.history.writer import HistoryWriter
 from monitor.sources import SourceConfig
 
 DEFAULT_TIMEOUT = 30 * 60
@@ -83,35 +82,6 @@ def _summary(session: Session, run: CrawlRun, stderr_tail: str) -> CrawlSummary:
     )
 
 
-def _record_missing_fetches(
-    session: Session,
-    run: CrawlRun,
-    settings: Settings,
-    sources: Sequence[SourceConfig],
-    status: str,
-) -> None:
-    """A source the child never reported on (it crashed or was killed) failed this run.
-
-    Recording it as a failed fetch keeps the failures-in-a-row count honest, so a source that
-    hangs the crawler raises a "source failing" notice like any other broken source.
-    """
-    reported = set(session.exec(select(Fetch.source_id).where(Fetch.run_id == run.id)).all())
-    now = datetime.now(UTC)
-    for source in sources:
-        if source.id in reported:
-            continue
-        error = f"crawl process {status}: no response recorded"
-        history.record_fetch(
-            session,
-            SourceFetch(source.id, source.url, FAILED, now, error=error),
-            now,
-            source=source,
-            recipients=settings.recipients,
-            run_id=run.id,
-            failure_threshold=settings.failure_threshold,
-        )
-
-
 def run_crawl(
     engine: Engine,
     settings: Settings,
@@ -125,22 +95,15 @@ def run_crawl(
 
     `in_process=True` is for a process that crawls only once (the reactor cannot restart).
     """
+    writer = HistoryWriter.for_settings(settings, sources)
     with Session(engine) as session:
-        history.sync_sources(session, sources)
-        run = CrawlRun(started_at=datetime.now(UTC), source_ids=[s.id for s in sources])
-        session.add(run)
-        session.commit()
-        run_id = run.id
-    assert run_id is not None
+        run_id = writer.open_run(session, datetime.now(UTC), [s.id for s in sources])
     if in_process:
         status, tail = _crawl_here(settings, sources, run_id, timeout, log_level)
     else:
         status, tail = _crawl_in_child(settings, sources, run_id, timeout, log_level)
     with Session(engine) as session:
-        run = session.get(CrawlRun, run_id)
-        assert run is not None
-        _record_missing_fetches(session, run, settings, sources, status)
-        history.finish_run(session, run, datetime.now(UTC), status=status)
+        run = writer.finish_run(session, datetime.now(UTC), status=status)
         session.commit()
         return _summary(session, run, tail)
 

@@ -27,10 +27,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from db.engine import open_database
-from db.models import Change, CrawlRun, Snapshot
+from db.models import Change, Snapshot
 from monitor.config import Settings
 from monitor.core import suspect
-from monitor.history import writer as history
+from monitor.history.writer import HistoryWriter, SourceState
 from monitor.items import FAILED, HELD, NOT_MODIFIED, Observation, SourceFetch
 from monitor.sources import SourceConfig
 
@@ -72,8 +72,9 @@ class HistoryPipeline:
             key: SourceConfig.coerce(value)
             for key, value in settings.getdict("FDAWATCH_SOURCES").items()
         }
-        self.run_id: int | None = settings.getint("FDAWATCH_RUN_ID") or None
-        self.owns_run = self.run_id is None
+        run_id: int | None = settings.getint("FDAWATCH_RUN_ID") or None
+        self.owns_run = run_id is None
+        self.writer = HistoryWriter.for_settings(self.config, self.sources, run_id)
         self.pending: dict[str, list[Observation]] = {}
         self.unchanged: list[SourceFetch] = []
         self.seen: set[str] = set()
@@ -86,22 +87,15 @@ class HistoryPipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
-        if self.owns_run:
+        if self.owns_run:  # a plain `scrapy crawl`: the crawl is its own run
             with Session(self.engine) as session:
-                history.sync_sources(session, list(self.sources.values()))
-                run = CrawlRun(started_at=datetime.now(UTC), source_ids=[])
-                session.add(run)
-                session.commit()
-                self.run_id = run.id
+                self.writer.open_run(session, datetime.now(UTC))
 
     def close_spider(self) -> None:
         self._record_unchanged()
-        if self.owns_run and self.run_id is not None:
+        if self.owns_run and self.writer.run_id is not None:
             with Session(self.engine) as session:
-                run = session.get(CrawlRun, self.run_id)
-                assert run is not None
-                run.source_ids = sorted({*run.source_ids, *self.seen})
-                history.finish_run(session, run, datetime.now(UTC))
+                self.writer.finish_run(session, datetime.now(UTC), reported=sorted(self.seen))
                 session.commit()
         self.engine.dispose()
 
@@ -138,11 +132,7 @@ class HistoryPipeline:
             return
         batch, self.unchanged = self.unchanged, []
         with Session(self.engine) as session, session.no_autoflush:
-            history.record_not_modified(
-                session, batch, datetime.now(UTC), sources=self.sources,
-                recipients=self.config.recipients, run_id=self.run_id,
-                failure_threshold=self.config.failure_threshold,
-            )  # fmt: skip
+            self.writer.record_not_modified(session, batch, datetime.now(UTC))
             session.commit()
         self.seen.update(fetch.source_id for fetch in batch)
 
@@ -172,7 +162,7 @@ class HistoryPipeline:
         """Record every observation, a batch per transaction; return the number of changes."""
         if not observations:
             return 0
-        state = history.SourceState.load(session, source.id)
+        state = self.writer.state(session, source.id)
         changes = 0
         for start in range(0, len(observations), BATCH):
             if start:
@@ -202,16 +192,13 @@ class HistoryPipeline:
         fetch: SourceFetch,
         batch: Sequence[Observation],
         now: datetime,
-        state: history.SourceState,
+        state: SourceState,
     ) -> list[Change]:
         """The changes one batch makes; an observation that cannot be recorded fails the fetch."""
         made: list[Change] = []
         for observation in batch:
             try:
-                change = history.record(
-                    session, observation, now, source=source,
-                    recipients=self.config.recipients, run_id=self.run_id, state=state,
-                )  # fmt: skip
+                change = self.writer.record_observation(session, observation, now, state)
             except SQLAlchemyError:
                 raise
             except Exception as error:  # a parser limit, a RecursionError: say which and why
@@ -276,11 +263,7 @@ class HistoryPipeline:
         now: datetime,
         changes: int = 0,
     ) -> None:
-        history.record_fetch(
-            session, fetch, now, source=source, recipients=self.config.recipients,
-            run_id=self.run_id, changes=changes, failure_threshold=self.config.failure_threshold,
-            backoff=(self.config.blocked_backoff, self.config.blocked_backoff_max),
-        )  # fmt: skip
+        self.writer.record_fetch(session, fetch, now, changes)
 
 
 def stopped(fetch: SourceFetch, progress: str) -> SourceFetch:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from monitor.history import writer as history
+from monitor.history.writer import HistoryWriter
 from monitor.items import FAILED, LABEL_OPENFDA, LABEL_SPL, RECORD
 from monitor.sources import SourceConfig
 from tests.conftest import Clock, make_source
@@ -258,7 +258,7 @@ def test_feed_items_missing_from_a_fetch_are_still_not_removed(
     registered(feed)
     at = clock.tick()
     item = observe(feed, "https://www.fda.gov/a", "ketamine", "feed_item", at)
-    history.record(session, item, at, source=feed)
+    HistoryWriter([feed]).record_observation(session, item, at)
     session.commit()
 
     assert crawl(session, feed, {}, "feed_item", clock.tick()) == []

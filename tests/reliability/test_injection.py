@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from db.engine import open_database
 from db.models import Change, CrawlRun
 from monitor.config import load_settings
-from monitor.history import writer as history
+from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
 from tests.reliability.conftest import PASSWORD, USER, Smtp
 from tests.reliability.helpers import child_env, db_bytes, fdawatch, item, rss, write_deployment
@@ -89,7 +89,7 @@ def _crawl(env: dict[str, str], engine_url: str, ids: list[str]) -> str:
     settings = load_settings(env)
     engine = open_database(engine_url)
     with Session(engine) as session:
-        history.sync_sources(session, list(load_sources(settings.sources_path).values()))
+        HistoryWriter(list(load_sources(settings.sources_path).values())).sync_sources(session)
         run = CrawlRun(started_at=datetime.now(UTC), source_ids=ids)
         session.add(run)
         session.commit()

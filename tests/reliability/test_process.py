@@ -30,7 +30,7 @@ from sqlmodel import Session, func, select
 from db.engine import open_database
 from db.models import Alert, Change, Snapshot
 from monitor.config import Recipient, load_settings
-from monitor.history import writer as history
+from monitor.history.writer import HistoryWriter
 from monitor.items import Observation
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
@@ -205,13 +205,14 @@ def test_a_crawl_killed_during_the_baseline_still_raises_nothing_on_the_rerun(
         )
 
     with Session(engine) as session:
-        history.sync_sources(session, [source])
-        history.record(session, observe(1, first), first, source=source)
+        HistoryWriter([source]).sync_sources(session)
+        HistoryWriter([source]).record_observation(session, observe(1, first), first)
         session.commit()  # ... and the crawl process is killed here, before items 2 and 3
     rerun = first + timedelta(hours=6)
     with Session(engine) as session:
         raised = [
-            history.record(session, observe(n, rerun), rerun, source=source) for n in (1, 2, 3)
+            HistoryWriter([source]).record_observation(session, observe(n, rerun), rerun)
+            for n in (1, 2, 3)
         ]
         session.commit()
     assert raised == [None, None, None]
@@ -305,7 +306,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 SLOW_WRITE_HOOK = """\
 import os, time
 if os.environ.get("FDAWATCH_TEST_SLOW_WRITE"):
-    from monitor.history import writer as history
+    from monitor.history.writer import HistoryWriter
     _snapshot = history._snapshot
     def _slow(*args, **kwargs):
         time.sleep(float(os.environ["FDAWATCH_TEST_SLOW_WRITE"]))
@@ -394,7 +395,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
     source = factory.source_config()
     roomy = open_database(url)
     with Session(roomy) as session:
-        history.sync_sources(session, [source])
+        HistoryWriter([source]).sync_sources(session)
         session.commit()
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     base = Observation(
@@ -408,7 +409,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
         body=b"small",
     )
     with Session(roomy) as session:
-        history.record(session, base, at, source=source)
+        HistoryWriter([source]).record_observation(session, base, at)
         session.commit()
     size = (tmp_path / "history.db").stat().st_size
     full = open_database(url)
@@ -432,7 +433,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
     )
     recipients = (factory.ALICE,)
     with Session(full) as session, pytest.raises(OperationalError, match="disk is full"):
-        history.record(session, edited, later, source=source, recipients=recipients)
+        HistoryWriter([source], recipients=recipients).record_observation(session, edited, later)
         session.commit()
     full.dispose()
     with Session(roomy) as session:  # nothing half-written: no snapshot, change or alert
@@ -441,7 +442,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
             for t in (Snapshot, Change, Alert)
         ]
         assert counts == [1, 0, 0]
-        history.record(session, edited, later, source=source, recipients=recipients)
+        HistoryWriter([source], recipients=recipients).record_observation(session, edited, later)
         session.commit()
         counts = [
             session.exec(select(func.count()).select_from(t)).one()
