@@ -19,12 +19,13 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlmodel import Session, col, select
 
-from db.engine import open_database
+from db.engine import display_url, open_database
 from db.models import Change, Fetch, Snapshot, Source
 from monitor.config import ConfigError, Settings, load_settings
+from monitor.db_errors import open_failure_message, write_failure_message
 from monitor.sources import SourceConfig, SourcesError, load_sources
 from monitor.sources import select as select_sources
 
@@ -65,15 +66,11 @@ class AppContext:
                 self._engine = open_database(url)
             except ModuleNotFoundError as error:
                 raise ConfigError(
-                    f"cannot open the database {url!r}: its driver {error.name!r} is not "
-                    "installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
+                    f"cannot open the database {display_url(url)!r}: its driver {error.name!r} "
+                    "is not installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
                 ) from None
-            except (OperationalError, ArgumentError, OSError) as error:
-                reason = getattr(error, "orig", None) or error
-                raise ConfigError(
-                    f"cannot open the database {url!r}: {reason}; "
-                    "check FDAWATCH_DATABASE_URL or --database"
-                ) from None
+            except (DatabaseError, ArgumentError, OSError, ValueError) as error:
+                raise ConfigError(open_failure_message(error, url)) from None
         return self._engine
 
     def now(self) -> datetime:
@@ -90,14 +87,15 @@ class FdawatchGroup(click.Group):
             message = error.args[0] if error.args else str(error)
             click.echo(f"fdawatch: error: {' '.join(str(message).split())}", err=True)
             ctx.exit(EXIT_USAGE)
-        except OperationalError as error:  # a database that refuses writes (read-only, full)
+        except DatabaseError as error:  # read-only, full, busy or damaged after opening
             url = ctx.obj.settings.database_url if isinstance(ctx.obj, AppContext) else "?"
-            reason = " ".join(str(error.orig).split())
-            click.echo(
-                f"fdawatch: error: cannot write to the database {url!r}: {reason}; check that the "
-                "file and its folder are writable and the disk is not full (history unchanged)",
-                err=True,
+            message = write_failure_message(
+                error,
+                url,
+                "check that the file and its folder are writable and the disk is not full "
+                "(history unchanged)",
             )
+            click.echo(f"fdawatch: error: {message}", err=True)
             ctx.exit(EXIT_USAGE)
 
 
