@@ -172,21 +172,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
-    except UnicodeDecodeError as error:
-        line = error.object[: error.start].count(b"\n") + 1
+    except (UnicodeDecodeError, OSError) as error:
         raise ConfigError(
+            unreadable_file(path, error, "set FDAWATCH_CONFIG to the fdawatch.toml file")
+        ) from None
+
+
+def unreadable_file(path: Path, error: UnicodeDecodeError | OSError, point_instead: str) -> str:
+    """Why a configuration file cannot be read, as a one-line error; `point_instead` is the fix
+    for a folder given where a file belongs."""
+    if isinstance(error, UnicodeDecodeError):
+        line = error.object[: error.start].count(b"\n") + 1
+        return (
             f"{path}: not UTF-8 text (line {line} has the byte {error.object[error.start]:#04x}); "
             "save it as UTF-8"
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(
-            f"{path}: is a folder, not a file; set FDAWATCH_CONFIG to the fdawatch.toml file"
-        ) from None
-    except OSError as error:
-        raise ConfigError(
-            f"{path}: cannot be read ({error.strerror or error}); check the path and its "
-            "permissions"
-        ) from None
+        )
+    if isinstance(error, IsADirectoryError):
+        return f"{path}: is a folder, not a file; {point_instead}"
+    return f"{path}: cannot be read ({error.strerror or error}); check the path and its permissions"
 
 
 #: The tables of fdawatch.toml and the keys each may hold.

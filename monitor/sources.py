@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from monitor.config import unreadable_file
+
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
 #: a document missing from it has been removed (monitor.history).
 RESULT_SET_KINDS = (
@@ -311,22 +313,9 @@ def load_sources(path: Path) -> dict[str, SourceConfig]:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise SourcesError(f"{path}: not valid TOML ({error})") from None
-    except UnicodeDecodeError as error:
-        line = error.object[: error.start].count(b"\n") + 1
-        raise SourcesError(
-            f"{path}: not UTF-8 text (line {line} has the byte {error.object[error.start]:#04x}); "
-            "save it as UTF-8"
-        ) from None
-    except IsADirectoryError:
-        raise SourcesError(
-            f"{path}: is a folder, not a file; pass --sources PATH/TO/sources.toml or set "
-            "FDAWATCH_SOURCES to the file"
-        ) from None
-    except OSError as error:
-        raise SourcesError(
-            f"{path}: cannot be read ({error.strerror or error}); check the path and its "
-            "permissions"
-        ) from None
+    except (UnicodeDecodeError, OSError) as error:
+        hint = "pass --sources PATH/TO/sources.toml or set FDAWATCH_SOURCES to the file"
+        raise SourcesError(unreadable_file(path, error, hint)) from None
     return parse_sources(data, path)
 
 
