@@ -19,13 +19,14 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import DatabaseError as DriverError
 from sqlmodel import Session, col, select
 
-from db.engine import open_database
+from db.engine import display_url, open_database
 from db.models import Change, Fetch, Snapshot, Source
 from monitor.config import Settings, load_settings
+from monitor.db_errors import open_failure_message, write_failure_message
 from monitor.errors import DatabaseError, FdawatchError, NotFound
 from monitor.sources import SourceConfig, load_sources
 from monitor.sources import select as select_sources
@@ -67,27 +68,15 @@ class AppContext:
                 self._engine = open_database(url)
             except ModuleNotFoundError as error:
                 raise DatabaseError(
-                    f"cannot open the database {shown_url(url)!r}: its driver {error.name!r} is "
-                    "not installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
+                    f"cannot open the database {display_url(url)!r}: its driver {error.name!r} "
+                    "is not installed (for PostgreSQL: pip install 'fdawatch[postgres]')"
                 ) from None
-            except (OperationalError, ArgumentError, OSError) as error:
-                reason = getattr(error, "orig", None) or error
-                raise DatabaseError(
-                    f"cannot open the database {shown_url(url)!r}: {reason}; "
-                    "check FDAWATCH_DATABASE_URL or --database"
-                ) from None
+            except (DriverError, ArgumentError, OSError, ValueError) as error:
+                raise DatabaseError(open_failure_message(error, url)) from None
         return self._engine
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-def shown_url(url: str) -> str:
-    """A database URL fit to print: its password masked (it lands in logs and cron mail)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1] if "@" in url else url
 
 
 class FdawatchGroup(click.Group):
@@ -100,16 +89,15 @@ class FdawatchGroup(click.Group):
             message = error.args[0] if error.args else str(error)
             click.echo(f"fdawatch: error: {' '.join(str(message).split())}", err=True)
             ctx.exit(EXIT_USAGE)
-        except OperationalError as error:  # a database that refuses writes (read-only, full)
-            url = (
-                shown_url(ctx.obj.settings.database_url) if isinstance(ctx.obj, AppContext) else "?"
+        except DriverError as error:  # read-only, full, busy or damaged after opening
+            url = ctx.obj.settings.database_url if isinstance(ctx.obj, AppContext) else "?"
+            message = write_failure_message(
+                error,
+                url,
+                "check that the file and its folder are writable and the disk is not full "
+                "(history unchanged)",
             )
-            reason = " ".join(str(error.orig).split())
-            click.echo(
-                f"fdawatch: error: cannot write to the database {url!r}: {reason}; check that the "
-                "file and its folder are writable and the disk is not full (history unchanged)",
-                err=True,
-            )
+            click.echo(f"fdawatch: error: {message}", err=True)
             ctx.exit(EXIT_USAGE)
 
 

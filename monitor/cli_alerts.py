@@ -13,15 +13,17 @@ from typing import Any, Protocol
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
 from db.models import Alert
 from monitor.config import Settings
+from monitor.db_errors import write_failure_message
 from monitor.delivery.alerts import SendReport, preview, send_pending
 from monitor.delivery.mailer import mailer_for, write_eml
 from monitor.delivery.render import header_text
-from monitor.errors import ConfigError, DeliveryError, SourcesError
+from monitor.errors import DatabaseError as HistoryUnavailable
+from monitor.errors import DeliveryError, SourcesError
 from monitor.sources import SourceConfig
 
 
@@ -76,12 +78,15 @@ def send_and_report(app: AlertsApp) -> SendReport:
         report = send_pending(
             app.engine(), settings, _sources(app), app.now(), mailer_for(settings)
         )
-    except OperationalError as error:  # a read-only file, a full disk: say so in one line
-        raise ConfigError(
-            f"cannot write to the database {settings.database_url}: {error.orig}; the outbox "
-            "keeps every alert not marked sent (a re-send keeps its Message-ID): check that the "
-            "file and its folder are writable and the disk is not full, then run "
-            "`fdawatch alerts send` again"
+    except DatabaseError as error:  # a read-only file, a full disk, a busy one: one line
+        raise HistoryUnavailable(
+            write_failure_message(
+                error,
+                settings.database_url,
+                "the outbox keeps every alert not marked sent (a re-send keeps its Message-ID): "
+                "check that the file and its folder are writable and the disk is not full, then "
+                "run `fdawatch alerts send` again",
+            )
         ) from None
     click.echo(describe_report(report, settings))
     for error in report.errors:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from monitor.config import unreadable_file
 from monitor.errors import SourcesError
 
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
@@ -33,6 +34,11 @@ TIERS = ("T1", "T2", "T3", "T4", "T5")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 INTERVAL_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")
 INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Politeness: each check is a request to FDA's servers, a public service. Nothing FDA publishes
+#: changes by the minute, so a shorter interval (`0s` is a typo away) only adds load.
+MIN_INTERVAL_SECONDS = 60
+#: Beyond a year is a typo too (and overflows the scheduler's date arithmetic).
+MAX_INTERVAL_SECONDS = 365 * 86400
 #: The two DailyMed URLs a `dailymed_spl` source may watch (spiders/dailymed.py).
 DAILYMED_PATH = re.compile(r"/spls/[^/]+/history\.json$|/spls\.json$")
 
@@ -190,11 +196,13 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
             ".../services/v2/spls/SETID/history.json or .../services/v2/spls.json?drug_name=..."
         )
     interval = raw.get("interval", "6h")
-    if not INTERVAL_PATTERN.match(interval):
-        raise SourcesError(
-            f"{where}: field 'interval' = {interval!r} is invalid ({_FIELDS['interval']})"
-        )
+    _check_interval(interval, where)
     cron = raw.get("cron")
+    if cron is not None and "interval" in raw:
+        raise SourcesError(
+            f"{where}: has both 'interval' = {interval!r} and 'cron' = {cron!r}; keep one: "
+            "remove 'interval' to keep the schedule the daemon followed (cron), or remove 'cron'"
+        )
     if cron is not None:
         try:
             parse_cron(cron)
@@ -223,6 +231,12 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     selector = raw.get("selector", "main")
     if not selector.strip():
         raise SourcesError(f"{where}: field 'selector' is empty ({_FIELDS['selector']})")
+    problem = css_selector_problem(selector)
+    if problem:
+        raise SourcesError(
+            f"{where}: field 'selector' = {selector!r} is not a CSS selector the page spider "
+            f"can use ({problem}); e.g. 'main', 'div#content' or 'article.main-content'"
+        )
     return SourceConfig(
         id=raw["id"],
         kind=raw["kind"],
@@ -245,6 +259,50 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
 def _whole(value: Any) -> bool:
     """A whole number ≥ 1 (TOML booleans are not numbers here)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_interval(interval: str, where: str) -> None:
+    match = INTERVAL_PATTERN.match(interval)
+    if not match:
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is invalid ({_FIELDS['interval']})"
+        )
+    seconds = int(match.group(1)) * INTERVAL_SECONDS[match.group(2)]
+    if seconds < MIN_INTERVAL_SECONDS:
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is too short: the minimum is 1m (each "
+            "check is a request to FDA's servers, a public service); use e.g. '30m' or '6h'"
+        )
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is too long: the maximum is 365d; for a "
+            "rare check use a cron such as '0 6 1 * *' (monthly)"
+        )
+
+
+def css_selector_problem(selector: str) -> str | None:
+    """Why the page spider (parsel) could not use `selector`, or None.
+
+    cssselect parses it as parsel does; parsel's own pseudo-elements `::text` and
+    `::attr(name)` are accepted, other pseudo-elements are not. (cssselect, not parsel, to keep
+    every command's start-up light: parsel imports lxml.)
+    """
+    from cssselect import HTMLTranslator, SelectorError, parse
+    from cssselect.parser import FunctionalPseudoElement
+
+    try:
+        for parsed in parse(selector):
+            pseudo = parsed.pseudo_element
+            if isinstance(pseudo, FunctionalPseudoElement):
+                arguments = [token.type for token in pseudo.arguments]
+                if pseudo.name != "attr" or arguments not in (["IDENT"], ["STRING"]):
+                    return f"::{pseudo.name}() is not ::attr(name)"
+            elif pseudo is not None and pseudo != "text":
+                return f"unknown pseudo-element ::{pseudo}"
+            HTMLTranslator().selector_to_xpath(parsed, translate_pseudo_elements=False)
+    except SelectorError as error:
+        return str(error)
+    return None
 
 
 def parse_sources(data: dict[str, Any], path: Path) -> dict[str, SourceConfig]:
@@ -279,6 +337,9 @@ def load_sources(path: Path) -> dict[str, SourceConfig]:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise SourcesError(f"{path}: not valid TOML ({error})") from None
+    except (UnicodeDecodeError, OSError) as error:
+        hint = "pass --sources PATH/TO/sources.toml or set FDAWATCH_SOURCES to the file"
+        raise SourcesError(unreadable_file(path, error, hint)) from None
     return parse_sources(data, path)
 
 

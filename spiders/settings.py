@@ -64,6 +64,14 @@ SPIDER_MIDDLEWARES = {
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+# Headers are bounded too (spiders/http_limits.py): past 100 header lines or 64 KiB of headers the
+# fetch fails at once, instead of buffering a server's endless headers until memory runs out.
+DOWNLOAD_HANDLERS = {
+    "http": "spiders.http_limits.BoundedHeadersDownloadHandler",
+    "https": "spiders.http_limits.BoundedHeadersDownloadHandler",
+}
+FDAWATCH_MAX_RESPONSE_HEADERS = 100
+FDAWATCH_MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
 # A truncated body must be a failed fetch, never a "change" that removed half the page.
 DOWNLOAD_FAIL_ON_DATALOSS = True

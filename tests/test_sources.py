@@ -64,6 +64,94 @@ def test_bad_entry_names_the_entry_and_the_field(tmp_path: Path, entry: str, mes
     assert message in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            'interval = "0s"',
+            "field 'interval' = '0s' is too short: the minimum is 1m (each check is a request to "
+            "FDA's servers, a public service); use e.g. '30m' or '6h'",
+        ),
+        ('interval = "0m"', "field 'interval' = '0m' is too short: the minimum is 1m"),
+        ('interval = "30s"', "field 'interval' = '30s' is too short: the minimum is 1m"),
+        ('interval = "59 s"', "field 'interval' = '59 s' is too short"),
+        (
+            'interval = "99999999999d"',
+            "field 'interval' = '99999999999d' is too long: the maximum is 365d; for a rare check "
+            "use a cron such as '0 6 1 * *' (monthly)",
+        ),
+        ('interval = "366d"', "field 'interval' = '366d' is too long"),
+        (
+            'interval = "1d"\ncron = "0 6 * * *"',
+            "has both 'interval' = '1d' and 'cron' = '0 6 * * *'; keep one: remove 'interval' to "
+            "keep the schedule the daemon followed (cron), or remove 'cron'",
+        ),
+        (
+            'selector = "::bogus(("',
+            "field 'selector' = '::bogus((' is not a CSS selector the page spider can use "
+            "(Expected an argument, got <DELIM '(' at 8>); e.g. 'main', 'div#content' or "
+            "'article.main-content'",
+        ),
+        ('selector = "p::first-line"', "(unknown pseudo-element ::first-line)"),
+        ('selector = "a::attr(1)"', "(::attr() is not ::attr(name))"),
+    ],
+)
+def test_intervals_out_of_bounds_both_schedules_and_bad_selectors_are_refused(
+    tmp_path: Path, field: str, message: str
+) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(f"[[source]]\n{GOOD}{field}\n", encoding="utf-8")
+    with pytest.raises(SourcesError) as raised:
+        load_sources(path)
+    assert str(raised.value).startswith(f"{path}: [[source]] #1 ('x_page'): ")
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("interval", ["1m", "60s", "90s", "6h", "365d"])
+def test_intervals_from_one_minute_to_a_year_load(tmp_path: Path, interval: str) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(f'[[source]]\n{GOOD}interval = "{interval}"\n', encoding="utf-8")
+    assert load_sources(path)["x_page"].interval == interval
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        "main", "body", "::bogus((", "::bogus", "a::attr(href)", "a::attr('href')",
+        "a::attr(href, x)", "a::attr(1)", "::attr()", "a::text", "a::text()", "p::first-line",
+        "main, #content", "div > p:nth-child(2n+1)", ":nth-child(", "p:contains(x)", "a:checked",
+        "main::text::text", "[", "a:not(.x)", "div.main-content article", "#main-content",
+    ],
+)  # fmt: skip
+def test_the_selector_check_agrees_with_the_page_spiders_parsel(selector: str) -> None:
+    from parsel import Selector
+
+    from monitor.sources import css_selector_problem
+
+    try:
+        Selector(text="<main><a href='x'>t</a></main>").css(selector)
+        parsel_accepts = True
+    except Exception:
+        parsel_accepts = False
+    assert (css_selector_problem(selector) is None) == parsel_accepts
+
+
+def test_an_unreadable_sources_file_is_one_error_naming_it(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(f'[[source]]\n{GOOD}title = "Información"\n'.encode("latin-1"))
+    with pytest.raises(SourcesError) as raised:
+        load_sources(latin1)
+    assert str(raised.value) == (
+        f"{latin1}: not UTF-8 text (line 5 has the byte 0xf3); save it as UTF-8"
+    )
+    with pytest.raises(SourcesError) as raised:
+        load_sources(tmp_path)
+    assert str(raised.value) == (
+        f"{tmp_path}: is a folder, not a file; pass --sources PATH/TO/sources.toml or set "
+        "FDAWATCH_SOURCES to the file"
+    )
+
+
 def test_duplicate_ids_and_broken_toml_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "sources.toml"
     path.write_text(f"[[source]]\n{GOOD}\n[[source]]\n{GOOD}", encoding="utf-8")

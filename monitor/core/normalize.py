@@ -12,10 +12,10 @@ import hashlib
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from bs4 import BeautifulSoup, CData, NavigableString, PageElement, Tag
 
 #: Elements that never carry the watched content.
 DROP_TAGS = (
@@ -385,39 +385,70 @@ class _LineBuilder:
         return self.lines
 
 
-def _render(node: Tag, out: _LineBuilder) -> None:
-    for child in node.children:
-        if _is_text(child):
-            out.add_text(str(child))
-        elif isinstance(child, Tag):
-            _render_tag(child, out)
+#: Node types whose text is rendered (not comments, doctypes or processing instructions).
+_TEXT_TYPES = (NavigableString, CData)
+#: One open element while rendering: its remaining children, where their text goes, and what to
+#: do once they are all rendered (end a block's line, finish a table cell or row).
+_Frame = tuple[Iterator[PageElement], _LineBuilder, Callable[[], None] | None]
 
 
-def _render_tag(tag: Tag, out: _LineBuilder) -> None:
-    if tag.name == "br":
+def _render(root: Tag, out: _LineBuilder) -> None:
+    """Render `root`'s children into `out`, in document order.
+
+    A block element ends the line before and after it; a table row is one line of its
+    non-empty cells joined by " | ", each cell rendered on its own; `<pre>` keeps its line
+    breaks; `<br>` ends a line. Iterative (a stack of open elements), so a page nested thousands
+    of elements deep renders like any other instead of exhausting Python's recursion limit.
+    """
+    stack: list[_Frame] = [(iter(root.contents), out, None)]
+    while stack:
+        children, builder, when_done = stack[-1]
+        for child in children:  # resumes where this element's rendering left off
+            if type(child) in _TEXT_TYPES:
+                builder.add_text(str(child))
+            elif isinstance(child, Tag) and _open(child, builder, stack):
+                break  # the child's own children come first
+        else:
+            stack.pop()
+            if when_done is not None:
+                when_done()
+
+
+def _open(tag: Tag, out: _LineBuilder, stack: list[_Frame]) -> bool:
+    """Render `tag`, or push what renders its content (True: rendering goes on there)."""
+    name = tag.name
+    if name == "br":
         out.newline()
-    elif tag.name == "tr":
-        out.add_line(" | ".join(_cells(tag)))
-    elif tag.name == "pre":
+        return False
+    if name == "pre":
         out.newline()
         for line in _texts(tag):
             out.add_line(line)
-    elif tag.name in BLOCK_TAGS:
+        return False
+    if name == "tr":
+        cells: list[str] = []
+        stack.append((iter(()), out, lambda: out.add_line(" | ".join(cells))))
+        for cell in reversed(tag.find_all(["td", "th"], recursive=False)):
+            builder = _LineBuilder()
+            stack.append((iter(cell.contents), builder, _cell_done(builder, cells)))
+        return True
+    if name in BLOCK_TAGS:
         out.newline()
-        _render(tag, out)
-        out.newline()
-    else:
-        _render(tag, out)
+        stack.append((iter(tag.contents), out, out.newline))
+        return True
+    stack.append((iter(tag.contents), out, None))
+    return True
 
 
-def _cells(row: Tag) -> Iterable[str]:
-    """The non-empty cells of a table row, each on one line."""
-    for cell in row.find_all(["td", "th"], recursive=False):
-        builder = _LineBuilder()
-        _render(cell, builder)
-        text = " ".join(builder.finish())
+def _cell_done(cell: _LineBuilder, cells: list[str]) -> Callable[[], None]:
+    """What ends a table cell: its lines joined into one, kept unless empty."""
+
+    def done() -> None:
+        text = " ".join(cell.finish())
         if text:
-            yield text
+            cells.append(text)
+
+    return done
 
 
 def _texts(pre: Tag) -> list[str]:

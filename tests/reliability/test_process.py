@@ -451,3 +451,53 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
     roomy.dispose()
     assert counts == [2, 1, 1]
     assert integrity(tmp_path / "history.db") == "ok" and size > 0
+
+
+@pytest.mark.parametrize(
+    ("leases_held", "who"),
+    [
+        (
+            {"scheduler": "crawler-box:4242"},
+            "the scheduler lock is held by crawler-box:4242 (host:pid)",
+        ),
+        ({"source:fda_x": "worker-2:77"}, "live claims: worker-2:77 (source:fda_x)"),
+        ({}, "a crawl, `alerts send` or `fdawatch run`; the database does not say which"),
+    ],
+)
+def test_a_busy_database_is_one_line_naming_the_process_that_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leases_held: dict[str, str], who: str
+) -> None:
+    """Another process holds SQLite's write lock: say so (and who), not "check the URL"."""
+    from click.testing import CliRunner
+
+    from db import engine as engine_module
+    from db import leases
+    from monitor.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    engine = open_database(url)
+    for name, holder in leases_held.items():
+        leases.acquire(engine, name, holder, timedelta(minutes=10), datetime.now(UTC))
+    engine.dispose()
+    (tmp_path / "sources.toml").write_text(
+        '[[source]]\nid = "fda_x"\nkind = "page"\nurl = "https://www.fda.gov/x"\n', encoding="utf-8"
+    )
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 300)  # not 30 s in a test
+    writer = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the other process, mid-write
+    try:
+        for args in (["status"], ["alerts", "send"], ["changes"]):
+            result = CliRunner().invoke(
+                cli,
+                ["--database", url, "--sources", str(tmp_path / "sources.toml"), *args],
+                env={"FDAWATCH_CONFIG": "", "FDAWATCH_OUTBOX_DIR": str(tmp_path / "outbox")},
+            )
+            assert result.exit_code == 2, result.output
+            assert result.output.splitlines() == [
+                f"fdawatch: error: the database {url!r} is busy: another fdawatch process is "
+                f"writing to it and did not let go within 0.3 s; {who}; nothing was changed: try "
+                "again when it has finished"
+            ]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
