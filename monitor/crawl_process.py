@@ -71,7 +71,7 @@ def crawl_sources(
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
-    from monitor.scrapy_addon import load_validators
+    from monitor.scrapy_addon import load_known_documents, load_validators
 
     settings = ScrapySettings()
     settings.setmodule("spiders.settings", priority="project")
@@ -81,6 +81,8 @@ def crawl_sources(
     chosen = SourceTable((source.id, source) for source in sources)
     settings.set("FDAWATCH_SOURCES", chosen, priority="cmdline")
     settings.set("FDAWATCH_VALIDATORS", load_validators(config), priority="cmdline")
+    known = load_known_documents(config, chosen)
+    settings.set("FDAWATCH_KNOWN_DOCUMENTS", known, priority="cmdline")
     settings.set("LOG_LEVEL", log_level, priority="cmdline")
     settings.set("LOG_INSTALL_ROOT_HANDLER", tail is None, priority="cmdline")
     if tail is not None:

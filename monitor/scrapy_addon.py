@@ -2,7 +2,8 @@
 
 `spiders/settings.py` enables it, so `scrapy crawl page -a source=<id>` and `fdawatch crawl`
 behave the same: sources from sources.toml, politeness from fdawatch.toml and the environment,
-conditional-GET validators from the history, and the history pipeline.
+conditional-GET validators from the history, the keys of the documents already stored (for the
+kinds that fetch only what is new), and the history pipeline.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from db.engine import open_database
-from db.models import Source
+from db.models import Document, Source
 from monitor.config import Settings, load_settings
-from monitor.sources import SourceTable, load_sources
+from monitor.sources import KNOWN_KEYS_KINDS, SourceConfig, SourceTable, load_sources
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -38,15 +39,43 @@ def load_validators(settings: Settings) -> dict[str, dict[str, str | None]]:
         engine.dispose()
 
 
+def load_known_documents(settings: Settings, sources: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The stored document keys of each source whose kind fetches only new documents.
+
+    Read-only and small (one key per warning letter ever stored); sources of other kinds are not
+    queried at all, so a crawl without such sources never opens the database for this.
+    """
+    wanted = sorted(
+        source_id
+        for source_id, value in sources.items()
+        if SourceConfig.coerce(value).kind in KNOWN_KEYS_KINDS
+    )
+    if not wanted:
+        return {}
+    known: dict[str, list[str]] = {source_id: [] for source_id in wanted}
+    engine = open_database(settings.database_url)
+    try:
+        with Session(engine) as session:
+            query = select(Document.source_id, Document.doc_key).where(
+                col(Document.source_id).in_(wanted)
+            )
+            for source_id, key in session.exec(query):
+                known[source_id].append(key)
+    finally:
+        engine.dispose()
+    return known
+
+
 def scrapy_settings(
     config: Settings,
     sources: Mapping[str, Any] | None = None,
     validators: dict[str, dict[str, str | None]] | None = None,
+    known: dict[str, list[str]] | None = None,
 ) -> dict[str, object]:
     """The Scrapy settings that follow from fdawatch's own settings.
 
-    `sources` and `validators` are read from sources.toml and the database unless given (a crawl
-    of several spiders reads them once, not once per spider).
+    `sources`, `validators` and `known` (stored document keys) are read from sources.toml and
+    the database unless given (a crawl of several spiders reads them once, not once per spider).
     """
     if sources is None:
         sources = SourceTable(load_sources(config.sources_path))
@@ -54,6 +83,9 @@ def scrapy_settings(
         "FDAWATCH_SETTINGS": config,
         "FDAWATCH_SOURCES": sources,
         "FDAWATCH_VALIDATORS": load_validators(config) if validators is None else validators,
+        "FDAWATCH_KNOWN_DOCUMENTS": (
+            load_known_documents(config, sources) if known is None else known
+        ),
         "USER_AGENT": config.user_agent,
         "DOWNLOAD_DELAY": config.crawl_delay,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_host,
@@ -80,6 +112,7 @@ class FdawatchAddon:
             config,
             sources=settings.get("FDAWATCH_SOURCES") or None,
             validators=settings.get("FDAWATCH_VALIDATORS"),
+            known=settings.get("FDAWATCH_KNOWN_DOCUMENTS"),
         )
         for name, value in given.items():
             settings.set(name, value, priority=PRIORITY)
