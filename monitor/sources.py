@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.config import unreadable_file
+from monitor.core.terms import expand_terms
 from monitor.errors import SourcesError
 
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
@@ -29,7 +30,16 @@ RESULT_SET_KINDS = (
     "dailymed_spl",
     "federal_register",
 )
-KINDS = ("page", "feed", *RESULT_SET_KINDS)
+#: Listing kinds (one spider each): their fetch lists what is *current* (today's public-
+#: inspection desk, the newest warning letters), so a document that drops out of the listing has
+#: rolled off, like a feed item, and is never a removal.
+LISTING_KINDS = ("federal_register_inspection", "fda_warning_letters")
+#: Kinds whose spider needs the keys of the documents already stored (`FDAWATCH_KNOWN_DOCUMENTS`,
+#: read by monitor.runtime.scrapy_addon): only a letter not yet stored is fetched.
+KNOWN_KEYS_KINDS = ("fda_warning_letters",)
+#: Kinds that must have `terms`: without them every listed document would become one.
+TERMS_REQUIRED_KINDS = ("federal_register_inspection",)
+KINDS = ("page", "feed", *RESULT_SET_KINDS, *LISTING_KINDS)
 TIERS = ("T1", "T2", "T3", "T4", "T5")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 INTERVAL_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")
@@ -47,13 +57,20 @@ _FIELDS = {
     "kind": f"one of {', '.join(KINDS)}",
     "url": (
         "the http(s) URL to fetch; API kinds: the full query URL (first page), "
-        "dailymed_spl: .../spls/SETID/history.json or .../spls.json?drug_name=..."
+        "dailymed_spl: .../spls/SETID/history.json or .../spls.json?drug_name=..., "
+        "fda_warning_letters: the warning-letter listing's DataTables query"
     ),
     "title": "a human title used in alerts",
-    "selector": "CSS selector of the watched region (pages; default 'main')",
+    "selector": (
+        "CSS selector of the watched region (pages, and each letter of fda_warning_letters; "
+        "default 'main'; fda.gov pages: '#main-content')"
+    ),
     "interval": "how often to check, like '6h', '30m' or '1d'",
     "cron": "a cron expression instead of interval (minute hour day month weekday)",
-    "terms": "words an item must contain to be kept (feeds); '@ketamine' is the built-in list",
+    "terms": (
+        "words a new document must contain to be kept (feeds, API and listing kinds); "
+        "'@ketamine' is the built-in list"
+    ),
     "tier": "severity of a change when no rule says otherwise: T1 … T5",
     "tags": "labels recipients can follow",
     "failure_threshold": "failures in a row before a 'source failing' alert",
@@ -220,6 +237,15 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise SourcesError(f"{where}: field {key!r} must be a list of non-empty strings")
         lists[key] = tuple(value)
+    try:
+        expand_terms(lists["terms"])
+    except ValueError as error:
+        raise SourcesError(f"{where}: field 'terms' is invalid ({error})") from None
+    if raw["kind"] in TERMS_REQUIRED_KINDS and not lists["terms"]:
+        raise SourcesError(
+            f"{where}: field 'terms' is missing: a {raw['kind']} source lists every filing of "
+            'the day, so name the words to keep, e.g. terms = ["@ketamine", "telemedicine"]'
+        )
     threshold = raw.get("failure_threshold")
     if threshold is not None and not _whole(threshold):
         raise SourcesError(f"{where}: field 'failure_threshold' must be a whole number ≥ 1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,18 @@ GOOD = 'id = "x_page"\nkind = "page"\nurl = "https://www.fda.gov/x"\n'
         (GOOD + 'selectr = "main"\n', "unknown field 'selectr'"),
         (GOOD + 'cron = "0 6 * *"\n', "field 'cron' = '0 6 * *' is invalid"),
         (GOOD + "failure_threshold = 0\n", "field 'failure_threshold'"),
+        (
+            GOOD + 'terms = ["@esketamine"]\n',
+            "field 'terms' is invalid (unknown term set '@esketamine': the only one is "
+            "'@ketamine')",
+        ),
+        (
+            'id = "fr_pi"\nkind = "federal_register_inspection"\n'
+            'url = "https://www.federalregister.gov/api/v1/public-inspection-documents/current.json"\n',
+            "('fr_pi'): field 'terms' is missing: a federal_register_inspection source lists every "
+            'filing of the day, so name the words to keep, e.g. terms = ["@ketamine", '
+            '"telemedicine"]',
+        ),
     ],
 )
 def test_bad_entry_names_the_entry_and_the_field(tmp_path: Path, entry: str, message: str) -> None:
@@ -210,3 +223,51 @@ def test_scrapy_shares_the_source_table_instead_of_copying_it() -> None:
     copied = settings.copy()
     assert copied["FDAWATCH_SOURCES"] is table
     assert dict(copied.getdict("FDAWATCH_SOURCES")) == dict(table)
+
+
+def test_shipped_sources_carry_the_checked_urls_and_queries() -> None:
+    """The fixes of the live-sources check: slugs, queries that also match esketamine / labels
+    with an empty openfda block, and the sources that were missing."""
+    sources = load_sources(ROOT / "sources.toml")
+    base = "https://www.fda.gov/drugs/human-drug-compounding/"
+
+    assert sources["fda_503a_bulks"].url == (
+        base + "bulk-drug-substances-used-compounding-under-section-503a-fdc-act"
+    )
+    assert sources["fda_503b_bulks"].url == (
+        base + "bulk-drug-substances-used-compounding-under-section-503b-fdc-act"
+    )
+    assert sources["openfda_ketamine_recalls"].url == (
+        "https://api.fda.gov/drug/enforcement.json?search=product_description:"
+        "(ketamine+OR+esketamine+OR+spravato+OR+ketalar)&sort=report_date:desc&limit=100"
+    )
+    assert "+OR+spl_product_data_elements:ketamine&" in sources["openfda_ketamine_labels"].url
+    assert "+OR+spl_product_data_elements:esketamine&" in sources["openfda_esketamine_labels"].url
+    assert {
+        "fda_drug_safety_communications": "page",
+        "fda_compounding_qa": "page",
+        "fda_telehealth_compounded_promotion": "page",
+        "fda_compounding_actions": "page",
+        "fda_registered_outsourcing_facilities": "page",
+        "fda_bulks_significant_safety_risks": "page",
+        "dea_telemedicine": "page",
+        "federal_register_public_inspection": "federal_register_inspection",
+        "openfda_esketamine_drugsfda": "openfda_drugsfda",
+        "openfda_ketamine_drugsfda": "openfda_drugsfda",
+        "fda_warning_letters_ketamine": "fda_warning_letters",
+        "fda_warning_letters_compounded": "fda_warning_letters",
+        "fda_warning_letters_telehealth": "fda_warning_letters",
+    }.items() <= {s.id: s.kind for s in sources.values()}.items()
+    assert 'products.active_ingredients.name:"ESKETAMINE+HYDROCHLORIDE"' in (
+        sources["openfda_esketamine_drugsfda"].url
+    )
+    assert all("search_api_fulltext=" in s.url for s in sources.values()
+               if s.kind == "fda_warning_letters")  # fmt: skip
+    assert all(s.notes for s in sources.values())  # each says where its URL was confirmed
+
+
+def test_sources_toml_comments_point_nowhere_outside_the_repository() -> None:
+    text = (ROOT / "sources.toml").read_text(encoding="utf-8")
+
+    assert "../" not in text and "/work/" not in text
+    assert not re.search(r"\bids? \d{6,}", text)

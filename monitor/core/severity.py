@@ -11,6 +11,9 @@ version/date T5), a recall by its classification, a shortage by its status, an a
 submission class, a Federal Register document by its type and agency. The escalation rules then
 apply: ketamine named with compounding / telehealth / home use, and a PLR label whose "Recent
 Major Changes" lists the changed section, each raise one tier.
+
+FDA warning letters (kind `fda_warning_letters`) are ranked by what the letter names: ketamine
+T1, compounding or telehealth without ketamine T3 (enforcement context), neither T5.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from urllib.parse import urlsplit
 from monitor.core import api_records as records
 from monitor.core import labels
 from monitor.core.normalize import looks_like_date_line
-from monitor.core.terms import match_context, match_terms
+from monitor.core.terms import KETAMINE_TERMS, match_context, match_terms
 from monitor.items import HTML, LABEL_OPENFDA, LABEL_SPL, RECORD
 
 TIERS = ("T1", "T2", "T3", "T4", "T5")
@@ -86,6 +89,10 @@ def classify(
     """
     if kind == "moved":
         return Verdict(MOVED_TIER, (MOVED_REASON,))
+    if source_kind == WARNING_LETTERS:
+        return classify_warning_letter(
+            source_tier=source_tier, kind=kind, added=added, removed=removed
+        )
     if content_type in LABEL_TYPES:
         return classify_label(
             source_tier=source_tier, kind=kind, sections=sections, added=added,
@@ -116,6 +123,63 @@ def classify(
     if kind == "removed":
         reasons.append("the document is no longer published")
     return Verdict(tier, tuple(reasons))
+
+
+# --- warning letters ---------------------------------------------------------------------------
+
+WARNING_LETTERS = "fda_warning_letters"
+#: What makes a letter T1: the ketamine set without its bare numbers ("211243", "016812", NDC
+#: codes), which a letter can carry as an unrelated reference or CMS number.
+LETTER_KETAMINE_TERMS = tuple(
+    term for term in KETAMINE_TERMS if not term.replace("-", "").isdigit()
+)
+#: What makes a letter without ketamine enforcement context (catalog 6.1 T3: "telehealth /
+#: compounding warning-letter wave about other drugs"). Narrower than CONTEXT_TERMS: "at-home"
+#: or "home use" in a letter is as likely an at-home test kit as a compounded drug.
+LETTER_CONTEXT_TERMS = (
+    "compounded",
+    "compounding",
+    "compounder",
+    "503A",
+    "503B",
+    "outsourcing facility",
+    "telehealth",
+    "telemedicine",
+)
+
+
+def classify_warning_letter(
+    *, source_tier: str, kind: str, added: Sequence[str], removed: Sequence[str]
+) -> Verdict:
+    """A warning letter ranked by what it names (catalog 6.1 T1 / T3; `added` = all lines if new).
+
+    The listing is searched by FDA's full-text search, which stems and matches far more than
+    the letter is about (a supplement letter's "active compounds" answers "compounded"): a
+    letter that names neither ketamine nor compounding / telehealth is kept, never alerted.
+    """
+    if kind == "removed":
+        return Verdict(source_tier, ("the letter is no longer published",))
+    if kind == "changed" and only_dates_changed(added, removed):
+        return Verdict("T5", ("only dates changed in the letter: noise, kept but never alerted",))
+    text = "\n".join([*added, *removed])
+    ketamine = match_terms(text, LETTER_KETAMINE_TERMS)
+    context = match_terms(text, LETTER_CONTEXT_TERMS)
+    if kind == "new":
+        if ketamine:
+            return Verdict("T1", (f"new FDA warning letter naming {', '.join(ketamine)}",))
+        if context:
+            why = f"new FDA warning letter about {', '.join(context)} without ketamine"
+            return Verdict("T3", (f"{why}: enforcement context",))
+        return Verdict(
+            "T5",
+            (
+                "new FDA warning letter found by the search but naming neither ketamine nor "
+                "compounding / telehealth: kept, not alerted",
+            ),
+        )
+    if ketamine:
+        return Verdict("T2", (f"a warning letter naming {', '.join(ketamine)} was edited",))
+    return Verdict("T4", ("a warning letter was edited",))
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -211,6 +275,17 @@ def _escalate(
 
 RECALL_CLASS_TIERS = {"class i": "T1", "class ii": "T2", "class iii": "T3"}
 APPROVAL_CLASS_TIERS = {"EFFICACY": "T1", "REMS": "T1", "LABELING": "T2"}
+#: A new application (ORIG) naming one of these is a new esketamine / arketamine product, e.g. a
+#: generic esketamine (catalog 6.1 T1: "new approval").
+NEW_PRODUCT_TERMS = (
+    "esketamine",
+    "s-ketamine",
+    "(s)-ketamine",
+    "arketamine",
+    "r-ketamine",
+    "(r)-ketamine",
+    "spravato",
+)
 DEA = "drug enforcement administration"
 #: Federal Register words that count as a term match besides the ketamine set.
 FEDERAL_REGISTER_TERMS = ("telemedicine", "telehealth", "controlled substance", "schedule III")
@@ -285,6 +360,11 @@ def _approval(
 ) -> tuple[str, list[str]]:
     code = new.get("submission_class_code", "").upper()
     what = f"{new.get('submission_type', '')} {code or 'unclassified'}".strip()
+    if kind == "new" and new.get("submission_type", "").upper() == "ORIG":
+        product = match_terms("\n".join(new.values()), NEW_PRODUCT_TERMS)
+        if product:
+            names = ", ".join(product)
+            return "T1", [f"a new application ({what}) for {names}: a new product: T1"]
     if kind == "new" or "submission_status" in sections:
         tier = APPROVAL_CLASS_TIERS.get(code, default)
         status = new.get("submission_status", "")
@@ -330,5 +410,6 @@ RECORD_RULES = {
     "openfda_shortages": _shortage,
     "openfda_drugsfda": _approval,
     "federal_register": _federal_register,
+    "federal_register_inspection": _federal_register,
     "dailymed_spl": _dailymed_listing,
 }

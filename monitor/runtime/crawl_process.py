@@ -74,7 +74,7 @@ def crawl_sources(
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings as ScrapySettings
 
-    from monitor.runtime.scrapy_addon import load_crawl_state
+    from monitor.runtime.scrapy_addon import CrawlState, load_crawl_state
 
     settings = ScrapySettings()
     settings.setmodule("spiders.settings", priority="project")
@@ -84,12 +84,13 @@ def crawl_sources(
     chosen = SourceTable((source.id, source) for source in sources)
     settings.set("FDAWATCH_SOURCES", chosen, priority="cmdline")
     if check is None:
-        validators, backoff = load_crawl_state(config)
+        state = load_crawl_state(config, chosen)
     else:  # one plain request per source, whatever the history says
-        validators, backoff = {}, {}
+        state = CrawlState()
         settings.set("FDAWATCH_CHECK", check, priority="cmdline")
-    settings.set("FDAWATCH_VALIDATORS", validators, priority="cmdline")
-    settings.set("FDAWATCH_BACKOFF", backoff, priority="cmdline")
+    settings.set("FDAWATCH_VALIDATORS", state.validators, priority="cmdline")
+    settings.set("FDAWATCH_BACKOFF", state.backoff, priority="cmdline")
+    settings.set("FDAWATCH_KNOWN_DOCUMENTS", state.known, priority="cmdline")
     settings.set("LOG_LEVEL", log_level, priority="cmdline")
     settings.set("LOG_INSTALL_ROOT_HANDLER", tail is None, priority="cmdline")
     if tail is not None:

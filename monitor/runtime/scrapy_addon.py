@@ -2,21 +2,23 @@
 
 `spiders/settings.py` enables it, so `scrapy crawl page -a source=<id>` and `fdawatch crawl`
 behave the same: sources from sources.toml, politeness from fdawatch.toml and the environment,
-conditional-GET validators from the history, and the history pipeline.
+conditional-GET validators from the history, the keys of the documents already stored (for the
+kinds that fetch only what is new), and the history pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
 from db.engine import open_database
-from db.models import HostBackoff, Source
+from db.models import Document, HostBackoff, Source
 from monitor.config import Settings, load_settings
-from monitor.sources import SourceTable, load_sources
+from monitor.sources import KNOWN_KEYS_KINDS, SourceConfig, SourceTable, load_sources
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -24,52 +26,65 @@ if TYPE_CHECKING:
 PRIORITY = "project"  # above the project's static defaults, below `-s` on the command line
 
 
-def load_crawl_state(
-    settings: Settings,
-) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
-    """What a crawl needs from the history, in one connection.
+@dataclass(frozen=True)
+class CrawlState:
+    """What a crawl needs from the history, read once (one connection) for all its spiders."""
 
-    * ETag / Last-Modified per source, as stored after the last fully recorded 200;
-    * hosts a CDN refused recently, and until when they are left alone (ISO times).
-    """
+    #: ETag / Last-Modified per source, as stored after the last fully recorded 200.
+    validators: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    #: Hosts a CDN refused recently, and until when they are left alone (ISO times).
+    backoff: dict[str, str] = field(default_factory=dict)
+    #: Stored document keys of the sources whose kind fetches only what is new.
+    known: dict[str, list[str]] = field(default_factory=dict)
+
+
+def load_crawl_state(settings: Settings, sources: Mapping[str, Any]) -> CrawlState:
+    """The crawl's state from the history (read-only)."""
+    wanted = sorted(
+        source_id
+        for source_id, value in sources.items()
+        if SourceConfig.coerce(value).kind in KNOWN_KEYS_KINDS
+    )
     engine = open_database(settings.database_url)
     try:
         with Session(engine) as session:
-            rows = session.exec(select(Source)).all()
             validators = {
                 row.id: {"etag": row.etag, "last_modified": row.last_modified}
-                for row in rows
+                for row in session.exec(select(Source)).all()
                 if row.etag or row.last_modified
             }
             now = datetime.now(UTC)
             refused = session.exec(select(HostBackoff).where(col(HostBackoff.until) > now)).all()
-            return validators, {row.host: row.until.isoformat() for row in refused}
+            known: dict[str, list[str]] = {source_id: [] for source_id in wanted}
+            if wanted:
+                query = select(Document.source_id, Document.doc_key).where(
+                    col(Document.source_id).in_(wanted)
+                )
+                for source_id, key in session.exec(query):
+                    known[source_id].append(key)
     finally:
         engine.dispose()
+    return CrawlState(validators, {row.host: row.until.isoformat() for row in refused}, known)
 
 
 def scrapy_settings(
-    config: Settings,
-    sources: Mapping[str, Any] | None = None,
-    validators: dict[str, dict[str, str | None]] | None = None,
-    backoff: dict[str, str] | None = None,
+    config: Settings, sources: Mapping[str, Any] | None = None, state: CrawlState | None = None
 ) -> dict[str, object]:
     """The Scrapy settings that follow from fdawatch's own settings.
 
-    `sources` and `validators` are read from sources.toml and the database unless given (a crawl
-    of several spiders reads them once, not once per spider).
+    `sources` and the history's `state` are read from sources.toml and the database unless
+    given (a crawl of several spiders reads them once, not once per spider).
     """
     if sources is None:
         sources = SourceTable(load_sources(config.sources_path))
-    if validators is None or backoff is None:
-        stored_validators, stored_backoff = load_crawl_state(config)
-        validators = stored_validators if validators is None else validators
-        backoff = stored_backoff if backoff is None else backoff
+    if state is None:
+        state = load_crawl_state(config, sources)
     return {
         "FDAWATCH_SETTINGS": config,
         "FDAWATCH_SOURCES": sources,
-        "FDAWATCH_VALIDATORS": validators,
-        "FDAWATCH_BACKOFF": backoff,
+        "FDAWATCH_VALIDATORS": state.validators,
+        "FDAWATCH_BACKOFF": state.backoff,
+        "FDAWATCH_KNOWN_DOCUMENTS": state.known,
         "USER_AGENT": config.user_agent,
         "DOWNLOAD_DELAY": config.crawl_delay,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_host,
@@ -92,12 +107,14 @@ class FdawatchAddon:
 
     def update_settings(self, settings: BaseSettings) -> None:
         config = settings.get("FDAWATCH_SETTINGS") or load_settings()
-        given = scrapy_settings(
-            config,
-            sources=settings.get("FDAWATCH_SOURCES") or None,
-            validators=settings.get("FDAWATCH_VALIDATORS"),
-            backoff=settings.get("FDAWATCH_BACKOFF"),
-        )
+        state = None
+        if settings.get("FDAWATCH_VALIDATORS") is not None:  # set by `crawl_sources`
+            state = CrawlState(
+                settings.getdict("FDAWATCH_VALIDATORS"),
+                settings.getdict("FDAWATCH_BACKOFF"),
+                settings.getdict("FDAWATCH_KNOWN_DOCUMENTS"),
+            )
+        given = scrapy_settings(config, settings.get("FDAWATCH_SOURCES") or None, state)
         for name, value in given.items():
             settings.set(name, value, priority=PRIORITY)
         if settings.get("FDAWATCH_CHECK") is not None:  # `sources --check`: record nothing
