@@ -1,6 +1,6 @@
 """Settings from the environment and the deployment file `fdawatch.toml`.
 
-This is the only module that reads the environment (DEVELOPERS.md). Everything else receives a
+This is the only module that reads the environment. Everything else receives a
 `Settings` value. Secrets (SMTP password, API keys) come from the environment only, never from
 files, and are never printed: `Settings.__repr__` hides them.
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import Engine
@@ -197,7 +197,6 @@ def send_pending(
     mailer: Mailer | None = None,
 ) -> SendReport:
     """Drain the outbox once: claim, group per recipient, send, record each outcome."""
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     mailer = mailer or mailer_for(settings)
     report = SendReport(via=mailer.describe())
     claimed = claim_due(engine, now)

@@ -76,8 +76,6 @@ def format_time(value: datetime | None) -> str:
     """A timestamp as people read it in an email; naive database values are UTC."""
     if value is None:
         return "unknown"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -279,7 +277,7 @@ def compose_email(
     message["Subject"] = header_text(subject, 250)
     message["From"] = header_text(sender)
     message["To"] = ", ".join(header_text(r) for r in recipients) or "undisclosed-recipients:;"
-    message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
+    message["Date"] = format_datetime(date)
     message["Message-ID"] = header_text(message_id)
     message["Auto-Submitted"] = "auto-generated"
     for name, value in (extra_headers or {}).items():

@@ -44,7 +44,7 @@ def _sha256(data: bytes) -> str:
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def _extension(headers: dict[str, Any]) -> str:
@@ -176,7 +176,3 @@ def write_atomic(path: Path, data: bytes) -> Path:
         raise
     return path
 
-
-def write_bundle(session: Session, change_id: int, path: Path) -> Path:
-    """Write the bundle of `change_id` to `path`."""
-    return write_atomic(path, build_bundle(session, change_id))

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
-from monitor.cli_alerts import alerts
+from monitor.cli.alerts import alerts
 from monitor.config import Settings
 from monitor.errors import SourcesError
 from monitor.sources import SourceConfig
@@ -24,7 +24,7 @@ from tests.alerts.helpers import NOW, SOURCES, outbox_rows, queue_change
 
 @dataclass
 class App:
-    """The protocol the alerts commands need (`monitor.cli_alerts.AlertsApp`)."""
+    """The protocol the alerts commands need (`monitor.cli.app.App`)."""
 
     settings: Settings
     db: Engine

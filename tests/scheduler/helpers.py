@@ -87,8 +87,8 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def fdawatch_command(*args: str) -> list[str]:
-    """`fdawatch run|status …` before the lead registers them: `python -m monitor.cli_run …`."""
-    return [sys.executable, "-m", "monitor.cli_run", *args]
+    """`fdawatch run|status …` as a child process (`python -m monitor …`)."""
+    return [sys.executable, "-m", "monitor", *args]
 
 
 def fdawatch(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """`fdawatch run` as a user runs it: a real daemon process, a second one, SIGTERM, `--once` twice.
 
-The commands run as `python -m monitor.cli_run …` (the main group plus `run` and `status`) against
+The commands run as `python -m monitor …` (the real `fdawatch` command line) against
 the loopback fixture server, each in a temp folder with its own SQLite history.
 """
 

@@ -20,8 +20,8 @@ from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Change
-from monitor.cli import describe_change
-from monitor.cli_alerts import describe_report
+from monitor.cli.alerts import describe_report
+from monitor.cli.changes import describe_change
 from monitor.config import Settings, load_settings
 from monitor.delivery.alerts import send_pending
 from monitor.runtime.crawl import CrawlSummary, run_crawl

@@ -1,8 +1,7 @@
 """`fdawatch run` (the scheduler daemon, or one pass with --once) and `fdawatch status`.
 
 Standalone click commands: they only need `ctx.obj` to provide `settings`, `engine()`,
-`sources()` and `now()` (`AlertsApp`), so the main group registers them with `add_command`.
-Until it does, `python -m monitor.cli_run run|status …` runs them under the main group.
+`sources()` and `now()` (`monitor.cli.app.App`).
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ import click
 from sqlmodel import Session
 
 from db import leases
-from monitor.cli import _table
-from monitor.cli_alerts import AlertsApp, describe_report
+from monitor.cli.alerts import describe_report
+from monitor.cli.app import App, table
 from monitor.runtime.scheduler import (
     DEFAULT_CRAWL_TIMEOUT,
     LEASE_NAME,
@@ -89,7 +88,7 @@ def logging_to_stderr(level: int) -> Iterator[None]:
 )
 @click.pass_obj
 def run_command(
-    app: AlertsApp,
+    app: App,
     source_ids: tuple[str, ...],
     once: bool,
     wait_for_lock: bool,
@@ -132,7 +131,7 @@ def run_command(
     )
 
 
-def _once(app: AlertsApp, watcher: Watcher, lock_timeout: float) -> None:
+def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
     """One pass: one summary line, then each failed source and the send outcome (cron mails it)."""
     summary = run_once(watcher, lock_timeout=lock_timeout)
     if summary is None:
@@ -166,7 +165,7 @@ def _next(row: StatusRow, now: datetime) -> str:
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source and line.")
 @click.pass_obj
-def status_command(app: AlertsApp, as_json: bool) -> None:
+def status_command(app: App, as_json: bool) -> None:
     """Show each source's health: last success, last change, failures in a row, next run.
 
     States: new (never checked), ok, degraded (failing, below the alert threshold), failing,
@@ -185,7 +184,7 @@ def status_command(app: AlertsApp, as_json: bool) -> None:
         return
     holder = leases.holder_of(engine, LEASE_NAME, now)
     click.echo(f"scheduler: running as {holder}" if holder else "scheduler: not running")
-    table = [
+    cells = [
         [
             row.source_id,
             row.state,
@@ -199,17 +198,4 @@ def status_command(app: AlertsApp, as_json: bool) -> None:
         for row in rows
     ]
     headers = ["source", "state", "fails", "last success", "last change", "next run", "every"]
-    click.echo(_table(table, [*headers, "last error"]))
-
-
-def main() -> None:
-    """`python -m monitor.cli_run …`: the main `fdawatch` group with these commands added."""
-    from monitor.cli import cli
-
-    cli.add_command(run_command)
-    cli.add_command(status_command)
-    cli(prog_name="fdawatch")
-
-
-if __name__ == "__main__":
-    main()
+    click.echo(table(cells, [*headers, "last error"]))

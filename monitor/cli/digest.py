@@ -1,7 +1,7 @@
 """`fdawatch digest`, `fdawatch serve` and `fdawatch evidence`: the clinic owner's view.
 
 Like `cli_alerts`, the commands only need `ctx.obj` to provide `settings`, `engine()`,
-`sources()` and `now()` (`cli_alerts.AlertsApp`), so they can be tested and registered alone.
+`sources()` and `now()` (`monitor.cli.app.App`), so they can be tested and registered alone.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from monitor.cli_alerts import AlertsApp as DigestApp
-from monitor.cli_alerts import _sources
+from monitor.cli.app import App, parse_since, sources_for_rendering
 from monitor.site import evidence
 from monitor.site.build import build_site
 
@@ -48,7 +47,7 @@ def window_title(since: str) -> str:
     help="Folder to write the site into (default: var/site under $FDAWATCH_VAR_DIR).",
 )
 @click.pass_obj
-def digest_command(app: DigestApp, since: str, out: Path | None) -> None:
+def digest_command(app: App, since: str, out: Path | None) -> None:
     """Write the digest site: index, one page per change and per source, Atom feed, evidence.
 
     The site is static and self-contained (no JavaScript, no external assets): open
@@ -56,8 +55,6 @@ def digest_command(app: DigestApp, since: str, out: Path | None) -> None:
 
     Example: fdawatch digest --since 7d --out ./var/site
     """
-    from monitor.cli import parse_since  # monitor.cli imports this module to register it
-
     now = app.now()
     cutoff = parse_since(since, now)
     assert cutoff is not None  # since has a default and parse_since rejects ""
@@ -66,7 +63,7 @@ def digest_command(app: DigestApp, since: str, out: Path | None) -> None:
         report = build_site(
             app.engine(),
             app.settings,
-            _sources(app),
+            sources_for_rendering(app),
             folder,
             since=cutoff,
             now=now,
@@ -134,7 +131,7 @@ def serve_in_thread(directory: Path, port: int = 0) -> tuple[ThreadingHTTPServer
     help="The site folder (default: var/site under $FDAWATCH_VAR_DIR).",
 )
 @click.pass_obj
-def serve_command(app: DigestApp, port: int, directory: Path | None) -> None:
+def serve_command(app: App, port: int, directory: Path | None) -> None:
     """Serve the digest site on 127.0.0.1 for viewing in a browser (Ctrl-C stops it).
 
     Only this machine can connect. Write the site first with `fdawatch digest`.
@@ -161,7 +158,7 @@ def serve_command(app: DigestApp, port: int, directory: Path | None) -> None:
     help="The zip to write (default: var/evidence/change-<id>.zip).",
 )
 @click.pass_obj
-def evidence_command(app: DigestApp, change_id: int, out: Path | None) -> None:
+def evidence_command(app: App, change_id: int, out: Path | None) -> None:
     """Write a change's evidence bundle: raw bodies as fetched, texts, diff, manifest.json.
 
     manifest.json records URLs, fetch times, HTTP status and headers and the SHA-256 of
@@ -180,6 +177,3 @@ def evidence_command(app: DigestApp, change_id: int, out: Path | None) -> None:
         ) from None
     click.echo(str(path))
 
-
-#: The commands for the lead to register on `monitor.cli.cli`.
-COMMANDS = (digest_command, serve_command, evidence_command)

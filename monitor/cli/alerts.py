@@ -1,7 +1,7 @@
 """`fdawatch alerts …`: drain the outbox, inspect it, preview an alert.
 
 The commands only need `ctx.obj` to provide `settings`, `engine()`, `sources()` and `now()`
-(`AlertsApp`), so they can be tested and registered without the rest of the CLI.
+(`App`), so they can be tested and registered without the rest of the CLI.
 """
 
 from __future__ import annotations
@@ -9,34 +9,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import click
-from sqlalchemy import Engine
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
 from db.models import Alert
+from monitor.cli.app import App, sources_for_rendering, table
 from monitor.config import Settings
 from monitor.db_errors import write_failure_message
 from monitor.delivery.alerts import SendReport, preview, send_pending
 from monitor.delivery.mailer import mailer_for, write_eml
 from monitor.delivery.render import header_text
 from monitor.errors import DatabaseError as HistoryUnavailable
-from monitor.errors import DeliveryError, SourcesError
-from monitor.sources import SourceConfig
-
-
-class AlertsApp(Protocol):
-    """What the alerts commands need from the application context."""
-
-    settings: Settings
-
-    def engine(self) -> Engine: ...
-
-    def sources(self) -> dict[str, SourceConfig]: ...
-
-    def now(self) -> datetime: ...
+from monitor.errors import DeliveryError
 
 
 def describe_report(report: SendReport, settings: Settings) -> str:
@@ -59,24 +46,12 @@ def describe_report(report: SendReport, settings: Settings) -> str:
     )
 
 
-def _sources(app: AlertsApp) -> dict[str, SourceConfig]:
-    """sources.toml, for titles and URLs; a broken file must not hold queued alerts back.
-
-    The history's Source rows carry the same titles and URLs, so rendering falls back to them.
-    """
-    try:
-        return app.sources()
-    except SourcesError as error:
-        click.echo(f"fdawatch: warning: {error}; using the titles stored in the history", err=True)
-        return {}
-
-
-def send_and_report(app: AlertsApp) -> SendReport:
+def send_and_report(app: App) -> SendReport:
     """Drain the outbox once and print the outcome; `crawl` calls this after recording."""
     settings = app.settings
     try:
         report = send_pending(
-            app.engine(), settings, _sources(app), app.now(), mailer_for(settings)
+            app.engine(), settings, sources_for_rendering(app), app.now(), mailer_for(settings)
         )
     except DatabaseError as error:  # a read-only file, a full disk, a busy one: one line
         raise HistoryUnavailable(
@@ -104,7 +79,7 @@ def alerts() -> None:
 
 @alerts.command("send")
 @click.pass_obj
-def send_command(app: AlertsApp) -> None:
+def send_command(app: App) -> None:
     """Send every due alert: one email per recipient, retrying temporary failures later.
 
     Without SMTP settings the emails are written as .eml files to the outbox folder.
@@ -136,14 +111,6 @@ def _row_dict(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(v) for v in column) for column in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
 @alerts.command("list")
 @click.option("--failed", "only_failed", is_flag=True, help="Only alerts that failed for good.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -151,7 +118,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
     "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Newest N rows."
 )
 @click.pass_obj
-def list_command(app: AlertsApp, only_failed: bool, as_json: bool, limit: int) -> None:
+def list_command(app: App, only_failed: bool, as_json: bool, limit: int) -> None:
     """List outbox rows, newest first: status, recipient, severity, change, attempts, last error.
 
     Example: fdawatch alerts list --failed
@@ -168,7 +135,7 @@ def list_command(app: AlertsApp, only_failed: bool, as_json: bool, limit: int) -
     if not rows:
         click.echo("no failed alerts" if only_failed else "the outbox is empty")
         return
-    table = [
+    cells = [
         [
             str(row.id),
             row.status,
@@ -181,7 +148,7 @@ def list_command(app: AlertsApp, only_failed: bool, as_json: bool, limit: int) -
         for row in rows
     ]
     click.echo(
-        _table(table, ["id", "status", "recipient", "severity", "change", "attempts", "last error"])
+        table(cells, ["id", "status", "recipient", "severity", "change", "attempts", "last error"])
     )
 
 
@@ -193,7 +160,7 @@ def list_command(app: AlertsApp, only_failed: bool, as_json: bool, limit: int) -
     help="Where to write the .eml (default: var/preview-<id>.eml).",
 )
 @click.pass_obj
-def preview_command(app: AlertsApp, change_id: int, out: Path | None) -> None:
+def preview_command(app: App, change_id: int, out: Path | None) -> None:
     """Write the alert email one change produces to an .eml file, without sending or queueing.
 
     Open the file in a mail client to check how an alert looks.
@@ -202,7 +169,7 @@ def preview_command(app: AlertsApp, change_id: int, out: Path | None) -> None:
     """
     settings = app.settings
     with Session(app.engine()) as session:
-        message = preview(session, change_id, settings, _sources(app), app.now())
+        message = preview(session, change_id, settings, sources_for_rendering(app), app.now())
     path = out or settings.var_dir / f"preview-{change_id}.eml"
     try:
         write_eml(message, path)
