@@ -17,7 +17,7 @@ from sqlmodel import Session, func, select
 
 from db.models import Blob, Document, Fetch, Source
 from monitor.config import Settings
-from monitor.history import writer as history
+from monitor.history import snapshots, writer
 from monitor.items import OK, Observation, SourceFetch
 from monitor.runtime import pipeline
 from monitor.sources import SourceConfig
@@ -126,7 +126,7 @@ def test_a_feed_body_is_hashed_and_stored_once_for_all_its_items(
         hashed.append(len(data))
         return real(data, **kwargs)
 
-    monkeypatch.setattr(history.hashlib, "sha256", spy)
+    monkeypatch.setattr(snapshots.hashlib, "sha256", spy)
 
     feed_through(made, items(300, body))
 
@@ -144,7 +144,7 @@ def test_an_observation_that_cannot_be_normalized_fails_the_fetch_with_the_reaso
     def deep(observation: Observation) -> tuple[str, dict[str, str]]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(history, "normalized_text", deep)
+    monkeypatch.setattr(writer, "normalized_text", deep)
 
     feed_through(made, items(3, b"<rss/>"))
 

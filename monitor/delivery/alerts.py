@@ -39,6 +39,7 @@ from monitor.delivery.render import (
 )
 from monitor.errors import DeliveryError, NotFound
 from monitor.site import digest
+from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
 
 
@@ -162,7 +163,7 @@ def _digest_email(
     period = digest.parse_period(row.notice or "")
     recipient = digest.recipient_for(settings, row.recipient)
     content = digest.period_digest(session, settings, sources, period, recipient)
-    return digest.digest_email(
+    return digest_email(
         content,
         frequency=period.frequency,
         settings=settings,

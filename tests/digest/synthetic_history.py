@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from db.models import Change, Fetch, Snapshot, Source
 from monitor.core import diff
-from monitor.history.writer import store_body
+from monitor.history.snapshots import store_body
 from monitor.sources import SourceConfig
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

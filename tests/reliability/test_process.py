@@ -306,12 +306,12 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 SLOW_WRITE_HOOK = """\
 import os, time
 if os.environ.get("FDAWATCH_TEST_SLOW_WRITE"):
-    from monitor.history.writer import HistoryWriter
-    _snapshot = history._snapshot
+    from monitor.history import writer
+    _snapshot = writer.new_snapshot
     def _slow(*args, **kwargs):
         time.sleep(float(os.environ["FDAWATCH_TEST_SLOW_WRITE"]))
         return _snapshot(*args, **kwargs)
-    history._snapshot = _slow
+    writer.new_snapshot = _slow
 """
 
 
