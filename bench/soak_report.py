@@ -37,7 +37,7 @@ SKIPPED = re.compile(r'job "(.+?) \(trigger.*skipped: maximum number of running 
 # --- small statistics ----------------------------------------------------------------------
 
 
-def spread(values: list[float]) -> dict[str, Any]:
+def spread(values: list[float], digits: int = 1) -> dict[str, Any]:
     """n, min, median, p95 (nearest rank), max: the figures every delay is reported with."""
     if not values:
         return {"n": 0, "min": None, "median": None, "p95": None, "max": None}
@@ -45,10 +45,10 @@ def spread(values: list[float]) -> dict[str, Any]:
     p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
     return {
         "n": len(ordered),
-        "min": round(ordered[0], 1),
-        "median": round(statistics.median(ordered), 1),
-        "p95": round(p95, 1),
-        "max": round(ordered[-1], 1),
+        "min": round(ordered[0], digits),
+        "median": round(statistics.median(ordered), digits),
+        "p95": round(p95, digits),
+        "max": round(ordered[-1], digits),
     }
 
 
@@ -192,7 +192,7 @@ def crawl_counts(
     return {
         "scheduled_per_source": round(scheduled, 1),
         "per_source": spread([float(n) for n in counts.values()]),
-        "share_of_schedule": spread(share) | {"sources_at_90pct": reaching},
+        "share_of_schedule": spread(share, digits=3) | {"sources_at_90pct": reaching},
         "gap_s": spread(gaps) | {"mean": round(statistics.fmean(gaps), 1) if gaps else None},
         "fetch_outcomes": dict(outcomes),
         "by_source": counts,

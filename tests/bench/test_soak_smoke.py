@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench.soak import parser, run, timetable
-from bench.soak_report import daemon_log, match_edits, spread, trend
+from bench.soak_report import crawl_counts, daemon_log, match_edits, spread, trend
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_KEYS = {
@@ -154,3 +154,14 @@ def test_the_daemon_log_counts_skipped_jobs_by_kind() -> None:
         "skipped_max_instances": {"crawl": 2, "send alerts": 1},
         "misfires": 1,
     }
+
+
+def test_the_crawl_target_is_judged_on_unrounded_shares() -> None:
+    """17 of 20 scheduled crawls is 85 %: not met, though it would round to 0.9."""
+    fetches = [("a", f"2026-12-01T10:{m:02d}:00", "ok", 1) for m in range(17)]
+    fetches += [("b", f"2026-12-01T10:{m:02d}:00", "ok", 1) for m in range(20)]
+    counts = crawl_counts(fetches, ["a", "b"], scheduled=20.0)
+    assert counts["share_of_schedule"]["min"] == 0.85
+    assert counts["share_of_schedule"]["sources_at_90pct"] == 1
+    assert counts["by_source"] == {"a": 17, "b": 20}
+    assert counts["gap_s"]["median"] == 60.0
