@@ -128,9 +128,10 @@ def group_alive(pgid: int) -> bool:
 
 def stop_daemon(daemon: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     """SIGTERM, wait up to `timeout` s; then SIGKILL its process group if anything is left."""
-    facts: dict[str, Any] = {"sigterm_at": time.time()}
+    facts: dict[str, Any] = {"sigterm_at": time.time(), "exited_before_sigterm": True}
     if daemon.poll() is None:
         daemon.send_signal(signal.SIGTERM)
+        facts["exited_before_sigterm"] = False
     try:
         facts["daemon_rc"] = daemon.wait(timeout)
         facts["killed"] = False
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     os.nice(max(0, args.nice - os.nice(0)))  # the site and the sink too, not only the daemon
     report = run(args)
     work = report.pop("work")
+    shutdown = report["shutdown"]
     if not args.no_save:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -314,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         print(f"work folder: {work}", file=sys.stderr)
     print(table(report))
+    if shutdown["exited_before_sigterm"] or shutdown["exit_code"]:
+        last = (report["daemon_log_tail"] or ["(no output)"])[-1]
+        print(
+            f"bench.soak: error: the daemon exited with code {shutdown['exit_code']}"
+            f"{' before SIGTERM' if shutdown['exited_before_sigterm'] else ''}: {last}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

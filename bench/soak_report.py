@@ -420,6 +420,7 @@ def analyse(work: Path) -> dict[str, Any]:
     children = json.loads((work / "children.json").read_text())
     db = read_database(work / "fdawatch.db")
     log = work / "daemon.log"
+    log_text = log.read_text(errors="replace") if log.exists() else ""
     answers: dict[str, list[tuple[float, int | str]]] = {}
     for r in requests:
         answers.setdefault(r["path"], []).append((r["t"], r["status"]))
@@ -463,10 +464,12 @@ def analyse(work: Path) -> dict[str, Any]:
         "shutdown": {
             "sigterm_to_exit_s": round(exit_at - stop, 2),
             "exit_code": run["daemon_rc"],
+            "exited_before_sigterm": run.get("exited_before_sigterm", False),
             "killed": run.get("killed", False),
             "processes_left": run.get("processes_left", 0),
         },
-        "daemon_log": daemon_log(log.read_text(errors="replace") if log.exists() else ""),
+        "daemon_log": daemon_log(log_text),
+        "daemon_log_tail": log_text.splitlines()[-5:],
         "status": {
             "states": dict(Counter(row.get("state") for row in status)),
             "max_failures_in_row": max((r.get("failures_in_row", 0) for r in status), default=0),
@@ -481,6 +484,7 @@ def analyse(work: Path) -> dict[str, Any]:
     }
     scores, mail = report["scores"], report["mail"]
     report["verdict"] = {
+        "daemon_ran_until_sigterm": not report["shutdown"]["exited_before_sigterm"],
         "planted_found_exactly_once": scores["found_twice"] == scores["missed"] == 0,
         "no_fault_or_noise_as_change": scores["changes_not_planted"] == 0,
         "no_duplicate_email": mail["duplicate_message_ids"] == mail["changes_in_2plus_emails"] == 0,
@@ -545,6 +549,9 @@ def table(report: dict[str, Any]) -> str:
         ("database", f"integrity {report['integrity']}"),
     ]  # fmt: skip
     out = ["| measure | result |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    if sd["exited_before_sigterm"]:  # a run that never happened must not read like one
+        out = ["**The daemon exited before SIGTERM**; its last lines:", "", "    "
+               + "\n    ".join(report["daemon_log_tail"]), "", *out]  # fmt: skip
     out += ["", "| target | measured | status |", "|---|---|---|"]
     out += [
         f"| {x['target']} | {x['measured']} | **{x['status']}** |"

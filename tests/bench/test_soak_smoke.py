@@ -22,9 +22,10 @@ REPORT_KEYS = {
     "params", "machine", "started", "duration_s", "load", "crawls", "process_starts", "delays",
     "scores", "mail", "alerts", "faults", "trend", "shutdown", "daemon_log", "status",
     "integrity", "database_errors", "edits", "changes_not_planted", "verdict", "targets",
+    "daemon_log_tail",
 }  # fmt: skip
 SMOKE = [
-    "--sources", "6", "--feeds", "2", "--interval", "15s", "--minutes", "1.25",
+    "--sources", "6", "--feeds", "2", "--interval", "1m", "--minutes", "1.25",
     "--edit-every", "20", "--first-edit", "20", "--jitter", "0", "--fault-rate", "0.05",
     "--noise-every", "20", "--sample-every", "2", "--warmup", "20",
 ]  # fmt: skip
@@ -45,7 +46,8 @@ def test_a_short_soak_runs_the_daemon_and_reports_every_figure(tmp_path: Path) -
     assert scores["changes_not_planted"] == 0, report["changes_not_planted"]
     assert report["mail"]["duplicate_message_ids"] == 0
     assert report["mail"]["changes_in_2plus_emails"] == 0
-    assert report["shutdown"]["exit_code"] == 0
+    assert report["shutdown"]["exit_code"] == 0, report["daemon_log_tail"]
+    assert report["shutdown"]["exited_before_sigterm"] is False
     assert report["shutdown"]["processes_left"] == 0
     assert report["integrity"] == "ok"
     assert report["database_errors"] == []
