@@ -21,6 +21,7 @@ Paragraph boundaries still depend on the layout, so a document's identity is its
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import unicodedata
@@ -58,6 +59,11 @@ _SENTENCE_START = re.compile(r"^[\"'“‘(\[]*[A-Z0-9•]")
 _WORD_HYPHEN = re.compile(r"(?<=\w)[-\u00ad\u2010\u2011\ufffe\x02](?=\w)")
 _WORD_CHARS = re.compile(r"\w+")
 _PRIVATE_USE = re.compile(r"[\ue000-\uf8ff]")
+#: Dot leaders of a table of contents and rules drawn with characters: their length is layout.
+_LEADER = re.compile(r"\s*(?:\.\s?){3,}\s*|\s*…\s*")
+_RULE = re.compile(r"[-_=]{4,}|[—–]{3,}")
+#: A table-of-contents entry's page number (after its leader): it moves when pages do.
+_TOC_PAGE = re.compile(r"… \d{1,4}\b")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -95,8 +101,11 @@ def paragraphs(pages: Sequence[PageLines]) -> list[str]:
 
 
 def words_key(text: str) -> str:
-    """The word stream that identifies a document's version: layout and hyphens ignored."""
-    return _WORD_HYPHEN.sub("", " ".join(text.split()))
+    """The word stream that identifies a document's version: layout and hyphens ignored.
+
+    The page numbers of a table of contents are left out too: they move when pages do.
+    """
+    return _TOC_PAGE.sub("…", _WORD_HYPHEN.sub("", " ".join(text.split())))
 
 
 # --- running headers, footers, page numbers -----------------------------------------------------
@@ -149,7 +158,7 @@ def drop_line_numbers(pages: Sequence[PageLines]) -> list[PageLines]:
     numbers = [int(m.group(1)) for line in lines if (m := _LEADING_NUMBER.match(line.text))]
     if not lines or len(numbers) < LINE_NUMBERED_SHARE * len(lines) or len(numbers) < 10:
         return list(pages)
-    rising = sum(1 for before, after in zip(numbers, numbers[1:], strict=False) if after == before + 1)
+    rising = sum(1 for before, after in itertools.pairwise(numbers) if after == before + 1)
     if rising < LINE_NUMBERS_RISING * (len(numbers) - 1):
         return list(pages)
     stripper = _NumberStripper()
@@ -193,9 +202,9 @@ def join_paragraphs(pages: Sequence[PageLines]) -> list[str]:
         pitch = usual_pitch(lines)
         for index, line in enumerate(lines):
             text = line.text.strip()
-            if previous is None:
-                found.append([text])
-            elif starts_paragraph(previous, line, page, lines, pitch, turned=index == 0):
+            if previous is None or starts_paragraph(
+                previous, line, page, lines, pitch, turned=index == 0
+            ):
                 found.append([text])
             else:
                 found[-1].append(text)
@@ -207,7 +216,7 @@ def usual_pitch(lines: Sequence[Line]) -> float:
     """The page's median distance from one line's bottom to the next one's (0: unknown)."""
     steps = [
         after.first_bottom - before.last_bottom
-        for before, after in zip(lines, lines[1:], strict=False)
+        for before, after in itertools.pairwise(lines)
         if after.first_bottom > before.last_bottom
     ]
     return statistics.median(steps) if steps else 0.0
@@ -270,7 +279,11 @@ def resolve_hyphens(paragraph: str, known: set[str]) -> str:
 
 
 def clean(text: str) -> str:
-    """NFKC (ligatures), symbol-font bullets as •, no control characters, spaces collapsed."""
+    """NFKC (ligatures), symbol-font bullets as •, no control characters, spaces collapsed.
+
+    Dot leaders become one "…" and character-drawn rules one "—": their length is layout.
+    """
     text = unicodedata.normalize("NFKC", text)
     text = _PRIVATE_USE.sub("•", _CONTROL.sub(" ", text))
-    return _SPACES.sub(" ", text.replace(HYPHEN_MARK, "-")).strip()
+    text = _RULE.sub("—", _LEADER.sub(" … ", text.replace(HYPHEN_MARK, "-")))
+    return _SPACES.sub(" ", text).strip()

@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from monitor.core.pdf_layout import Line, PageLines, paragraphs
+from monitor.core.pdf_layout import LINE_END_HYPHENS, Line, PageLines, paragraphs
 
 if TYPE_CHECKING:
     import pypdfium2
@@ -80,45 +80,68 @@ def page_lines(document: pypdfium2.PdfDocument, index: int) -> PageLines:
     textpage = page.get_textpage()
     try:
         width, height = page.get_size()
+        count = textpage.count_chars()
         text = textpage.get_text_range()
-        if len(text) != textpage.count_chars():  # characters outside the BMP: read one by one
-            text = "".join(
-                textpage.get_text_range(i, 1) or " " for i in range(textpage.count_chars())
-            )
-        lines: list[Line] = []
+        if len(text) != count:  # characters outside the BMP: read one by one
+            text = "".join(textpage.get_text_range(i, 1)[:1] or " " for i in range(count))
+        boxes = [_box(textpage, text, i, height) for i in range(len(text))]
+        lines = []
         start = 0
-        for end in [*(i for i, ch in enumerate(text) if ch in LINE_BREAKS), len(text)]:
-            line = _line(textpage, text, start, end, height)
+        for end in [*_breaks(text, boxes), len(text)]:
+            line = _line(text, boxes, start, end)
             if line is not None:
                 lines.append(line)
-            start = end + 1
+            start = end
         return PageLines(width, height, tuple(lines))
     finally:
         textpage.close()
         page.close()
 
 
-def _line(
-    textpage: pypdfium2.PdfTextPage, text: str, start: int, end: int, height: float
-) -> Line | None:
-    boxes = []
-    for index in range(start, end):
-        if text[index].isspace():
-            continue
-        try:
-            left, bottom, right, top = textpage.get_charbox(index)
-        except Exception:  # a generated character without a box
-            continue
-        boxes.append((left, height - bottom, right, height - top))
-    if not boxes:
+Box = tuple[float, float, float, float]  # left, bottom, right, top; from the page's top
+
+
+def _box(textpage: pypdfium2.PdfTextPage, text: str, index: int, height: float) -> Box | None:
+    if text[index].isspace():
+        return None
+    try:
+        left, bottom, right, top = textpage.get_charbox(index)
+    except Exception:  # a generated character without a box
+        return None
+    return (left, height - bottom, right, height - top)
+
+
+def _breaks(text: str, boxes: list[Box | None]) -> list[int]:
+    """Where lines start: after each line break, and after a line-end hyphen PDFium joined to
+    text that is not on the next line (a running footer or header next in the content stream)."""
+    starts = []
+    for index, char in enumerate(text):
+        if char in LINE_BREAKS:
+            starts.append(index + 1)
+        elif char in LINE_END_HYPHENS and boxes[index] is not None:
+            after = next((b for b in boxes[index + 1 :] if b is not None), None)
+            if after is not None and not _next_line(boxes[index], after):
+                starts.append(index + 1)
+    return starts
+
+
+def _next_line(hyphen: Box | None, after: Box) -> bool:
+    assert hyphen is not None
+    size = max(after[1] - after[3], 1.0)
+    return hyphen[1] < after[1] <= hyphen[1] + 3 * size
+
+
+def _line(text: str, boxes: list[Box | None], start: int, end: int) -> Line | None:
+    found = [box for box in boxes[start:end] if box is not None]
+    if not found:
         return None
     return Line(
-        text=text[start:end],
-        left=min(b[0] for b in boxes),
-        right=max(b[2] for b in boxes),
-        top=min(b[3] for b in boxes),
-        first_bottom=boxes[0][1],
-        last_bottom=boxes[-1][1],
+        text=text[start:end].strip(LINE_BREAKS),
+        left=min(b[0] for b in found),
+        right=max(b[2] for b in found),
+        top=min(b[3] for b in found),
+        first_bottom=found[0][1],
+        last_bottom=found[-1][1],
     )
 
 

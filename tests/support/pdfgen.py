@@ -44,7 +44,10 @@ def encodable(text: str) -> str:
 
 
 def wrap(paragraph: str, width: int, hyphenate: bool) -> list[str]:
-    """Greedy line breaking; with `hyphenate`, a long word is broken with a hyphen at a line end."""
+    """Greedy line breaking; with `hyphenate`, a long word is broken with a hyphen at a line end.
+
+    A word longer than a line (a URL, a dot leader) overruns the margin, as typesetters do.
+    """
     lines: list[str] = []
     line = ""
     for word in paragraph.split():
@@ -60,9 +63,6 @@ def wrap(paragraph: str, width: int, hyphenate: bool) -> list[str]:
             continue
         if line:
             lines.append(line)
-        while len(word) > width:
-            lines.append(word[:width])
-            word = word[width:]
         line = word
     if line:
         lines.append(line)
@@ -82,15 +82,15 @@ def typeset(paragraphs: list[str], layout: Layout = Layout(), title: str | None 
     streams = []
     for number, page_lines in enumerate(pages, 1):
         ops = []
+        size = layout.font_size * 0.8
+        if layout.header:
+            ops.append(_show(layout.margin, height - layout.margin / 2, size, layout.header))
         step = layout.font_size * layout.leading
         y = height - layout.margin - layout.font_size
         for text in page_lines:
             if text:
                 ops.append(_show(layout.margin, y, layout.font_size, text))
             y -= step
-        size = layout.font_size * 0.8
-        if layout.header:
-            ops.append(_show(layout.margin, height - layout.margin / 2, size, layout.header))
         if layout.footer:
             footer = layout.footer.format(n=number, total=len(pages))
             ops.append(_show(width / 2 - len(footer) * size * 0.3, layout.margin / 2, size, footer))
@@ -116,10 +116,10 @@ def build(streams: list[bytes], page: tuple[float, float], title: str | None) ->
     """The PDF file: catalog, page tree, Courier, one content stream per page, xref, trailer."""
     count = len(streams)
     page_ids = [4 + 2 * i for i in range(count)]
+    kids = " ".join(f"{i} 0 R" for i in page_ids)
     objects: dict[int, bytes] = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: f"<< /Type /Pages /Kids [{' '.join(f'{i} 0 R' for i in page_ids)}] /Count {count} >>"
-        .encode(),
+        2: f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>",
     }
     for page_id, stream in zip(page_ids, streams, strict=True):
