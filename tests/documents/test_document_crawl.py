@@ -7,19 +7,23 @@ replaces with an error page, restores, and breaks. Only a change of the words is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Blob, Change, Document, Source
+from monitor.cli import cli
 from monitor.config import Settings, load_settings
 from monitor.core.pdf_text import read_pdf
 from monitor.items import canonical_url
 from monitor.runtime.crawl import CrawlSummary, run_crawl
+from monitor.site.evidence import bundle_files
 from monitor.sources import load_sources
 from tests.documents.doc_server import DocumentServer
 from tests.support.pdfgen import A4, Layout, encodable, typeset
@@ -196,6 +200,20 @@ def test_a_document_linked_later_is_new_and_an_unlinked_one_removed_after_two_ch
     assert crawl(site) == ("ok", 3, 1, "")
     removed = changes(engine)[-1]
     assert (removed.doc_key, removed.kind) == (canonical_url(server.url + SYNTHETIC), "removed")
+
+    # The documents in `changes --json`, `history` and the evidence bundle (the raw PDF).
+    _, settings, _ = site
+    cli_args = ["--sources", str(settings.sources_path), "--database", settings.database_url]
+    listed = CliRunner().invoke(cli, [*cli_args, "changes", "--json"])
+    keys = [json.loads(line)["document_key"] for line in listed.output.splitlines()]
+    assert keys == [removed.doc_key, new.doc_key, page_change.doc_key]
+    history = CliRunner().invoke(cli, [*cli_args, "history", "rems"]).output
+    assert "documents (4):" in history
+    assert "removed  document       Stability testing Q&A" in history
+    with Session(engine) as session:
+        files = bundle_files(session, new.id or 0)
+    later_pdf = typeset(["REMS Patient Enrollment Form", ADDED])
+    assert files["after/raw-body.pdf"] == later_pdf
 
 
 def _sha256(data: bytes) -> str:
