@@ -35,6 +35,10 @@ class Source(SQLModel, table=True):
     failure_alerted_at: datetime | None = None  # set when "source failing" was sent
     #: Where a permanent redirect last led (a `moved` change was written for it); None: not moved.
     moved_to: str | None = Field(default=None, sa_column=Column(Text))
+    #: When a fetch that followed the source's linked documents was first fully recorded: the
+    #: documents seen until then are its documents' baseline, later ones are `new`. None while the
+    #: source does not follow documents (turning it on again starts a new baseline).
+    documents_since: datetime | None = None
 
 
 class Blob(SQLModel, table=True):

@@ -37,6 +37,10 @@ LISTING_KINDS = ("federal_register_inspection", "fda_warning_letters")
 #: Kinds whose spider needs the keys of the documents already stored (`FDAWATCH_KNOWN_DOCUMENTS`,
 #: read by monitor.runtime.scrapy_addon): only a letter not yet stored is fetched.
 KNOWN_KEYS_KINDS = ("fda_warning_letters",)
+#: Kinds whose responses link documents `follow_documents` can fetch (spiders/documents.py): a
+#: page's watched region, a Drugs@FDA submission's `application_docs`, a Federal Register
+#: document's `pdf_url`.
+FOLLOW_KINDS = ("page", "openfda_drugsfda", "federal_register")
 #: Kinds that must have `terms`: without them every listed document would become one.
 TERMS_REQUIRED_KINDS = ("federal_register_inspection",)
 KINDS = ("page", "feed", *RESULT_SET_KINDS, *LISTING_KINDS)
@@ -79,11 +83,19 @@ _FIELDS = {
     "max_documents": "most documents one fetch may hold (feed items, API records; default "
     "10000): more is a failed fetch, never a partial record",
     "max_bytes": "largest response body in bytes (default: [crawl]'s 20 MB limit)",
+    "follow_documents": (
+        f"true to fetch, extract and diff the PDFs the source links ({', '.join(FOLLOW_KINDS)}; "
+        "default false)"
+    ),
+    "max_document_bytes": "largest linked document in bytes (default 20 MB = 20971520)",
+    "max_document_pages": "most pages of a linked PDF whose text is read (default 500)",
     "notes": "free text for people",
 }
 #: Defaults of the per-source limits.
 CONFIRM_REMOVAL = 2
 MAX_DOCUMENTS = 10_000
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+MAX_DOCUMENT_PAGES = 500
 
 
 CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -150,6 +162,9 @@ class SourceConfig:
     max_documents: int = MAX_DOCUMENTS
     max_bytes: int | None = None
     notes: str = ""
+    follow_documents: bool = False
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
+    max_document_pages: int = MAX_DOCUMENT_PAGES
 
     @property
     def interval_seconds(self) -> int:
@@ -249,7 +264,20 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     threshold = raw.get("failure_threshold")
     if threshold is not None and not _whole(threshold):
         raise SourcesError(f"{where}: field 'failure_threshold' must be a whole number ≥ 1")
-    for key in ("confirm_removal", "max_documents", "max_bytes"):
+    follow = raw.get("follow_documents", False)
+    if not isinstance(follow, bool):
+        raise SourcesError(
+            f"{where}: field 'follow_documents' must be true or false "
+            f"({_FIELDS['follow_documents']})"
+        )
+    if follow and raw["kind"] not in FOLLOW_KINDS:
+        raise SourcesError(
+            f"{where}: field 'follow_documents' is for {', '.join(FOLLOW_KINDS)} sources, not "
+            f"{raw['kind']!r}: remove it"
+        )
+    for key in (
+        "confirm_removal", "max_documents", "max_bytes", "max_document_bytes", "max_document_pages"
+    ):
         if key in raw and not _whole(raw[key]):
             raise SourcesError(
                 f"{where}: field {key!r} must be a whole number ≥ 1 ({_FIELDS[key]})"
@@ -279,6 +307,9 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
         max_documents=raw.get("max_documents", MAX_DOCUMENTS),
         max_bytes=raw.get("max_bytes"),
         notes=raw.get("notes", ""),
+        follow_documents=follow,
+        max_document_bytes=raw.get("max_document_bytes", MAX_DOCUMENT_BYTES),
+        max_document_pages=raw.get("max_document_pages", MAX_DOCUMENT_PAGES),
     )
 
 

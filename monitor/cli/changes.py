@@ -142,6 +142,12 @@ def history_command(app: App, source_id: str, limit: int) -> None:
             f"health: {source.health}, failures in a row: {source.consecutive_failures}, "
             f"last success: {source.last_success_at or 'never'}"
         )
+        documents = queries.documents(session, source_id)
+        click.echo(f"\ndocuments ({len(documents)}):")
+        for document, current in documents[:limit]:
+            state = "removed" if document.removed_at else "current"
+            kind = current.meta.get("content_type") or source.kind
+            click.echo(f"  {state:<7}  {kind:<13}  {current.title[:50]:<50}  {document.doc_key}")
         found = queries.source_history(session, source_id, limit=limit)
         snapshots, changes, fetches = found.snapshots, found.changes, found.fetches
         click.echo(f"\nversions ({len(snapshots)} newest):")

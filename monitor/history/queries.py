@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from db.models import Change, Fetch, Snapshot
+from db.models import Change, Document, Fetch, Snapshot
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,14 @@ def change_url(session: Session, change: Change) -> str:
     snapshot_id = change.new_snapshot_id or change.old_snapshot_id
     snapshot = session.get(Snapshot, snapshot_id) if snapshot_id else None
     return snapshot.url if snapshot else change.doc_key
+
+
+def documents(session: Session, source_id: str) -> Sequence[tuple[Document, Snapshot]]:
+    """A source's documents (its page, feed items, records, linked PDFs) with their current
+    versions, current first, then by key."""
+    return session.exec(
+        select(Document, Snapshot)
+        .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
+        .where(Document.source_id == source_id)
+        .order_by(col(Document.removed_at).is_not(None), col(Document.doc_key))
+    ).all()

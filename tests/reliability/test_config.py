@@ -39,7 +39,8 @@ CASES = [
         "",
         "sources.toml: [[source]] #1 ('fda_x'): unknown field 'selecter'; known fields: id, "
         "kind, url, title, selector, interval, cron, terms, tier, tags, failure_threshold, "
-        "confirm_removal, max_documents, max_bytes, notes",
+        "confirm_removal, max_documents, max_bytes, follow_documents, max_document_bytes, "
+        "max_document_pages, notes",
     ),
     Bad(
         "wrong_type_interval",
