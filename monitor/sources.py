@@ -9,15 +9,13 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import asdict, dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from apscheduler.triggers.cron import CronTrigger
-
 from monitor.config import unreadable_file
 from monitor.core.terms import expand_terms
+from monitor.cron import parse_cron
 from monitor.errors import SourcesError
 
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
@@ -98,51 +96,9 @@ MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 MAX_DOCUMENT_PAGES = 500
 
 
-CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
 def host_key(url: str) -> str:
     """The host a URL's requests go to, as politeness and back-off count it (`host[:port]`)."""
     return urlsplit(url).netloc.lower().rpartition("@")[2]
-
-
-def crontab_weekdays(field: str) -> str:
-    """Crontab day-of-week numbers (0 and 7 = Sunday) as names.
-
-    APScheduler 3 numbers days from Monday = 0, so `from_crontab("0 6 * * 1")` would run on
-    Tuesdays; names mean the same to both.
-    """
-    days: set[int] = set()
-    for part in field.split(","):
-        if re.search(r"[a-z]", part, re.IGNORECASE):
-            return field  # names already: APScheduler reads them as cron does
-        base, _, step = part.partition("/")
-        if base == "*":
-            first, last = 0, 6
-        elif "-" in base:
-            first, last = (int(n) for n in base.split("-", 1))
-        else:
-            first = int(base)
-            last = 6 if step else first
-        if not 0 <= first <= 7 or not 0 <= last <= 7 or first > last:
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
-    if days == set(range(7)):
-        return "*"
-    return ",".join(CRONTAB_DAYS[day] for day in sorted(days))
-
-
-def parse_cron(cron: str) -> CronTrigger:
-    """A 5-field crontab (minute hour day month weekday, UTC) as a trigger; ValueError if bad.
-
-    Checked when sources.toml is loaded, so `fdawatch sources` and `crawl` reject a cron the
-    daemon could never schedule, before anything is written.
-    """
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(f"it has {len(fields)} fields, not 5")
-    fields[4] = crontab_weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
 
 
 @dataclass(frozen=True)
