@@ -63,10 +63,21 @@ def send_and_report(app: App) -> SendReport:
                 "run `fdawatch alerts send` again",
             )
         ) from None
-    click.echo(describe_report(report, settings))
+    print_report(report, settings)
+    return report
+
+
+def print_report(report: SendReport, settings: Settings, *, quiet_when_idle: bool = False) -> None:
+    """The outcome line, each delivery error, and a warning per health notice nobody received.
+
+    `quiet_when_idle` (`run --once`, for cron): no line when there was nothing to send.
+    """
+    if not (quiet_when_idle and report.nothing_due):
+        click.echo(describe_report(report, settings))
     for error in report.errors:
         click.echo(f"  {error}", err=True)
-    return report
+    for untold in report.untold:
+        click.echo(f"fdawatch: warning: {untold}", err=True)
 
 
 @click.group("alerts")

@@ -17,7 +17,7 @@ import click
 from sqlmodel import Session
 
 from db import leases
-from monitor.cli.alerts import describe_report
+from monitor.cli.alerts import print_report
 from monitor.cli.app import App, table
 from monitor.runtime.scheduler import (
     DEFAULT_CRAWL_TIMEOUT,
@@ -149,9 +149,8 @@ def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
     if summary.status != "finished":
         click.echo(f"the crawl process {summary.status}:\n{summary.stderr_tail}", err=True)
         sys.exit(EXIT_CRAWL_FAILED)
-    report = watcher.last_send
-    if report is not None and not report.nothing_due:
-        click.echo(describe_report(report, app.settings))
+    if watcher.last_send is not None:
+        print_report(watcher.last_send, app.settings, quiet_when_idle=True)
 
 
 def _when(value: datetime | None) -> str:

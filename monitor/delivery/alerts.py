@@ -40,6 +40,7 @@ from monitor.delivery.render import (
     notice_view,
 )
 from monitor.errors import DeliveryError, NotFound
+from monitor.history.health import untold_problems
 from monitor.site import digest
 from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
@@ -58,6 +59,8 @@ class SendReport:
     failed_alerts: int = 0
     delivered: list[str] = field(default_factory=list)  # mailer descriptions (.eml paths)
     errors: list[str] = field(default_factory=list)
+    #: Source-health notices nobody received (no recipient follows the source), as warnings.
+    untold: list[str] = field(default_factory=list)
 
     @property
     def nothing_due(self) -> bool:
@@ -202,6 +205,8 @@ def send_pending(
     """Drain the outbox once: claim, group per recipient, send, record each outcome."""
     mailer = mailer or mailer_for(settings)
     report = SendReport(via=mailer.describe())
+    with Session(engine) as session:
+        report.untold = untold_problems(session, sources, settings.failure_threshold)
     claimed = claim_due(engine, now)
     if not claimed:
         return report
