@@ -36,6 +36,9 @@ class App:
     def engine(self) -> Engine:
         return self.db
 
+    def history(self) -> Engine:
+        return self.db
+
     def sources(self) -> dict[str, SourceConfig]:
         return self.source_map
 
