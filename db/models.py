@@ -202,3 +202,15 @@ class Lease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     acquired_at: datetime
     expires_at: datetime
+
+
+class Setting(SQLModel, table=True):
+    """One value the installation keeps about itself, such as its random install id.
+
+    Lives in the database, not in a file, so that it goes with the history it describes: a new
+    database (a rebuild) is a new installation whose emails never reuse the old Message-IDs.
+    """
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime

@@ -2,9 +2,11 @@
 
 Every test that takes `engine` (or `session`, `registered`) runs twice: on an in-memory SQLite
 database and on PostgreSQL, because production may use either and they differ (rowcounts,
-time zones, JSON, locking). The PostgreSQL run needs FDAWATCH_TEST_POSTGRES_URL (`.ci/postgres.sh`
-starts a server and prints one); without it the run is skipped with that reason, except under CI,
-where a missing PostgreSQL must not pass silently.
+time zones, JSON, locking). The PostgreSQL run uses FDAWATCH_TEST_POSTGRES_URL when it is set
+(`.ci/run` sets it with `.ci/postgres.sh`), else a throw-away server started for the session
+(`tests/support/postgres.py`: pgserver's binaries or the system's, no root needed). Only when
+neither works is it skipped, with the reason, except under CI, where a missing PostgreSQL must not
+pass silently.
 
 pytest-socket (see pyproject addopts) allows connections to loopback only: nothing here can
 reach the internet.
@@ -17,6 +19,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import Engine, inspect, text
@@ -25,6 +28,7 @@ from sqlmodel import Session
 
 from db.engine import make_engine, open_database
 from monitor.sources import SourceConfig
+from tests.support.postgres import PostgresUnavailable, start_temporary_postgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -38,29 +42,42 @@ def fixtures() -> Path:
 POSTGRES_URL_VARIABLE = "FDAWATCH_TEST_POSTGRES_URL"
 
 
-def postgres_test_url() -> str:
-    """The PostgreSQL database to test against; skip (or, under CI, fail) when there is none."""
-    url = os.environ.get(POSTGRES_URL_VARIABLE, "")
-    if url:
-        return url
-    how = (
-        f"{POSTGRES_URL_VARIABLE} is not set: run, as root, `export {POSTGRES_URL_VARIABLE}="
-        '"$(bash .ci/postgres.sh)"` (or set it to a database you own) to test PostgreSQL'
-    )
+def postgres_unavailable(why: str) -> NoReturn:
+    """Skip the PostgreSQL cases, saying why; under CI, fail instead."""
     if os.environ.get("CI"):
-        pytest.fail(f"CI must test PostgreSQL too, but {how}", pytrace=False)
-    pytest.skip(how)
+        pytest.fail(f"CI must test PostgreSQL too, but {why}", pytrace=False)
+    pytest.skip(f"PostgreSQL cases skipped: {why}")
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
+    """The PostgreSQL server to test against: FDAWATCH_TEST_POSTGRES_URL, else a throw-away one.
+
+    A session fixture: a failure to start is remembered, so the skip costs one attempt per run.
+    """
+    configured = os.environ.get(POSTGRES_URL_VARIABLE, "")
+    if configured:
+        yield configured
+        return
+    try:
+        server, url = start_temporary_postgres()
+    except PostgresUnavailable as error:
+        postgres_unavailable(str(error))
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str) -> Iterator[str]:
     """A private schema in the PostgreSQL test database, at the newest migration, for this run.
 
     One schema per pytest run (not per test: migrating takes far longer than emptying tables),
     named after the process, so two suites running at once against one server do not collide.
     The URL selects it with `search_path`, so child processes given the URL use it too.
     """
-    base = postgres_test_url()
+    base = postgres_server
     schema = f"fdawatch_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = make_engine(base)
     with admin.begin() as connection:

@@ -7,6 +7,7 @@ versions: exactly the planted changes), v2 again (the server answers 304: nothin
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,9 @@ def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
     assert emails, output
     assert str(emails[0]) in output
     assert "history database:" in output
+    [suggested] = [line.removeprefix("try: ") for line in lines if line.startswith("try: ")]
+    program, *args = shlex.split(suggested)
+    assert program == ".venv/bin/fdawatch" and "--config" in args
+    tried = fdawatch({"PATH": "/usr/bin:/bin"}, *args)
+    assert tried.returncode == 0 and tried.stderr == "", tried.stderr
+    assert len(tried.stdout.splitlines()) == count + 1  # a header, then one line per change

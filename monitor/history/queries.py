@@ -49,14 +49,24 @@ def source_history(
 
 
 def changes(
-    session: Session, *, since: datetime | None = None, source_id: str | None = None
+    session: Session,
+    *,
+    since: datetime | None = None,
+    source_id: str | None = None,
+    min_severity: str | None = None,
+    limit: int | None = None,
 ) -> Sequence[Change]:
-    """Changes, newest first, optionally since a time and of one source."""
+    """Changes, newest first: optionally since a time, of one source, at least as severe as
+    `min_severity` ("T2": T1 and T2), at most `limit` of them."""
     query = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
     if since:
         query = query.where(Change.detected_at >= since)
     if source_id:
         query = query.where(Change.source_id == source_id)
+    if min_severity:
+        query = query.where(col(Change.severity) <= min_severity)
+    if limit:
+        query = query.limit(limit)
     return session.exec(query).all()
 
 

@@ -9,6 +9,7 @@ follow them), and the history pipeline.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,23 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 PRIORITY = "project"  # above the project's static defaults, below `-s` on the command line
+#: Where Scrapy's redirect middlewares warn that RefererMiddleware is off (spiders/settings.py
+#: turns it off on purpose: our requests are not links a reader followed, so no Referer is sent).
+REDIRECT_LOGGER = "scrapy.downloadermiddlewares.redirect"
+
+
+class NoRefererNotice(logging.Filter):
+    """Drops the two WARNINGs every crawl logged about the RefererMiddleware we disabled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "found no scrapy.spidermiddlewares.referer.RefererMiddleware" not in str(record.msg)
+
+
+def quiet_referer_notice() -> None:
+    """Install `NoRefererNotice` once per process."""
+    logger = logging.getLogger(REDIRECT_LOGGER)
+    if not any(isinstance(f, NoRefererNotice) for f in logger.filters):
+        logger.addFilter(NoRefererNotice())
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,7 @@ class FdawatchAddon:
     """Loads fdawatch's configuration into the crawler settings and adds the history pipeline."""
 
     def update_settings(self, settings: BaseSettings) -> None:
+        quiet_referer_notice()
         config = settings.get("FDAWATCH_SETTINGS") or load_settings()
         state = None
         if settings.get("FDAWATCH_VALIDATORS") is not None:  # set by `crawl_sources`

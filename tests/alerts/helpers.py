@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from db.installation import install_id
 from db.models import Alert, Change
 from monitor.config import Recipient
 from monitor.delivery import outbox
@@ -23,6 +24,14 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+def expected_message_id(
+    engine: Engine, recipient: str, keys: Sequence[str], domain: str = "pharmacy.example"
+) -> str:
+    """The Message-ID this database gives `recipient`'s email about `keys` (factory's sender)."""
+    with Session(engine) as session:
+        return outbox.message_id(recipient, keys, install_id(session), domain)
 
 
 def queue_change(

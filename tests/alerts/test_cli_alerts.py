@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from db.models import Source
 from monitor.cli.alerts import alerts
 from monitor.config import Settings
 from monitor.errors import SourcesError
@@ -32,6 +34,9 @@ class App:
     clock: datetime = NOW
 
     def engine(self) -> Engine:
+        return self.db
+
+    def history(self) -> Engine:
         return self.db
 
     def sources(self) -> dict[str, SourceConfig]:
@@ -75,6 +80,28 @@ def test_send_without_smtp_writes_eml_files_and_says_how_to_send(
     )
     parsed = message_from_bytes(written.read_bytes(), policy=default_policy)
     assert parsed["To"] == factory.ALICE.email
+
+
+def test_send_warns_of_a_failing_source_nobody_was_told_about(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.add(
+            Source(
+                id=factory.SOURCE_ID, kind="page", url="https://www.fda.gov/x", health="failing",
+                consecutive_failures=3, last_error="HTTP 500",
+            )
+        )  # fmt: skip
+        session.commit()
+    app = App(factory.settings(recipients=()), engine)
+
+    result = run(app, "send")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "nothing to send: no alerts are due\n"
+    assert result.stderr == (
+        f"fdawatch: warning: nobody was told that {factory.SOURCE_ID} is failing (3 failures in "
+        "a row): no [[recipient]] in fdawatch.toml follows it; the notice goes out at its next "
+        "failed check once one does\n"
+    )
 
 
 def test_list_shows_failures_with_the_server_reply(engine: Engine, smtp_server: SmtpServer) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from db.engine import open_database
+from db.installation import install_id
 from monitor.config import Recipient
-from monitor.delivery import outbox
+from monitor.delivery import alerts, outbox
 from tests.alerts import factory
-from tests.alerts.helpers import NOW, outbox_rows, queue_change
+from tests.alerts.helpers import NOW, SOURCES, expected_message_id, outbox_rows, queue_change
 
 EVERYONE = Recipient(email="all@pharmacy.example")
 BY_SOURCE = Recipient(email="source@pharmacy.example", sources=(factory.SOURCE_ID,))
@@ -106,12 +110,93 @@ def test_retry_delay_doubles_up_to_six_hours(attempts: int, delay: timedelta) ->
     assert outbox.retry_delay(attempts) == delay
 
 
-def test_message_id_depends_only_on_recipient_and_the_set_of_changes() -> None:
-    first = outbox.message_id("alice@pharmacy.example", ["change:2", "change:1"])
-    assert first == outbox.message_id("Alice@pharmacy.example", ["change:1", "change:2"])
-    assert first != outbox.message_id("bob@pharmacy.example", ["change:1", "change:2"])
-    assert first != outbox.message_id("alice@pharmacy.example", ["change:1"])
-    assert first.startswith("<fdawatch.") and first.endswith("@fdawatch>")
+INSTALL = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def test_message_id_depends_on_installation_recipient_and_the_set_of_changes() -> None:
+    first = outbox.message_id("alice@pharmacy.example", ["change:2", "change:1"], INSTALL, "x.org")
+    assert first == outbox.message_id(
+        "Alice@pharmacy.example", ["change:1", "change:2"], INSTALL, "x.org"
+    )
+    assert first != outbox.message_id(
+        "bob@pharmacy.example", ["change:1", "change:2"], INSTALL, "x.org"
+    )
+    assert first != outbox.message_id("alice@pharmacy.example", ["change:1"], INSTALL, "x.org")
+    other_install = outbox.message_id(
+        "alice@pharmacy.example", ["change:1", "change:2"], "another-install", "x.org"
+    )
+    assert other_install != first
+    assert first.startswith("<fdawatch.") and first.endswith("@x.org>")
+    assert len(first) == len("<fdawatch.@x.org>") + 20
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "domain"),
+    [
+        ("fdawatch <alerts@Clinic.Example>", "clinic.example"),
+        ("alerts@mail.clinic.example.", "mail.clinic.example"),
+        ("fdawatch <fdawatch@localhost>", "localhost"),
+        ("fdawatch", "fdawatch.invalid"),
+        ("", "fdawatch.invalid"),
+        ("fdawatch <alerts@bad_domain!>", "fdawatch.invalid"),
+    ],
+)
+def test_message_id_domain_is_the_senders(mail_from: str, domain: str) -> None:
+    assert outbox.message_id_domain(mail_from) == domain
+
+
+def test_the_install_id_is_made_once_and_kept(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    engine = open_database(url)
+    with Session(engine) as session:
+        made = install_id(session)
+    with Session(engine) as session:
+        assert install_id(session) == made
+    engine.dispose()
+    reopened = open_database(url)
+    with Session(reopened) as session:
+        assert install_id(session) == made
+    reopened.dispose()
+    rebuilt = open_database(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    with Session(rebuilt) as session:
+        assert install_id(session) != made
+    rebuilt.dispose()
+    assert len(made) == 32 and int(made, 16) >= 0
+
+
+class Capture:
+    """A mailer that keeps the Message-ID of what it is given."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def describe(self) -> str:
+        return "capture"
+
+    def send(self, message: EmailMessage) -> str:
+        self.ids.append(str(message["Message-ID"]))
+        return "capture"
+
+
+def test_a_rebuilt_database_never_reuses_the_old_message_ids(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Change 1 of a new database is another change than change 1 of the old one: its email
+    must not carry the old Message-ID (Gmail hides a repeated one as a duplicate)."""
+    settings = factory.settings()
+    old_mailer, new_mailer = Capture(), Capture()
+    first = queue_change(engine, summary="the old database's change 1")
+    alerts.send_pending(engine, settings, SOURCES, NOW, old_mailer)
+    rebuilt = open_database(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    again = queue_change(rebuilt, summary="a different change, numbered 1 again")
+    alerts.send_pending(rebuilt, settings, SOURCES, NOW, new_mailer)
+    rebuilt.dispose()
+
+    assert first == again == 1
+    [old_id], [new_id] = old_mailer.ids, new_mailer.ids
+    assert old_id != new_id
+    assert old_id.endswith("@pharmacy.example>") and new_id.endswith("@pharmacy.example>")
+    assert old_id == expected_message_id(engine, factory.ALICE.email, ["change:1"])
 
 
 def test_queue_change_helper_keeps_history_and_outbox_together(engine: Engine) -> None:

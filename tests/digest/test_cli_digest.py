@@ -20,6 +20,7 @@ from monitor.cli.digest import (
     site_server,
     window_title,
 )
+from monitor.errors import CommandError
 from tests.digest import synthetic_history as data
 
 
@@ -55,7 +56,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
 
 
 def test_digest_writes_the_site_and_prints_the_index_path(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run("digest", "--since", "7d", "--out", str(tmp_path / "site"))
+    result = run("digest", "--since", "7d", "--dir", str(tmp_path / "site"))
     assert result.exit_code == 0, result.output
     assert f"digest: {tmp_path / 'site' / 'index.html'}" in result.output
     assert "4 changes since 2026-11-23 09:00 UTC (T1: 1, T2: 1, T3: 1, T4: 1)" in result.output
@@ -93,12 +94,34 @@ def test_evidence_writes_the_bundle_where_asked(run, tmp_path: Path) -> None:  #
 
 
 def test_serve_refuses_a_folder_without_a_site(tmp_path: Path) -> None:
-    with pytest.raises(click.ClickException, match="run `fdawatch digest --out"):
+    with pytest.raises(CommandError, match=r"run `fdawatch digest --dir .*` first, or pass --dir"):
         site_server(tmp_path, 0)
 
 
+def test_the_former_digest_out_still_works_with_a_warning(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("digest", "--out", str(tmp_path / "site"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert result.stderr.startswith("fdawatch: warning: `digest --out` is now `digest --dir`\n")
+
+
+def test_readers_never_create_a_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FDAWATCH_CONFIG", "")
+    missing = tmp_path / "nowhere" / "fdawatch.db"
+    for args in (("digest", "--dir", str(tmp_path / "site")), ("evidence", "1")):
+        obj = FixedClock(None, f"sqlite:///{missing}")
+        result = CliRunner().invoke(app, list(args), obj=obj, catch_exceptions=False)
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"fdawatch: error: no database at {missing}: `fdawatch crawl` creates it; to read "
+            "another one, pass --database URL (or set FDAWATCH_DATABASE_URL)\n"
+        )
+    assert not (tmp_path / "nowhere").exists()
+    assert not (tmp_path / "site").exists()
+
+
 def test_served_site_answers_on_loopback_with_atom_type(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    run("digest", "--out", str(tmp_path / "site"))
+    run("digest", "--dir", str(tmp_path / "site"))
     server, base = serve_in_thread(tmp_path / "site")
     try:
         assert base.startswith("http://127.0.0.1:")

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.engine import open_database
+from db.installation import install_id
 from db.models import Alert
 from monitor.config import Recipient, Settings
 from monitor.delivery import alerts, outbox
@@ -170,8 +171,10 @@ def test_outbox_delivers_the_digest_grouped_by_severity_with_site_links(
         "[fdawatch] Weekly digest, week 2026-W48 (Nov 23 – Nov 29, 2026): 4 changes "
         "(T1: 1, T2: 1, T3: 1, T4: 1)"
     )
+    with Session(engine) as session:
+        installation = install_id(session)
     assert message["Message-ID"] == outbox.message_id(
-        OWNER.email, ["digest:weekly:2026-W48:owner@clinic.example"]
+        OWNER.email, ["digest:weekly:2026-W48:owner@clinic.example"], installation, "clinic.example"
     )
     text = str(message.get_body(("plain",)).get_content())
     html = str(message.get_body(("html",)).get_content())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from monitor.cli import cli
 from monitor.cli.labels import label_sections
 from monitor.core import labels, spl
 from tests.labels.conftest import DAILYMED, OPENFDA, first_result
@@ -215,6 +216,7 @@ def test_label_sections_command_prints_one_json_line_per_section(tmp_path: Path)
 
     bad = tmp_path / "history.json"
     bad.write_bytes((DAILYMED / "dailymed-v2-spls-history-vitrakvi-9525f887.json").read_bytes())
-    failed = runner.invoke(label_sections, [str(bad)])
-    assert failed.exit_code == 1
-    assert str(bad) in failed.output and "Pass a DailyMed SPL XML" in failed.output
+    failed = runner.invoke(cli, ["label-sections", str(bad)])
+    assert failed.exit_code == 2
+    assert failed.output.startswith(f"fdawatch: error: {bad}: ")
+    assert "Pass a DailyMed SPL XML" in failed.output and len(failed.output.splitlines()) == 1

@@ -157,10 +157,11 @@ def test_a_deployed_crawl_needs_the_schema_then_records_its_snapshot(
         )
         # No schema yet, and the egg cannot migrate: the job stops and says what to run.
         log = run_job(base, folder)
-        assert "has no fdawatch schema" in log and "run `fdawatch changes` once" in log, log
+        assert "has no fdawatch schema" in log, log
+        assert "run `fdawatch status` (to upgrade it) or `fdawatch crawl` (to create it)" in log
         assert not server.requests_for("/pages/spravato-rems.html")
 
-        engine = open_database(env["FDAWATCH_DATABASE_URL"])  # what `fdawatch changes` does
+        engine = open_database(env["FDAWATCH_DATABASE_URL"])  # what `fdawatch crawl` does
         try:
             log = run_job(base, folder)
             with Session(engine) as session:

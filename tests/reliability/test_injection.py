@@ -211,7 +211,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         engine.dispose()
         preview = folder / "preview.eml"
         for args in (
-            ("digest", "--since", "30d", "--out", str(site)),
+            ("digest", "--since", "30d", "--dir", str(site)),
             ("alerts", "preview", str(first), "--out", str(preview)),
             ("show", str(first)),
             ("evidence", str(first), "--out", str(folder / "evidence" / "change.zip")),

@@ -127,7 +127,7 @@ def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] =
     say(f"history database: {workdir / 'fdawatch.db'}")
     say(
         f"try: .venv/bin/fdawatch --database sqlite:///{workdir / 'fdawatch.db'} "
-        f"--sources {settings.sources_path} changes"
+        f"--sources {settings.sources_path} --config {settings.config_path} changes"
     )
     say(f"digest: {site.index}")
     engine.dispose()
