@@ -1,10 +1,9 @@
-"""Shared test fixtures: a fresh history (SQLite and PostgreSQL), a fixed clock, sources in code.
+"""Shared test fixtures: a fresh history (SQLite and PostgreSQL), a clock, registered sources.
 
 Every test that takes `engine` (or `session`, `registered`) runs twice: on an in-memory SQLite
 database and on PostgreSQL, because production may use either and they differ (rowcounts,
-time zones, JSON, locking). The PostgreSQL run needs FDAWATCH_TEST_POSTGRES_URL (`.ci/postgres.sh`
-starts a server and prints one); without it the run is skipped with that reason, except under CI,
-where a missing PostgreSQL must not pass silently.
+time zones, JSON, locking); see tests/support/databases.py for the PostgreSQL URL. Fixtures only:
+what tests share besides fixtures lives in tests/support/.
 
 pytest-socket (see pyproject addopts) allows connections to loopback only: nothing here can
 reach the internet.
@@ -15,41 +14,21 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from db.engine import make_engine, open_database
 from monitor.sources import SourceConfig
+from tests.support.clock import T0, Clock
+from tests.support.databases import empty_postgres_database, postgres_test_url
+from tests.support.sources import make_source
 
-FIXTURES = Path(__file__).parent / "fixtures"
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    return FIXTURES
-
-
-POSTGRES_URL_VARIABLE = "FDAWATCH_TEST_POSTGRES_URL"
-
-
-def postgres_test_url() -> str:
-    """The PostgreSQL database to test against; skip (or, under CI, fail) when there is none."""
-    url = os.environ.get(POSTGRES_URL_VARIABLE, "")
-    if url:
-        return url
-    how = (
-        f"{POSTGRES_URL_VARIABLE} is not set: run, as root, `export {POSTGRES_URL_VARIABLE}="
-        '"$(bash .ci/postgres.sh)"` (or set it to a database you own) to test PostgreSQL'
-    )
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must test PostgreSQL too, but {how}", pytrace=False)
-    pytest.skip(how)
+#: Still importable from here for tests/scheduler/, which moves to tests/support/ imports later.
+__all__ = ["T0", "make_source"]
 
 
 @pytest.fixture(scope="session")
@@ -74,18 +53,6 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-
-
-def empty_postgres_database(url: str) -> None:
-    """Empty every table of `url`'s schema and set every id counter back to 1: a fresh history."""
-    engine = make_engine(url)
-    try:
-        tables = [name for name in inspect(engine).get_table_names() if name != "alembic_version"]
-        with engine.begin() as connection:
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -139,32 +106,9 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-class Clock:
-    """A controllable `now`: every call to `tick()` moves it on by an hour."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def tick(self, hours: float = 1) -> datetime:
-        self.now += timedelta(hours=hours)
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-def make_source(**overrides: object) -> SourceConfig:
-    values: dict[str, object] = {
-        "id": "fda_ketamine_oral_alert",
-        "kind": "page",
-        "url": "https://www.fda.gov/drugs/human-drug-compounding/fda-warns-compounded-ketamine",
-        "title": "FDA alert: compounded ketamine",
-        "tier": "T2",
-    }
-    values.update(overrides)
-    return SourceConfig(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

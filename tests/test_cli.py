@@ -16,10 +16,9 @@ from db.engine import open_database
 from monitor.cli import cli
 from monitor.history.writer import HistoryWriter
 from monitor.items import OK, Observation, SourceFetch
-from tests.conftest import make_source
+from tests.support.paths import PAGES, ROOT
+from tests.support.sources import make_source
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES = ROOT / "tests" / "fixtures" / "pages"
 SOURCE = make_source()
 SOURCES_TOML = f"""
 [[source]]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from bs4 import BeautifulSoup
 
@@ -18,8 +16,7 @@ from monitor.core.diff import (
 )
 from monitor.core.normalize import html_to_text
 from monitor.core.terms import weight
-
-PAGES = Path(__file__).parent / "fixtures" / "pages"
+from tests.support.paths import PAGES
 
 
 def page_text(name: str) -> str:

@@ -18,11 +18,8 @@ from sqlmodel import Session, select
 from db.engine import open_database
 from db.models import Snapshot
 from tests.support.fixture_server import FixtureServer
+from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 from tests.test_fda_food_safety_recalls import independent_items
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "tests" / "fixtures" / "demo"
-CAPTURES = ROOT / "tests" / "fixtures" / "rss" / "fda-food-safety-recalls-history"
 
 pytestmark = pytest.mark.slow
 
@@ -76,8 +73,8 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         by_source: dict[object, list[dict[str, object]]] = {}
         for change in found:
             by_source.setdefault(change["source"], []).append(change)
-        new_links = set(independent_items(next(CAPTURES.glob("002_*.xml")))) - set(
-            independent_items(next(CAPTURES.glob("001_*.xml")))
+        new_links = set(independent_items(next(RECALLS_HISTORY.glob("002_*.xml")))) - set(
+            independent_items(next(RECALLS_HISTORY.glob("001_*.xml")))
         )
         assert len(by_source.pop("fda_food_safety_recalls")) == len(new_links)
         assert {source: [c["kind"] for c in items] for source, items in by_source.items()} == {

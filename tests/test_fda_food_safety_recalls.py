@@ -22,11 +22,10 @@ from db.models import Change, Snapshot
 from monitor.history.writer import HistoryWriter
 from monitor.items import Observation, SourceFetch
 from spiders.feed import FeedSpider
-from tests.conftest import make_source
+from tests.support.paths import RECALLS_HISTORY
+from tests.support.sources import make_source
 
-CAPTURES = sorted(
-    (Path(__file__).parent / "fixtures" / "rss" / "fda-food-safety-recalls-history").glob("0*.xml")
-)
+CAPTURES = sorted(RECALLS_HISTORY.glob("0*.xml"))
 SOURCE = make_source(
     id="fda_food_safety_recalls",
     kind="feed",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, func, select
@@ -15,9 +14,9 @@ from monitor.history import writer
 from monitor.history.writer import HistoryWriter
 from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
-from tests.conftest import Clock, make_source
-
-PAGES = Path(__file__).parent / "fixtures" / "pages"
+from tests.support.clock import Clock
+from tests.support.paths import PAGES
+from tests.support.sources import make_source
 
 
 def page(name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from pathlib import Path
 
 import feedparser
 import pytest
@@ -18,10 +17,8 @@ from monitor.core.normalize import (
     looks_like_date_line,
 )
 from monitor.items import document_key
+from tests.support.paths import PAGES, RECALLS_HISTORY
 
-FIXTURES = Path(__file__).parent / "fixtures"
-PAGES = FIXTURES / "pages"
-RECALLS = FIXTURES / "rss" / "fda-food-safety-recalls-history"
 RECALL_CAPTURES = ("001_20241114T1258Z_d2a4a52c.xml", "002_20241117T1349Z_e34b9bb7.xml")
 ALERT_V1 = "ketamine_oral_alert_synthetic_v1.html"
 EDITED_OLD = (
@@ -47,7 +44,7 @@ def region(name: str, selector: str = "main") -> str:
 
 
 def recall_entries(capture: str) -> list[feedparser.FeedParserDict]:
-    return feedparser.parse((RECALLS / capture).read_bytes()).entries
+    return feedparser.parse((RECALLS_HISTORY / capture).read_bytes()).entries
 
 
 # --- fixture pages ------------------------------------------------------------------------------
@@ -360,7 +357,7 @@ def test_output_is_nfc_without_edge_spaces() -> None:
 
 @pytest.mark.parametrize("capture", RECALL_CAPTURES)
 def test_feed_text_decodes_fdas_double_escaped_ampersand_once(capture: str) -> None:
-    raw = (RECALLS / capture).read_text(encoding="utf-8")
+    raw = (RECALLS_HISTORY / capture).read_text(encoding="utf-8")
     entries = recall_entries(capture)
     texts = [feed_item_text(e.title, e.summary) for e in entries]
 

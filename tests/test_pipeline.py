@@ -21,7 +21,8 @@ from monitor.history import snapshots, writer
 from monitor.items import OK, Observation, SourceFetch
 from monitor.runtime import pipeline
 from monitor.sources import SourceConfig
-from tests.conftest import T0, make_source
+from tests.support.clock import T0
+from tests.support.sources import make_source
 
 FEED = make_source(id="big_feed", kind="feed", url="https://www.fda.gov/rss.xml", tier="T3")
 

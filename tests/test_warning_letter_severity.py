@@ -9,7 +9,6 @@ the first rows use the SYNTHETIC letter pages as normalized.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from monitor.core.api_records import record_text
 from monitor.core.normalize import html_to_text
 from monitor.core.severity import classify
 from monitor.items import RECORD
+from tests.support.paths import WARNING_LETTERS
 
-LETTERS = Path(__file__).resolve().parent / "fixtures" / "warning_letters"
 LETTER_URL = (
     "https://www.fda.gov/inspections-compliance-enforcement-and-criminal-investigations/"
     "warning-letters/synthetic-700101"
@@ -26,7 +25,7 @@ LETTER_URL = (
 
 
 def letter_lines(name: str) -> list[str]:
-    html = (LETTERS / f"{name}_synthetic.html").read_text(encoding="utf-8")
+    html = (WARNING_LETTERS / f"{name}_synthetic.html").read_text(encoding="utf-8")
     return html_to_text(html).text.splitlines()
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from monitor.cli.digest import serve_in_thread
 from tests.digest.conftest import BuiltSite
+from tests.support.paths import ROOT
 
 CHROMIUM = Path(os.environ.get("FDAWATCH_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -30,7 +31,7 @@ ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+ARTIFACTS = ROOT / "var" / "test-artifacts"
 
 
 def _missing() -> str | None:

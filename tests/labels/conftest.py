@@ -14,11 +14,6 @@ from monitor.history.writer import HistoryWriter
 from monitor.items import OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-DAILYMED = FIXTURES / "dailymed"
-OPENFDA = FIXTURES / "openfda"
-FEDERAL_REGISTER = FIXTURES / "federal_register"
-
 
 def first_result(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))["results"][0]

@@ -19,7 +19,7 @@ from monitor.config import load_settings
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
 from tests.labels.api_server import ApiServer
-from tests.labels.conftest import DAILYMED, FEDERAL_REGISTER, OPENFDA
+from tests.support.paths import DAILYMED, FEDERAL_REGISTER, OPENFDA
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from monitor.items import FAILED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.api import RedactApiKeys, strip_api_key, with_api_key
 from spiders.openfda import OpenfdaRecallsSpider
-from tests.labels.conftest import OPENFDA
 from tests.spiders.conftest import start_requests
+from tests.support.paths import OPENFDA
 
 KEY = "SECRET-KEY-123"
 RECALLS = SourceConfig(
@@ -211,7 +211,7 @@ def test_a_page_request_to_another_origin_never_carries_the_key() -> None:
 
 def test_a_federal_register_next_page_url_on_another_origin_ends_the_set_incomplete() -> None:
     from spiders.federal_register import FederalRegisterSpider
-    from tests.labels.conftest import FEDERAL_REGISTER
+    from tests.support.paths import FEDERAL_REGISTER
 
     source = SourceConfig(
         id="fedreg",

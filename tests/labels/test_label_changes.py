@@ -18,8 +18,10 @@ from sqlmodel import Session
 from monitor.history.writer import HistoryWriter
 from monitor.items import FAILED, LABEL_OPENFDA, LABEL_SPL, RECORD
 from monitor.sources import SourceConfig
-from tests.conftest import Clock, make_source
-from tests.labels.conftest import DAILYMED, OPENFDA, crawl, first_result, observe
+from tests.labels.conftest import crawl, first_result, observe
+from tests.support.clock import Clock
+from tests.support.paths import DAILYMED, OPENFDA
+from tests.support.sources import make_source
 
 SPRAVATO = "d81a6a79-a74a-44b7-822c-0dfa3036eaed"
 LABEL_SOURCE = make_source(

@@ -22,7 +22,7 @@ from monitor.items import canonical_url
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
 from tests.labels.api_server import ApiServer
-from tests.labels.conftest import FEDERAL_REGISTER, FIXTURES
+from tests.support.paths import FEDERAL_REGISTER, FIXTURES
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,11 +23,11 @@ from monitor.items import FAILED, OK, RECORD, Observation, SourceFetch
 from monitor.sources import SourceConfig, load_sources
 from spiders.federal_register import FederalRegisterInspectionSpider
 from spiders.openfda import OpenfdaDrugsfdaSpider
-from tests.conftest import Clock
-from tests.labels.conftest import FEDERAL_REGISTER, OPENFDA, crawl
+from tests.labels.conftest import crawl
 from tests.spiders.conftest import start_requests
+from tests.support.clock import Clock
+from tests.support.paths import FEDERAL_REGISTER, OPENFDA, PAGES, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 SHIPPED = load_sources(ROOT / "sources.toml")
 INSPECTION = SHIPPED["federal_register_public_inspection"]
 ESKETAMINE_APPS = SHIPPED["openfda_esketamine_drugsfda"]
@@ -183,10 +182,9 @@ def test_significant_safety_risks_page_gaining_a_ketamine_row_is_t1(
 ) -> None:
     source = SHIPPED["fda_bulks_significant_safety_risks"]
     registered(source)
-    pages = ROOT / "tests" / "fixtures" / "pages"
     changes = []
     for name in ("v1", "v2_ketamine_row"):
-        html = (pages / f"significant_safety_risks_synthetic_{name}.html").read_text()
+        html = (PAGES / f"significant_safety_risks_synthetic_{name}.html").read_text()
         at = clock.tick()
         observation = Observation(
             source_id=source.id, key=source.url, url=source.url, title="Category 2",

@@ -10,7 +10,7 @@ import pytest
 from monitor.core.api_records import changed_fields, record_text
 from monitor.core.severity import classify
 from monitor.items import RECORD
-from tests.labels.conftest import FEDERAL_REGISTER
+from tests.support.paths import FEDERAL_REGISTER
 
 
 def fr(number: str) -> dict[str, Any]:

@@ -25,11 +25,10 @@ from db.engine import open_database
 from db.models import Snapshot
 from tests.alerts.conftest import free_port
 from tests.support.fixture_server import FixtureServer
+from tests.support.paths import DEMO, ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "tests" / "fixtures" / "demo"
 BIN = Path(sys.executable).parent
 PROJECT_FILES = (
     "monitor",

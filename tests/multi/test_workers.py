@@ -27,13 +27,11 @@ from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.support.fixture_server import FixtureServer
+from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 from tests.test_fda_food_safety_recalls import independent_items
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "tests" / "fixtures" / "demo"
-CAPTURES = ROOT / "tests" / "fixtures" / "rss" / "fda-food-safety-recalls-history"
 WORKERS = 3
 DEADLINE = 90.0  # seconds for each phase; a healthy run needs a few
 RECIPIENT = "pharmacist@pharmacy.example"
@@ -157,8 +155,8 @@ def test_three_workers_record_each_change_once_and_send_each_alert_once(
     # Every planted change recorded once (the same outcome as one process: test_end_to_end).
     assert Counter((c.source_id, c.doc_key) for c in changes).most_common(1)[0][1] == 1
     per_source = Counter(change.source_id for change in changes)
-    new_links = set(independent_items(next(CAPTURES.glob("002_*.xml")))) - set(
-        independent_items(next(CAPTURES.glob("001_*.xml")))
+    new_links = set(independent_items(next(RECALLS_HISTORY.glob("002_*.xml")))) - set(
+        independent_items(next(RECALLS_HISTORY.glob("001_*.xml")))
     )
     assert per_source.pop("fda_food_safety_recalls") == len(new_links)
     assert per_source == {

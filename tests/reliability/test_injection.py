@@ -37,10 +37,10 @@ from db.models import Change, CrawlRun, Fetch
 from monitor.config import load_settings
 from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
-from tests.conftest import FIXTURES
 from tests.reliability.conftest import PASSWORD, USER, Smtp
 from tests.reliability.helpers import child_env, fdawatch, item, rss, write_deployment
 from tests.reliability.hostile import Answer, HostileServer
+from tests.support.paths import FIXTURES
 
 pytestmark = [
     pytest.mark.slow,
