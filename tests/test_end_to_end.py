@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 from tests.test_fda_food_safety_recalls import independent_items
 
@@ -43,7 +43,7 @@ def changes(env: dict[str, str]) -> list[dict[str, object]]:
 
 
 def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
-    with FixtureServer(DEMO) as server:
+    with LoopbackServer(DEMO) as server:
         port = server.url.rsplit(":", 1)[1]
         sources = tmp_path / "sources.toml"
         sources.write_text(
@@ -85,7 +85,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         engine = open_database(database)
         with Session(engine) as session:
             stored = session.exec(select(func.count()).select_from(Snapshot)).one()
-        requests_before = len(server.requests)
+        requests_before = len(server.hits)
 
         third = fdawatch(env, "crawl", "--all")
         assert third.returncode == 0, third.stdout + third.stderr
@@ -93,7 +93,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         with Session(engine) as session:
             assert session.exec(select(func.count()).select_from(Snapshot)).one() == stored
         engine.dispose()
-        third_requests = server.requests[requests_before:]
+        third_requests = server.hits[requests_before:]
     pages = [r for r in third_requests if not r[1].startswith("/robots.txt")]
     assert pages and all(r[2] == 304 for r in pages)  # conditional GET answered "not modified"
     assert all("fdawatch" in str(r[3].get("User-Agent", "")) for r in third_requests)

@@ -1,6 +1,6 @@
 """A real crawl (`run_crawl`, child process) of openFDA, Federal Register and DailyMed sources.
 
-A loopback server answers by path and query string (tests/labels/api_server.py): openFDA
+A loopback server answers by path and query string (tests/support/loopback.py): openFDA
 recall pages by `skip=` (page 2 first answers 429 with Retry-After), Federal Register pages by
 `next_page_url`, and a DailyMed history followed by its SPL XML.
 """
@@ -18,7 +18,7 @@ from db.models import Change, Fetch, Snapshot
 from monitor.config import load_settings
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
-from tests.labels.api_server import ApiServer
+from tests.support.loopback import Answer, LoopbackServer
 from tests.support.paths import DAILYMED, FEDERAL_REGISTER, OPENFDA
 
 pytestmark = pytest.mark.slow
@@ -28,6 +28,8 @@ SETID = "9525f887-a055-4e33-8e92-898d42828cd1"
 RECALLS = '/drug/enforcement.json?search=product_description:"ketamine"&limit=2'
 FEDREG = "/api/v1/documents.json?conditions%5Bterm%5D=ketamine&per_page=2"
 HISTORY = f"/dailymed/services/v2/spls/{SETID}/history.json"
+JSON = {"Content-Type": "application/json"}
+XML = {"Content-Type": "application/xml"}
 SOURCES = """
 [[source]]
 id = "recalls"
@@ -48,28 +50,29 @@ url = "{base}{history}"
 """
 
 
-def serve_recalls(server: ApiServer, page1: bytes, page2: bytes | None) -> None:
-    server.add(RECALLS, page1)
+def serve_recalls(server: LoopbackServer, page1: bytes, page2: bytes | None) -> None:
+    server.script(RECALLS, Answer(200, page1, JSON))
     if page2 is not None:
-        server.add(RECALLS + "&skip=2", b'{"error": "slow down"}', status=429, Retry_After="1")
-        server.add(RECALLS + "&skip=2", page2)
+        slow_down = Answer(429, b'{"error": "slow down"}', {**JSON, "Retry-After": "1"})
+        server.script(RECALLS + "&skip=2", slow_down, Answer(200, page2, JSON))
 
 
-def serve_the_rest(server: ApiServer) -> None:
+def serve_the_rest(server: LoopbackServer) -> None:
     for n in (1, 2):
         text = (FEDERAL_REGISTER / f"SYNTHETIC-documents-ketamine-page{n}.json").read_text()
         target = FEDREG if n == 1 else FEDREG.replace("per_page=2", "page=2&per_page=2")
-        server.add(target, text.replace("{base}", server.url))
-    server.add(HISTORY, (DAILYMED / "dailymed-v2-spls-history-vitrakvi-9525f887.json").read_bytes())
+        server.script(target, Answer(200, text.replace("{base}", server.url).encode(), JSON))
+    history = (DAILYMED / "dailymed-v2-spls-history-vitrakvi-9525f887.json").read_bytes()
+    server.script(HISTORY, Answer(200, history, JSON))
     xml = (DAILYMED / "spl-rogaine-1b5e2860_v1-from-zip.xml").read_bytes()
-    server.add(HISTORY.replace("/history.json", ".xml"), xml, Content_Type="application/xml")
+    server.script(HISTORY.replace("/history.json", ".xml"), Answer(200, xml, XML))
 
 
 def test_api_sources_page_honour_429_and_diff_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FDAWATCH_OPENFDA_API_KEY", KEY)
-    with ApiServer() as server:
+    with LoopbackServer() as server:
         sources_file = tmp_path / "sources.toml"
         sources_file.write_text(
             SOURCES.format(base=server.url, recalls=RECALLS, fedreg=FEDREG, history=HISTORY)

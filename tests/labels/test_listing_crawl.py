@@ -21,7 +21,7 @@ from monitor.config import load_settings
 from monitor.items import canonical_url
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
-from tests.labels.api_server import ApiServer
+from tests.support.loopback import Answer, LoopbackServer
 from tests.support.paths import FEDERAL_REGISTER, FIXTURES
 
 pytestmark = pytest.mark.slow
@@ -32,6 +32,7 @@ LISTING = (
     "&view_display_id=warning_letter_solr_block&draw=1&start=0&length=100"
 )
 DESK = "/api/v1/public-inspection-documents/current.json"
+JSON = {"Content-Type": "application/json"}
 LETTER_PATH = "/inspections-compliance-enforcement-and-criminal-investigations/warning-letters/"
 KETAMINE = LETTER_PATH + "synthetic-ketamine-clinic-rx-700101-03102026"
 TELEHEALTH = LETTER_PATH + "synthetic-slim-telehealth-700102-03032026"
@@ -52,22 +53,23 @@ terms = ["@ketamine", "telemedicine", "compounding"]
 """
 
 
-def serve(server: ApiServer, listing: str, filings: list[int]) -> None:
+def serve(server: LoopbackServer, listing: str, filings: list[int]) -> None:
     server.reset()
-    server.add(LISTING, (LETTERS / f"SYNTHETIC-listing-{listing}.json").read_bytes())
+    listed = (LETTERS / f"SYNTHETIC-listing-{listing}.json").read_bytes()
+    server.script(LISTING, Answer(200, listed, JSON))
     for path in (KETAMINE, TELEHEALTH, SUPPLEMENT):
         page = (LETTERS / f"{path.rsplit('/', 1)[1]}_synthetic.html").read_bytes()
-        server.add(path, page, Content_Type="text/html; charset=utf-8")
+        server.script(path, Answer(200, page, {"Content-Type": "text/html; charset=utf-8"}))
     data = json.loads((FEDERAL_REGISTER / "SYNTHETIC-public-inspection-current.json").read_text())
     data["results"] = [data["results"][n] for n in filings]
     data["count"] = len(filings)
-    server.add(DESK, json.dumps(data))
+    server.script(DESK, Answer(200, json.dumps(data).encode(), JSON))
 
 
 def test_listing_sources_record_only_new_documents_and_never_remove(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with ApiServer() as server:
+    with LoopbackServer() as server:
         sources_file = tmp_path / "sources.toml"
         sources_file.write_text(SOURCES.format(base=server.url, listing=LISTING, desk=DESK))
         settings = load_settings({

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
 from tests.alerts.conftest import SmtpServer, free_port
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 from tests.test_fda_food_safety_recalls import independent_items
 
@@ -99,7 +99,7 @@ def test_three_workers_record_each_change_once_and_send_each_alert_once(
     workers: list[subprocess.Popen[str]] = []
     engine = make_engine(postgres_only_url)
     try:
-        with FixtureServer(DEMO) as server:
+        with LoopbackServer(DEMO) as server:
             port = server.url.rsplit(":", 1)[1]
             env = deployment(tmp_path, port, postgres_only_url, smtp.port)
             count = (DEMO / "sources.toml").read_text(encoding="utf-8").count("[[source]]")

@@ -39,7 +39,7 @@ from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
 from tests.reliability.conftest import PASSWORD, USER, Smtp
 from tests.reliability.helpers import child_env, fdawatch, item, rss, write_deployment
-from tests.reliability.hostile import Answer, HostileServer
+from tests.support.loopback import Answer, LoopbackServer
 from tests.support.paths import FIXTURES
 
 pytestmark = [
@@ -142,8 +142,8 @@ def _keyed(target: str) -> str:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("injection")
     with (
-        HostileServer() as server,
-        HostileServer() as thief,
+        LoopbackServer() as server,
+        LoopbackServer() as thief,
         Smtp(auth=True, accept=True) as smtp,
     ):
         label = "/drug/label.json?search=openfda.generic_name:ketamine&limit=1"

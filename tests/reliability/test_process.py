@@ -46,7 +46,7 @@ from tests.reliability.helpers import (
     rss,
     write_deployment,
 )
-from tests.reliability.hostile import Answer, HostileServer
+from tests.support.loopback import Answer, LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def feed_body(source_id: str, new: bool) -> bytes:
     ).encode()
 
 
-def script(server: HostileServer, version: int) -> None:
+def script(server: LoopbackServer, version: int) -> None:
     """v1: every source fast; v2: every source changed, answers spread over ~2 s."""
     for number, source_id in enumerate(PAGES):
         text = f"Ketamine page {source_id}, " + (
@@ -140,7 +140,7 @@ class KilledCrawls:
 def killed_crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledCrawls]:
     folder = tmp_path_factory.mktemp("killed")
     rng = random.Random(SEED)
-    with HostileServer() as server:
+    with LoopbackServer() as server:
         ids = [(s, "page", f"{server.url}/{s}") for s in PAGES]
         ids += [(s, "feed", f"{server.url}/{s}") for s in FEEDS]
         env = write_deployment(folder, ids, timeout=5)
@@ -320,7 +320,7 @@ def test_two_crawls_writing_one_database_at_once_record_each_change_once(tmp_pat
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_WRITE_HOOK, encoding="utf-8")
     pages = PAGES[:3]
-    with HostileServer() as server:
+    with LoopbackServer() as server:
         env = write_deployment(
             tmp_path, [(s, "page", f"{server.url}/{s}") for s in pages], timeout=5
         )

@@ -27,7 +27,7 @@ from monitor.delivery.alerts import send_pending
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.site.build import build_site
 from monitor.sources import load_sources
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, ROOT
 
 DEMO_CONFIG = """\
@@ -91,7 +91,7 @@ def print_changes(engine: Engine, say: Callable[[str], None]) -> int:
 
 
 def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] = print) -> int:
-    with FixtureServer(DEMO) as server:
+    with LoopbackServer(DEMO) as server:
         port = int(server.url.rsplit(":", 1)[1])
         settings = prepare(workdir, port)
         sources = load_sources(settings.sources_path)

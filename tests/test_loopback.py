@@ -1,4 +1,5 @@
-"""The loopback fixture server: version fallback, status files, conditional GET, faults, control.
+"""The loopback server: scripts by path + query; fixture folders by version, with status files,
+conditional GET, faults and control.
 
 Everything runs against 127.0.0.1 with `http.client` / `urllib.request` as the client.
 """
@@ -20,10 +21,9 @@ from pathlib import Path
 import pytest
 
 from monitor.sources import parse_sources
-from tests.support.fixture_server import DEFAULT_ROBOTS, FixtureServer, make_etag
-
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "tests" / "fixtures" / "demo"
+from tests.support.loopback import Answer, LoopbackServer, route_of
+from tests.support.paths import DEMO, PAGES, ROOT
+from tests.support.replay import DEFAULT_ROBOTS, make_etag
 
 RSS = b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>t</title></channel></rss>\n'
 TREE: dict[str, bytes] = {
@@ -50,14 +50,14 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(root: Path) -> Iterator[FixtureServer]:
-    with FixtureServer(root) as srv:
+def server(root: Path) -> Iterator[LoopbackServer]:
+    with LoopbackServer(root) as srv:
         yield srv
     assert srv.errors == []
 
 
 def fetch(
-    srv: FixtureServer, path: str, method: str = "GET", headers: dict[str, str] | None = None
+    srv: LoopbackServer, path: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     """One request without redirects or raising on errors: (status, headers, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
@@ -93,7 +93,7 @@ RESOLUTION = [
 
 @pytest.mark.parametrize(("version", "path", "status", "body"), RESOLUTION)
 def test_resolution(
-    server: FixtureServer, version: int, path: str, status: int, body: bytes | None
+    server: LoopbackServer, version: int, path: str, status: int, body: bytes | None
 ) -> None:
     server.set_version(version)
     got_status, _, got_body = fetch(server, path)
@@ -102,7 +102,7 @@ def test_resolution(
         assert got_body == body
 
 
-def test_status_file_redirect_has_absolute_location(server: FixtureServer) -> None:
+def test_status_file_redirect_has_absolute_location(server: LoopbackServer) -> None:
     server.set_version(2)
     status, headers, _ = fetch(server, "/pages/moved.html")
     assert status == 301
@@ -118,14 +118,14 @@ def test_status_file_redirect_has_absolute_location(server: FixtureServer) -> No
         ("/api/x.json", "application/json"),
     ],
 )
-def test_content_types(server: FixtureServer, path: str, content_type: str) -> None:
+def test_content_types(server: LoopbackServer, path: str, content_type: str) -> None:
     status, headers, body = fetch(server, path)
     assert status == 200
     assert headers["Content-Type"] == content_type
     assert headers["Content-Length"] == str(len(body))
 
 
-def test_head_sends_headers_without_body(server: FixtureServer) -> None:
+def test_head_sends_headers_without_body(server: LoopbackServer) -> None:
     status, headers, body = fetch(server, "/pages/a.html", method="HEAD")
     assert (status, body) == (200, b"")
     assert headers["Content-Length"] == str(len(TREE["v1/pages/a.html"]))
@@ -134,15 +134,15 @@ def test_head_sends_headers_without_body(server: FixtureServer) -> None:
 
 def test_binds_loopback_only(root: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
-        FixtureServer(root, host="0.0.0.0")
-    with FixtureServer(root) as srv:
+        LoopbackServer(root, host="0.0.0.0")
+    with LoopbackServer(root) as srv:
         assert srv.url.startswith("http://127.0.0.1:")
 
 
 # -- conditional GET -----------------------------------------------------------------------------
 
 
-def test_validators_then_304(server: FixtureServer) -> None:
+def test_validators_then_304(server: LoopbackServer) -> None:
     status, headers, body = fetch(server, "/pages/a.html")
     etag, modified = headers["ETag"], headers["Last-Modified"]
     assert status == 200
@@ -170,7 +170,7 @@ def test_validators_then_304(server: FixtureServer) -> None:
             assert response_headers["ETag"] == etag
 
 
-def test_new_version_gives_new_etag_and_200(server: FixtureServer) -> None:
+def test_new_version_gives_new_etag_and_200(server: LoopbackServer) -> None:
     _, a1, _ = fetch(server, "/pages/a.html")
     _, b1, _ = fetch(server, "/pages/b.html")
     server.set_version(2)
@@ -207,7 +207,7 @@ FAULTS = [
 
 
 @pytest.mark.parametrize(("spec", "statuses"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
-def test_status_faults(server: FixtureServer, spec: dict, statuses: list[int]) -> None:
+def test_status_faults(server: LoopbackServer, spec: dict, statuses: list[int]) -> None:
     server.faults["/pages/a.html"] = spec
     got = []
     for _ in statuses:
@@ -222,7 +222,7 @@ def test_status_faults(server: FixtureServer, spec: dict, statuses: list[int]) -
     assert fetch(server, "/pages/b.html")[0] == 200  # exact path only
 
 
-def test_replacing_a_times_fault_restarts_its_count(server: FixtureServer) -> None:
+def test_replacing_a_times_fault_restarts_its_count(server: LoopbackServer) -> None:
     server.faults["/pages/a.html"] = {"status": 503, "times": 1}
     assert [fetch(server, "/pages/a.html")[0] for _ in range(2)] == [503, 200]
     server.faults["/pages/a.html"] = {"status": 503, "times": 1}
@@ -231,14 +231,14 @@ def test_replacing_a_times_fault_restarts_its_count(server: FixtureServer) -> No
     assert fetch(server, "/pages/a.html")[0] == 200
 
 
-def test_truncate_fault_loses_data(server: FixtureServer) -> None:
+def test_truncate_fault_loses_data(server: LoopbackServer) -> None:
     server.faults["/pages/a.html"] = {"truncate": True}
     with pytest.raises(http.client.IncompleteRead):
         fetch(server, "/pages/a.html")
-    assert server.requests[-1].status == 200
+    assert server.hits[-1].status == 200
 
 
-def test_delay_fault(server: FixtureServer) -> None:
+def test_delay_fault(server: LoopbackServer) -> None:
     server.faults["/pages/a.html"] = {"delay": 0.3}
     started = time.monotonic()
     status, _, body = fetch(server, "/pages/a.html")
@@ -246,7 +246,7 @@ def test_delay_fault(server: FixtureServer) -> None:
     assert (status, body) == (200, b"<main>A v1</main>")
 
 
-def test_redirect_fault_is_followed_by_urllib(server: FixtureServer) -> None:
+def test_redirect_fault_is_followed_by_urllib(server: LoopbackServer) -> None:
     server.faults["/pages/a.html"] = {"redirect": "/other.html"}
     status, headers, _ = fetch(server, "/pages/a.html")
     assert (status, headers["Location"]) == (302, server.url + "/other.html")
@@ -256,7 +256,7 @@ def test_redirect_fault_is_followed_by_urllib(server: FixtureServer) -> None:
         assert response.read() == b"<main>other</main>"
 
 
-def test_fault_on_unknown_path_and_urllib_errors(server: FixtureServer) -> None:
+def test_fault_on_unknown_path_and_urllib_errors(server: LoopbackServer) -> None:
     server.faults["/invented.json"] = {"body": b"{}"}
     assert fetch(server, "/invented.json")[:3:2] == (200, b"{}")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -270,7 +270,7 @@ def test_fault_on_unknown_path_and_urllib_errors(server: FixtureServer) -> None:
 # -- control, robots, log ------------------------------------------------------------------------
 
 
-def test_control_endpoints(server: FixtureServer) -> None:
+def test_control_endpoints(server: LoopbackServer) -> None:
     assert fetch(server, "/__version")[::2] == (200, b"1\n")
     assert fetch(server, "/__set_version/2", method="POST")[::2] == (200, b"2\n")
     assert server.version == 2
@@ -286,44 +286,44 @@ def test_control_endpoints(server: FixtureServer) -> None:
 
 
 def test_robots_default_and_override(root: Path) -> None:
-    with FixtureServer(root) as srv:
+    with LoopbackServer(root) as srv:
         status, headers, body = fetch(srv, "/robots.txt")
         assert (status, body) == (200, DEFAULT_ROBOTS)
         assert body == b"User-agent: *\nAllow: /\n"
         assert headers["Content-Type"].startswith("text/plain")
     (root / "robots.txt").write_bytes(b"User-agent: *\nDisallow: /pages/\n")
-    with FixtureServer(root) as srv:
+    with LoopbackServer(root) as srv:
         assert fetch(srv, "/robots.txt")[2] == b"User-agent: *\nDisallow: /pages/\n"
 
 
-def test_request_log(server: FixtureServer) -> None:
+def test_request_log(server: LoopbackServer) -> None:
     fetch(server, "/pages/a.html", headers={"If-None-Match": '"x"', "User-Agent": "probe"})
     fetch(server, "/missing.html", method="HEAD")
-    first, second = server.requests
+    first, second = server.hits
     assert first[:3] == ("GET", "/pages/a.html", 200)
     assert first.headers["if-none-match"] == '"x"'  # case-insensitive
     assert first.headers["User-Agent"] == "probe"
-    assert (second.method, second.path, second.status) == ("HEAD", "/missing.html", 404)
-    assert [r.status for r in server.requests_for("/pages/a.html")] == [200]
-    server.clear_requests()
-    assert server.requests == []
+    assert (second.method, second.target, second.status) == ("HEAD", "/missing.html", 404)
+    assert [r.status for r in server.hits_for("/pages/a.html")] == [200]
+    server.clear_hits()
+    assert server.hits == []
 
 
 def test_stop_is_idempotent_and_frees_the_port(root: Path) -> None:
-    srv = FixtureServer(root).start()
+    srv = LoopbackServer(root).start()
     port = srv.port
     srv.stop()
     srv.stop()
     with pytest.raises(RuntimeError):
         _ = srv.url
-    with FixtureServer(root, port=port) as again:  # the socket was really closed
+    with LoopbackServer(root, port=port) as again:  # the socket was really closed
         assert fetch(again, "/pages/a.html")[0] == 200
 
 
 def test_cli_prints_url_and_serves(root: Path) -> None:
-    command = [sys.executable, "-m", "tests.support.fixture_server", str(root), "--version", "2"]
+    command = [sys.executable, "-m", "tests.support.loopback", str(root), "--version", "2"]
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True
     ) as proc:
         try:
             assert proc.stdout is not None
@@ -339,6 +339,79 @@ def test_cli_prints_url_and_serves(root: Path) -> None:
     assert stderr == ""  # quiet: no per-request logging
 
 
+# -- scripts -------------------------------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("target", "route", "key"),
+    [
+        ("/drug/label.json", "/drug/label.json", None),
+        ("/drug/label.json?search=x&limit=2", "/drug/label.json?limit=2&search=x", None),
+        ("/drug/label.json?api_key=K1&search=x", "/drug/label.json?search=x", "K1"),
+        ("/api?conditions%5Bterm%5D=ketamine", "/api?conditions[term]=ketamine", None),
+    ],
+)
+def test_route_sorts_the_query_and_sets_the_api_key_apart(
+    target: str, route: str, key: str | None
+) -> None:
+    assert route_of(target) == (route, key)
+
+
+def test_script_answers_in_turn_then_repeats_the_last() -> None:
+    with LoopbackServer() as srv:
+        srv.script(
+            "/api?page=2&q=k", Answer(429, b"slow", {"Retry-After": "1"}), Answer(200, b"{}")
+        )
+        got = [fetch(srv, "/api?q=k&page=2&api_key=SECRET") for _ in range(3)]
+        statuses = [(status, body) for status, _, body in got]
+        assert statuses == [(429, b"slow"), (200, b"{}"), (200, b"{}")]
+        assert got[0][1]["Retry-After"] == "1"
+        assert fetch(srv, "/api?q=k")[0] == 404  # another route: not scripted
+        assert [hit.status for hit in srv.hits_for("/api?page=2&q=k")] == [429, 200, 200]
+        assert {hit.api_key for hit in srv.hits_for("/api?page=2&q=k")} == {"SECRET"}
+        assert [hit.status for hit in srv.hits_on("/api")] == [429, 200, 200, 404]
+        srv.reset()
+        assert fetch(srv, "/api?page=2&q=k")[0] == 404
+        assert [hit.status for hit in srv.hits] == [404]
+    assert srv.errors == []
+
+
+def test_a_script_wins_over_the_recorded_file(server: LoopbackServer) -> None:
+    server.script("/pages/a.html", Answer(200, b"<main>scripted</main>", {"X-Test": "1"}))
+    status, headers, body = fetch(server, "/pages/a.html")
+    assert (status, body, headers["X-Test"]) == (200, b"<main>scripted</main>", "1")
+    assert headers["ETag"] is None  # a script sends only its own headers
+    assert fetch(server, "/pages/b.html")[2] == b"<main>B v1</main>"
+
+
+def test_a_short_body_a_304_with_a_body_and_a_custom_server_header() -> None:
+    with LoopbackServer() as srv:
+        srv.script("/short", Answer(200, b"<main>cut", length=400))
+        srv.script("/odd", Answer(304, b"body anyway", {"ETag": '"v1"', "Server": "AkamaiGHost"}))
+        with pytest.raises(http.client.IncompleteRead):
+            fetch(srv, "/short")
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        conn.request("GET", "/odd")
+        response = conn.getresponse()
+        assert (response.status, response.headers.get_all("Server")) == (304, ["AkamaiGHost"])
+        conn.close()
+
+
+def test_stop_cuts_a_dripping_answer_short() -> None:
+    srv = LoopbackServer().start()
+    srv.script("/drip", Answer(200, b"x" * 1000, drip=0.5))
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    conn.request("GET", "/drip")
+    response = conn.getresponse()
+    assert response.read(1) == b"x"
+    started = time.monotonic()
+    srv.stop()  # would take 500 s if the drip ran to its end
+    assert time.monotonic() - started < 3
+    conn.close()
+
+
 # -- the demo tree -------------------------------------------------------------------------------
 
 
@@ -347,7 +420,7 @@ def _feed_links(body: bytes) -> list[str]:
 
 
 def test_demo_feed_versions(tmp_path: Path) -> None:
-    with FixtureServer(DEMO) as srv:
+    with LoopbackServer(DEMO) as srv:
         bodies = []
         for version in (1, 2, 3):
             srv.set_version(version)
@@ -364,7 +437,7 @@ def test_demo_feed_versions(tmp_path: Path) -> None:
 def test_demo_sources_load_and_resolve() -> None:
     text = (DEMO / "sources.toml").read_text(encoding="utf-8")
     assert "{port}" in text
-    with FixtureServer(DEMO) as srv:
+    with LoopbackServer(DEMO) as srv:
         data = tomllib.loads(text.replace("{port}", str(srv.port)))
         sources = parse_sources(data, DEMO / "sources.toml")
         assert list(sources) == [
@@ -386,7 +459,6 @@ def test_demo_sources_load_and_resolve() -> None:
 
 
 def test_demo_pages_are_copies_of_the_synthetic_fixtures() -> None:
-    pages = REPO / "tests" / "fixtures" / "pages"
     copies = {
         "v1/pages/ketamine-oral-alert.html": "ketamine_oral_alert_synthetic_v1.html",
         "v2/pages/ketamine-oral-alert.html": (
@@ -402,11 +474,11 @@ def test_demo_pages_are_copies_of_the_synthetic_fixtures() -> None:
         "v2/pages/date-only.html": "ketamine_oral_alert_synthetic_v2_date_only.html",
     }
     for copy, original in copies.items():
-        assert (DEMO / copy).read_bytes() == (pages / original).read_bytes(), copy
+        assert (DEMO / copy).read_bytes() == (PAGES / original).read_bytes(), copy
         assert b"SYNTHETIC" in (DEMO / copy).read_bytes()[:1000]
 
 
-def test_last_modified_is_an_http_date(server: FixtureServer) -> None:
+def test_last_modified_is_an_http_date(server: LoopbackServer) -> None:
     modified = fetch(server, "/pages/a.html")[1]["Last-Modified"]
     assert modified.endswith(" GMT")
     assert format_datetime(parsedate_to_datetime(modified), usegmt=True) == modified
