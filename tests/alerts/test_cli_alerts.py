@@ -18,8 +18,8 @@ from monitor.config import Settings
 from monitor.errors import SourcesError
 from monitor.sources import SourceConfig
 from tests.alerts import factory
-from tests.alerts.conftest import SmtpServer
 from tests.alerts.helpers import NOW, SOURCES, outbox_rows, queue_change
+from tests.support.smtp import SmtpServer
 
 
 @dataclass

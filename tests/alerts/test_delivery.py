@@ -17,8 +17,9 @@ from monitor.delivery import alerts, outbox, render
 from monitor.delivery.mailer import EmlMailer, SmtpMailer
 from monitor.errors import DeliveryError
 from tests.alerts import factory
-from tests.alerts.conftest import SmtpServer, free_port
 from tests.alerts.helpers import NOW, SOURCES, outbox_rows, parts, queue_change, queue_numbered, utc
+from tests.support.ports import free_port
+from tests.support.smtp import SmtpServer
 
 
 def send(

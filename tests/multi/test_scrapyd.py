@@ -23,9 +23,9 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from tests.alerts.conftest import free_port
 from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -25,9 +25,9 @@ from sqlmodel import Session, col, select
 
 from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
-from tests.alerts.conftest import SmtpServer, free_port
 from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
+from tests.support.smtp import SmtpServer
 from tests.test_fda_food_safety_recalls import independent_items
 
 pytestmark = pytest.mark.slow
@@ -93,7 +93,7 @@ def outbox_drained(engine: Engine) -> bool:
 def test_three_workers_record_each_change_once_and_send_each_alert_once(
     postgres_only_url: str, tmp_path: Path
 ) -> None:
-    smtp = SmtpServer(free_port())
+    smtp = SmtpServer()
     smtp.start()
     stop_file = tmp_path / "stop"
     workers: list[subprocess.Popen[str]] = []

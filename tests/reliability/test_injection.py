@@ -37,10 +37,10 @@ from db.models import Change, CrawlRun, Fetch
 from monitor.config import load_settings
 from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
-from tests.reliability.conftest import PASSWORD, USER, Smtp
 from tests.reliability.helpers import child_env, fdawatch, item, rss, write_deployment
 from tests.support.loopback import Answer, LoopbackServer
 from tests.support.paths import FIXTURES
+from tests.support.smtp import PASSWORD, USER, SmtpServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -144,7 +144,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with (
         LoopbackServer() as server,
         LoopbackServer() as thief,
-        Smtp(auth=True, accept=True) as smtp,
+        SmtpServer(auth=True, accept=True) as smtp,
     ):
         label = "/drug/label.json?search=openfda.generic_name:ketamine&limit=1"
         away = "/drug/label.json?search=openfda.generic_name:esketamine&limit=1"

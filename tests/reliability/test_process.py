@@ -36,7 +36,7 @@ from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
 from tests.alerts import factory
 from tests.alerts.helpers import outbox_rows
-from tests.reliability.conftest import Smtp, queue
+from tests.reliability.conftest import queue
 from tests.reliability.helpers import (
     child_env,
     fdawatch,
@@ -47,6 +47,7 @@ from tests.reliability.helpers import (
     write_deployment,
 )
 from tests.support.loopback import Answer, LoopbackServer
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 
@@ -239,7 +240,7 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
 ) -> None:
     queue(file_engine, RECIPIENTS)
     kill_at = random.Random(seed).randint(1, len(RECIPIENTS))
-    with Smtp() as server:
+    with SmtpServer() as server:
         env = smtp_env(tmp_path, server.port)
         sender = subprocess.Popen(
             [sys.executable, "-m", "monitor", "alerts", "send"],
@@ -279,7 +280,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 ) -> None:
     for _ in range(4):
         queue(file_engine, RECIPIENTS)
-    with Smtp() as server:
+    with SmtpServer() as server:
         env = child_env(smtp_env(tmp_path, server.port))
         command = [sys.executable, "-m", "monitor", "alerts", "send"]
         senders = [
@@ -361,7 +362,7 @@ def read_only_url(db_file: Path) -> str:
 
 
 def test_alerts_send_on_a_read_only_database_is_one_clear_line_and_nothing_is_sent(
-    tmp_path: Path, file_engine: Engine, smtp: Smtp
+    tmp_path: Path, file_engine: Engine, smtp: SmtpServer
 ) -> None:
     queue(file_engine)
     env = {
