@@ -17,8 +17,9 @@ from monitor.cli.alerts import alerts
 from monitor.config import Settings
 from monitor.errors import SourcesError
 from monitor.sources import SourceConfig
-from tests.alerts import factory
-from tests.alerts.helpers import NOW, SOURCES, outbox_rows, queue_change
+from tests.support import alert_history as factory
+from tests.support.alert_history import NOW, SOURCES, queue_change
+from tests.support.readback import outbox_rows
 from tests.support.smtp import SmtpServer
 
 
@@ -79,7 +80,7 @@ def test_send_without_smtp_writes_eml_files_and_says_how_to_send(
 
 def test_list_shows_failures_with_the_server_reply(engine: Engine, smtp_server: SmtpServer) -> None:
     first = queue_change(engine)
-    second = queue_change(engine, [factory.BOB], summary="other")
+    second = queue_change(engine, [factory.BOB])  # the page is edited again
     smtp_server.replies["RCPT"].append("550 5.1.1 Mailbox unavailable")
     app = App(factory.settings(smtp=smtp_server.settings, storm_cap=20), engine)
     sent = run(app, "send")

@@ -16,9 +16,10 @@ from monitor.config import SmtpSettings
 from monitor.delivery import alerts, outbox, render
 from monitor.delivery.mailer import EmlMailer, SmtpMailer
 from monitor.errors import DeliveryError
-from tests.alerts import factory
-from tests.alerts.helpers import NOW, SOURCES, outbox_rows, parts, queue_change, queue_numbered, utc
+from tests.support import alert_history as factory
+from tests.support.alert_history import NOW, SOURCES, queue_change, queue_numbered
 from tests.support.ports import free_port
+from tests.support.readback import outbox_rows, parts, utc
 from tests.support.smtp import SmtpServer
 
 
@@ -45,10 +46,7 @@ def test_alert_arrives_as_text_and_html_with_the_changed_sentence(
     message = received.message
     assert message["To"] == factory.ALICE.email
     assert message["From"] == "fdawatch <fdawatch@pharmacy.example>"
-    assert message["Subject"] == (
-        f"[fdawatch] T2 {factory.SOURCE_TITLE}: Changed: “…in blood pressure, respiratory "
-        "depression, and lower urinary tract symptoms.”"
-    )
+    assert message["Subject"] == f"[fdawatch] T2 {factory.SOURCE_TITLE}: {factory.SUMMARY}"
     assert message["Message-ID"] == outbox.message_id(factory.ALICE.email, [f"change:{change_id}"])
     assert message.get_content_type() == "multipart/alternative"
     text, html = parts(message)
@@ -70,7 +68,7 @@ def test_smtp_down_keeps_alerts_pending_then_delivers_once_when_back(
     engine: Engine, smtp_down: SmtpServer
 ) -> None:
     queue_change(engine)
-    queue_change(engine, [factory.BOB], summary="second change")
+    queue_change(engine, [factory.BOB])  # the page is edited again
 
     report = send(engine, smtp_down)
 
@@ -215,7 +213,7 @@ def test_storm_diffs_only_the_changes_shown_in_full(
 def test_one_email_per_recipient_holds_all_their_changes(
     engine: Engine, smtp_server: SmtpServer
 ) -> None:
-    first = queue_change(engine, [factory.ALICE], severity="T3", summary="minor wording")
+    first = queue_change(engine, [factory.ALICE], tier="T3")
     second = queue_change(engine, [factory.ALICE, factory.BOB])
 
     send(engine, smtp_server)
@@ -262,7 +260,7 @@ def test_crashed_sender_is_retried_after_the_lease_with_the_same_message_id(
     stored_id = row.message_id
     assert stored_id is not None
 
-    queue_change(engine, summary="a newer change must not join the re-sent email")
+    queue_change(engine)  # a newer edit of the page must not join the re-sent email
     within_lease = send(engine, smtp_server, now=NOW + timedelta(minutes=9))
     assert (within_lease.emails, within_lease.alerts) == (1, 1)  # only the newer change
     after_lease = send(engine, smtp_server, now=NOW + timedelta(minutes=11))

@@ -10,8 +10,9 @@ from sqlmodel import Session
 
 from monitor.config import Recipient
 from monitor.delivery import outbox
-from tests.alerts import factory
-from tests.alerts.helpers import NOW, outbox_rows, queue_change
+from tests.support import alert_history as factory
+from tests.support.alert_history import NOW, queue_change
+from tests.support.readback import outbox_rows
 
 EVERYONE = Recipient(email="all@pharmacy.example")
 BY_SOURCE = Recipient(email="source@pharmacy.example", sources=(factory.SOURCE_ID,))
@@ -36,7 +37,7 @@ def test_enqueue_picks_recipients_who_follow_and_want_the_severity(
 ) -> None:
     recipients = [EVERYONE, BY_SOURCE, BY_TAG, OTHER_SOURCE, ONLY_T1, UP_TO_T3]
     with Session(engine) as session:
-        change = factory.add_change(session, severity=severity)
+        change = factory.add_change(session, tier=severity)
         queued = outbox.enqueue(session, change, recipients, tags, NOW)
         names = sorted(a.recipient.split("@")[0] for a in queued)
         session.commit()

@@ -14,8 +14,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.delivery import alerts, render
-from tests.alerts import factory
-from tests.alerts.helpers import NOW, SOURCES, parts
+from tests.support import alert_history as factory
+from tests.support.alert_history import NOW, SOURCES
+from tests.support.readback import parts
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("FDAWATCH_UPDATE_GOLDEN") == "1"
@@ -93,17 +94,20 @@ def test_representative_alert_matches_the_golden_files(engine: Engine) -> None:
 
 
 def evil_change(session: Session) -> int:
-    factory.add_source(session, url=EVIL_URL, title="Evil <b>source</b>")
     change = factory.add_change(
         session,
         url=EVIL_URL,
+        source_title="Evil <b>source</b>",
         title=EVIL_TITLE,
-        summary="Changed:\r\nBcc: victim@evil.example\r\n\r\n<script>alert(5)</script>",
         old_text=f"{factory.TITLE}\n{factory.OLD_SENTENCE}",
         new_text=f"{EVIL_TITLE}\n{EVIL_SENTENCE}",
-        matched_terms=("ketamine<script>",),
-        reasons=('<img src=x onerror="alert(6)">',),
     )
+    # Beyond what the writer stores (it flattens line breaks and names terms from a fixed list):
+    # rendering must stay inert even for a row that holds a header break or markup anywhere.
+    change.summary = "Changed:\r\nBcc: victim@evil.example\r\n\r\n<script>alert(5)</script>"
+    change.matched_terms = ["ketamine<script>"]
+    change.severity_reasons = ['<img src=x onerror="alert(6)">']
+    session.add(change)
     session.commit()
     assert change.id is not None
     return change.id
@@ -130,7 +134,8 @@ def test_page_content_cannot_inject_markup_links_or_headers(engine: Engine) -> N
     assert "<script>alert(1)</script>" in text  # the text part is plain text: shown verbatim
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert "\n" not in message["Subject"] and "\r" not in message["Subject"]
-    assert message["Subject"].startswith("[fdawatch] T2 Evil X-Injected: yes <b>: Changed: Bcc:")
+    # T1: the edit names ketamine with "compounded", which the writer raises one tier
+    assert message["Subject"].startswith("[fdawatch] T1 Evil X-Injected: yes <b>: Changed: Bcc:")
     assert message["To"] == factory.ALICE.email
 
 

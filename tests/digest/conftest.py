@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from db.engine import open_database
 from monitor.config import Settings
 from monitor.site.build import SiteReport, build_site
-from tests.digest import synthetic_history
-from tests.digest.synthetic_history import History
+from tests.support import digest_history
+from tests.support.digest_history import History
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class BuiltSite:
 @pytest.fixture
 def history_db() -> Iterator[tuple[Engine, History]]:
     engine = open_database("sqlite://")
-    yield engine, synthetic_history.build(engine)
+    yield engine, digest_history.build(engine)
     engine.dispose()
 
 
@@ -38,14 +38,14 @@ def history_db() -> Iterator[tuple[Engine, History]]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltSite]:
     """The SYNTHETIC history rendered once; tests only read it."""
     engine = open_database("sqlite://")
-    history = synthetic_history.build(engine)
+    history = digest_history.build(engine)
     report = build_site(
         engine,
         Settings(),
-        synthetic_history.SOURCES,
+        digest_history.SOURCES,
         tmp_path_factory.mktemp("site"),
-        since=synthetic_history.WEEK_START,
-        now=synthetic_history.NOW,
+        since=digest_history.WEEK_START,
+        now=digest_history.NOW,
         window="the last 7 days",
     )
     yield BuiltSite(engine, history, report)

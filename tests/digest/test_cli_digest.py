@@ -20,7 +20,7 @@ from monitor.cli.digest import (
     site_server,
     window_title,
 )
-from tests.digest import synthetic_history as data
+from tests.support import digest_history as data
 
 
 class FixedClock(AppContext):

@@ -17,8 +17,8 @@ from db.models import Alert
 from monitor.config import Recipient, Settings
 from monitor.delivery import alerts, outbox
 from monitor.site import digest
-from tests.digest import synthetic_history as data
-from tests.digest.synthetic_history import History
+from tests.support import digest_history as data
+from tests.support.digest_history import History
 
 OWNER = Recipient(email="owner@clinic.example", name="Clinic owner", digest="weekly")
 DAILY = Recipient(email="nurse@clinic.example", digest="daily", min_severity="T1")

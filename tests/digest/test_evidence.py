@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.site import evidence
-from tests.digest import synthetic_history as data
 from tests.digest.conftest import BuiltSite
-from tests.digest.synthetic_history import History
+from tests.support import digest_history as data
+from tests.support.digest_history import History
 
 
 def _open(blob: bytes) -> tuple[zipfile.ZipFile, dict]:

@@ -13,9 +13,9 @@ from jinja2 import StrictUndefined, UndefinedError
 
 from monitor.delivery.render import environment
 from monitor.site.build import render_page
-from tests.digest import synthetic_history as data
 from tests.digest.conftest import BuiltSite
 from tests.digest.pages import html_pages, parse
+from tests.support import digest_history as data
 
 
 def test_every_page_is_written_once_per_change_and_source(site: BuiltSite) -> None:
@@ -99,7 +99,7 @@ def test_change_page_shows_both_diffs_hashes_times_and_reasons(site: BuiltSite) 
     for text in (data.KETAMINE_OLD, data.KETAMINE_NEW):
         assert hashlib.sha256(text.encode()).hexdigest() in page.visible_text
     assert "2026-11-26 08:30 UTC" in page.visible_text
-    assert "source tier T2 (compounded ketamine alert)" in page.visible_text
+    assert f"{data.KETAMINE.title}: watched at T2" in page.visible_text  # the writer's reason
     assert data.KETAMINE.url in page.hrefs
 
 

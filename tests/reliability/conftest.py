@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 
 from db.engine import open_database
 from monitor.config import Recipient
-from tests.alerts import factory
-from tests.alerts.helpers import queue_change
+from tests.support import alert_history as factory
+from tests.support.alert_history import queue_change
 from tests.support.smtp import SmtpServer
 
 SOURCES_TOML = f"""\

@@ -18,11 +18,12 @@ from sqlalchemy import Engine
 from monitor.config import Recipient, SmtpSettings
 from monitor.delivery import alerts
 from monitor.delivery.mailer import SmtpMailer
-from tests.alerts import factory
-from tests.alerts.helpers import NOW, SOURCES, outbox_rows
 from tests.reliability.conftest import queue
 from tests.reliability.helpers import db_bytes, fdawatch
+from tests.support import alert_history as factory
+from tests.support.alert_history import NOW, SOURCES
 from tests.support.ports import free_port
+from tests.support.readback import outbox_rows
 from tests.support.smtp import PASSWORD, USER, SmtpServer
 
 

@@ -34,8 +34,6 @@ from monitor.history.writer import HistoryWriter
 from monitor.items import Observation
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
-from tests.alerts import factory
-from tests.alerts.helpers import outbox_rows
 from tests.reliability.conftest import queue
 from tests.reliability.helpers import (
     child_env,
@@ -46,7 +44,9 @@ from tests.reliability.helpers import (
     rss,
     write_deployment,
 )
+from tests.support import alert_history as factory
 from tests.support.loopback import Answer, LoopbackServer
+from tests.support.readback import outbox_rows
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,36 @@
+"""Reading back what fdawatch stored and sent: the outbox rows, the changes, an email's parts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from db.models import Alert, Change
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Database datetimes come back naive (SQLite); they are UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def outbox_rows(engine: Engine) -> list[Alert]:
+    with Session(engine) as session:
+        return list(session.exec(select(Alert).order_by(col(Alert.id))).all())
+
+
+def changes(engine: Engine) -> list[Change]:
+    with Session(engine) as session:
+        return list(session.exec(select(Change)).all())
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """(text part, HTML part), decoded."""
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None, "expected multipart/alternative text + html"
+    return str(text.get_content()), str(html.get_content())
