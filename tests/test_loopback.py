@@ -6,6 +6,7 @@ Everything runs against 127.0.0.1 with `http.client` / `urllib.request` as the c
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import subprocess
 import sys
@@ -22,8 +23,8 @@ import pytest
 
 from monitor.sources import parse_sources
 from tests.support.loopback import Answer, LoopbackServer, route_of
-from tests.support.paths import DEMO, PAGES, ROOT
-from tests.support.replay import DEFAULT_ROBOTS, make_etag
+from tests.support.paths import DEMO, FIXTURES, ROOT
+from tests.support.replay import DEFAULT_ROBOTS, FixtureTree, make_etag
 
 RSS = b'<?xml version="1.0"?>\n<rss version="2.0"><channel><title>t</title></channel></rss>\n'
 TREE: dict[str, bytes] = {
@@ -458,24 +459,102 @@ def test_demo_sources_load_and_resolve() -> None:
     assert all(bodies[1][sid] != bodies[2][sid] for sid in sources)
 
 
-def test_demo_pages_are_copies_of_the_synthetic_fixtures() -> None:
-    copies = {
-        "v1/pages/ketamine-oral-alert.html": "ketamine_oral_alert_synthetic_v1.html",
-        "v2/pages/ketamine-oral-alert.html": (
-            "ketamine_oral_alert_synthetic_v5_sentence_edited.html"
-        ),
-        "v1/pages/compounding-risk-alerts.html": "compounding_risk_alerts_synthetic_v1.html",
-        "v2/pages/compounding-risk-alerts.html": (
-            "compounding_risk_alerts_synthetic_v2_new_row.html"
-        ),
-        "v1/pages/spravato-rems.html": "spravato_rems_synthetic_2019.html",
-        "v2/pages/spravato-rems.html": "spravato_rems_synthetic_2024.html",
-        "v1/pages/date-only.html": "ketamine_oral_alert_synthetic_v1.html",
-        "v2/pages/date-only.html": "ketamine_oral_alert_synthetic_v2_date_only.html",
+def test_demo_versions_name_the_one_copy_of_each_fixture() -> None:
+    """The demo's version folders hold no copies, only manifests naming the fixtures they serve."""
+    tree = FixtureTree(DEMO)
+    assert tree.versions() == [1, 2, 3]
+    for version in tree.versions():
+        folder = DEMO / f"v{version}"
+        assert [file.name for file in folder.rglob("*") if file.is_file()] == ["manifest.toml"]
+    served = {
+        version: {path: file.relative_to(FIXTURES).as_posix() for path, file in files.items()}
+        for version, files in ((k, tree.manifest(k)) for k in tree.versions())
     }
-    for copy, original in copies.items():
-        assert (DEMO / copy).read_bytes() == (PAGES / original).read_bytes(), copy
-        assert b"SYNTHETIC" in (DEMO / copy).read_bytes()[:1000]
+    captures = "rss/fda-food-safety-recalls-history/"
+    assert served == {
+        1: {
+            "feeds/fda-food-safety-recalls.xml": captures + "001_20241114T1258Z_d2a4a52c.xml",
+            "pages/ketamine-oral-alert.html": "pages/ketamine_oral_alert_synthetic_v1.html",
+            "pages/compounding-risk-alerts.html": "pages/compounding_risk_alerts_synthetic_v1.html",
+            "pages/spravato-rems.html": "pages/spravato_rems_synthetic_2019.html",
+            "pages/date-only.html": "pages/ketamine_oral_alert_synthetic_v1.html",
+        },
+        2: {
+            "feeds/fda-food-safety-recalls.xml": captures + "002_20241117T1349Z_e34b9bb7.xml",
+            "pages/ketamine-oral-alert.html": (
+                "pages/ketamine_oral_alert_synthetic_v5_sentence_edited.html"
+            ),
+            "pages/compounding-risk-alerts.html": (
+                "pages/compounding_risk_alerts_synthetic_v2_new_row.html"
+            ),
+            "pages/spravato-rems.html": "pages/spravato_rems_synthetic_2024.html",
+            "pages/date-only.html": "pages/ketamine_oral_alert_synthetic_v2_date_only.html",
+        },
+        3: {"feeds/fda-food-safety-recalls.xml": captures + "003_20241119T1149Z_180d7d74.xml"},
+    }
+    for files in served.values():
+        for path, file in files.items():
+            if path.startswith("pages/"):
+                assert b"SYNTHETIC" in (FIXTURES / file).read_bytes()[:1000], file
+
+
+def test_each_fixture_file_is_kept_once() -> None:
+    """Served trees name their files in manifests instead of copying them (two known exceptions)."""
+    by_hash: dict[str, list[str]] = {}
+    for file in sorted(FIXTURES.rglob("*")):
+        if file.is_file():
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            by_hash.setdefault(digest, []).append(file.relative_to(FIXTURES).as_posix())
+    copies = sorted(files for files in by_hash.values() if len(files) > 1)
+    # tests/scheduler/ still reads these two by path; they go when it reads them via the manifest.
+    assert copies == [
+        [
+            "health/v1/pages/ketamine_oral_alert_synthetic_v6_layout_drift.html",
+            "pages/ketamine_oral_alert_synthetic_v6_layout_drift.html",
+        ],
+        [
+            "health/v2/pages/ketamine_oral_alert_synthetic.html",
+            "pages/ketamine_oral_alert_synthetic_v5_sentence_edited.html",
+        ],
+    ]
+
+
+def test_a_manifest_serves_files_kept_elsewhere_by_version(tmp_path: Path) -> None:
+    kept = tmp_path / "pages"
+    kept.mkdir()
+    (kept / "alert_v1.html").write_bytes(b"<main>alert v1</main>")
+    (kept / "alert_v2.html").write_bytes(b"<main>alert v2</main>")
+    site = tmp_path / "site"
+    for version, name in ((1, "alert_v1.html"), (2, "alert_v2.html")):
+        (site / f"v{version}").mkdir(parents=True)
+        (site / f"v{version}" / "manifest.toml").write_text(
+            f'[files]\n"pages/alert.html" = "../../pages/{name}"\n', encoding="utf-8"
+        )
+    (site / "v1" / "pages").mkdir()
+    (site / "v1" / "pages" / "own.html").write_bytes(b"<main>a file of v1's own</main>")
+    with LoopbackServer(site) as srv:
+        answers = []
+        for version in (1, 2, 3):
+            srv.set_version(version)
+            status, headers, body = fetch(srv, "/pages/alert.html")
+            answers.append((status, body, headers["X-Fixture-Version"]))
+        assert answers == [
+            (200, b"<main>alert v1</main>", "1"),
+            (200, b"<main>alert v2</main>", "2"),
+            (200, b"<main>alert v2</main>", "2"),  # v3 has no folder: v2's file answers
+        ]
+        assert fetch(srv, "/pages/own.html")[::2] == (200, b"<main>a file of v1's own</main>")
+        assert fetch(srv, "/manifest.toml")[0] == 404  # a manifest steers; it is never served
+        assert fetch(srv, "/v1/manifest.toml")[0] == 404
+
+
+def test_a_manifest_naming_a_missing_file_fails_when_the_server_is_made(tmp_path: Path) -> None:
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "manifest.toml").write_text(
+        '[files]\n"pages/a.html" = "../gone.html"\n', encoding="utf-8"
+    )
+    with pytest.raises(FileNotFoundError, match=r"'pages/a.html' names '../gone.html', which does"):
+        LoopbackServer(tmp_path)
 
 
 def test_last_modified_is_an_http_date(server: LoopbackServer) -> None:

@@ -6,6 +6,10 @@ it, so a later version only needs the files that changed. ``root/vK/<path>.statu
 ``410``, or ``301 /new/path``) makes that path answer with that status from version K on: how a
 page is retired. ``root/robots.txt`` (if any) is served at every version, else a permissive one.
 
+A page kept elsewhere under tests/fixtures/ is not copied into a version folder: the folder's
+``manifest.toml`` names it instead (``"pages/alert.html" = "../../pages/alert_v1.html"`` under
+``[files]``, relative to the manifest), and it answers at that version like a file of its own.
+
 Validators are deterministic (a strong ETag from the body, a Last-Modified per path and served
 version), so a crawler's conditional GETs get 304s exactly when the body did not change.
 Stdlib only; nothing here opens a socket (`tests.support.loopback` serves it).
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import posixpath
+import tomllib
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.utils import parsedate_to_datetime
@@ -28,6 +33,8 @@ DEFAULT_ROBOTS = b"User-agent: *\nAllow: /\n"
 #: Last-Modified of a file first served from version K is this + K days (+ a per-path offset).
 LAST_MODIFIED_BASE = datetime(2026, 1, 1, tzinfo=UTC)
 ETAG_HEX_CHARS = 16
+#: A version folder's list of files it serves from elsewhere in tests/fixtures/.
+MANIFEST = "manifest.toml"
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".htm": "text/html; charset=utf-8",
@@ -113,6 +120,10 @@ class FixtureTree:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"fixture root {self.root} is not a directory")
+        #: Read once, up front: a manifest naming a missing file fails here, not mid-crawl.
+        self._manifests = {
+            k: _read_manifest(self.root / f"v{k}" / MANIFEST) for k in self.versions()
+        }
 
     def versions(self) -> list[int]:
         found = []
@@ -130,12 +141,14 @@ class FixtureTree:
         robots = self.root / "robots.txt"
         if relative == "robots.txt" and robots.is_file():
             return Recorded(0, 200, robots.read_bytes(), None, robots)
-        if relative.endswith(".status"):
-            return None  # status files steer answers; they are never served themselves
+        if relative.endswith(".status") or relative == MANIFEST:
+            return None  # status files and manifests steer answers; they are never served
         for k in sorted((v for v in self.versions() if v <= version), reverse=True):
             base = self.root / f"v{k}"
             status_file = base / (relative + ".status")
             file = base / relative
+            if not file.is_file():
+                file = self.manifest(k).get(relative, file)
             if status_file.is_file():
                 status, location = _parse_status(status_file)
                 body = file.read_bytes() if file.is_file() else f"{status}\n".encode()
@@ -145,6 +158,25 @@ class FixtureTree:
         if relative == "robots.txt":
             return Recorded(0, 200, DEFAULT_ROBOTS, None, None)
         return None
+
+    def manifest(self, version: int) -> dict[str, Path]:
+        """``v<version>/manifest.toml``: served path → the one file it answers with (else {})."""
+        return self._manifests.get(version, {})
+
+
+def _read_manifest(file: Path) -> dict[str, Path]:
+    """The ``[files]`` table of a manifest; every file it names must exist (named if not)."""
+    if not file.is_file():
+        return {}
+    with file.open("rb") as handle:
+        entries = tomllib.load(handle).get("files", {})
+    files = {}
+    for path, target in entries.items():
+        resolved = (file.parent / target).resolve()
+        if not resolved.is_file():
+            raise FileNotFoundError(f"{file}: {path!r} names {target!r}, which does not exist")
+        files[_safe_relative(path) or path] = resolved
+    return files
 
 
 def _safe_relative(path: str) -> str | None:
