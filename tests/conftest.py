@@ -1,4 +1,4 @@
-"""Shared test fixtures: a fresh history (SQLite and PostgreSQL), a clock, registered sources.
+"""Shared test fixtures: a fresh history (SQLite and PostgreSQL), a clock, registered sources, SMTP.
 
 Every test that takes `engine` (or `session`, `registered`) runs twice: on an in-memory SQLite
 database and on PostgreSQL, because production may use either and they differ (rowcounts,
@@ -25,6 +25,7 @@ from db.engine import make_engine, open_database
 from monitor.sources import SourceConfig
 from tests.support.clock import T0, Clock
 from tests.support.databases import empty_postgres_database, postgres_test_url
+from tests.support.smtp import SmtpServer
 from tests.support.sources import make_source
 
 #: Still importable from here for tests/scheduler/, which moves to tests/support/ imports later.
@@ -123,3 +124,18 @@ def registered(session: Session):  # type: ignore[no-untyped-def]
         return list(sources)
 
     return register
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback (tests/support/smtp.py), accepting mail."""
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_down() -> Iterator[SmtpServer]:
+    """A server object whose port has no listener until the test calls `.start()`."""
+    server = SmtpServer()
+    yield server
+    server.stop()

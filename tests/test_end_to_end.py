@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
+from tests.support.feeds import independent_items
 from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
-from tests.test_fda_food_safety_recalls import independent_items
 
 pytestmark = pytest.mark.slow
 

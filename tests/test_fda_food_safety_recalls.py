@@ -7,9 +7,6 @@ is changed when its title or description text differs from the last capture that
 
 from __future__ import annotations
 
-import html
-import re
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from db.models import Change, Snapshot
 from monitor.history.writer import HistoryWriter
 from monitor.items import Observation, SourceFetch
 from spiders.feed import FeedSpider
+from tests.support.feeds import independent_items
 from tests.support.paths import RECALLS_HISTORY
 from tests.support.sources import make_source
 
@@ -33,17 +31,6 @@ SOURCE = make_source(
     title="FDA Food Safety Recalls",
     tier="T3",
 )
-
-
-def independent_items(path: Path) -> dict[str, str]:
-    """link (scheme-less) → title + description text, straight from the XML."""
-    items = {}
-    for node in ET.parse(path).getroot().iter("item"):
-        link = (node.findtext("link") or "").strip().split("://", 1)[-1]
-        description = re.sub(r"<[^>]+>", " ", html.unescape(node.findtext("description") or ""))
-        text = " ".join(f"{node.findtext('title') or ''} {description}".split())
-        items.setdefault(link, text)
-    return items
 
 
 def expected_outcome(paths: list[Path]) -> tuple[list[set[str]], int]:

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from db.engine import open_database
 from monitor.config import Settings
-from monitor.site.build import SiteReport, build_site
+from monitor.site.build import build_site
 from tests.support import digest_history
-from tests.support.digest_history import History
-
-
-@dataclass(frozen=True)
-class BuiltSite:
-    engine: Engine
-    history: History
-    report: SiteReport
-
-    @property
-    def root(self) -> Path:
-        return self.report.out
+from tests.support.digest_history import BuiltSite, History
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from monitor.cli.digest import serve_in_thread
-from tests.digest.conftest import BuiltSite
+from tests.support.digest_history import BuiltSite
 from tests.support.paths import ROOT
 
 CHROMIUM = Path(os.environ.get("FDAWATCH_CHROMIUM", "/usr/bin/chromium"))

@@ -12,9 +12,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.site import evidence
-from tests.digest.conftest import BuiltSite
 from tests.support import digest_history as data
-from tests.support.digest_history import History
+from tests.support.digest_history import BuiltSite, History
 
 
 def _open(blob: bytes) -> tuple[zipfile.ZipFile, dict]:

@@ -16,8 +16,8 @@ from monitor.items import FAILED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.api import RedactApiKeys, strip_api_key, with_api_key
 from spiders.openfda import OpenfdaRecallsSpider
-from tests.spiders.conftest import start_requests
 from tests.support.paths import OPENFDA
+from tests.support.spiders import start_requests
 
 KEY = "SECRET-KEY-123"
 RECALLS = SourceConfig(

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from monitor.history.writer import HistoryWriter
 from monitor.items import FAILED, LABEL_OPENFDA, LABEL_SPL, RECORD
 from monitor.sources import SourceConfig
-from tests.labels.conftest import crawl, first_result, observe
+from tests.support.api_history import crawl, first_result, observe
 from tests.support.clock import Clock
 from tests.support.paths import DAILYMED, OPENFDA
 from tests.support.sources import make_source

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from monitor.cli.labels import label_sections
 from monitor.core import labels, spl
-from tests.labels.conftest import first_result
+from tests.support.api_history import first_result
 from tests.support.paths import DAILYMED, OPENFDA
 
 PLR_HEAD = ["48780-1", "43683-2", "34067-9", "34068-7", "43678-2", "34070-3", "43685-7"]

@@ -23,10 +23,10 @@ from monitor.items import FAILED, OK, RECORD, Observation, SourceFetch
 from monitor.sources import SourceConfig, load_sources
 from spiders.federal_register import FederalRegisterInspectionSpider
 from spiders.openfda import OpenfdaDrugsfdaSpider
-from tests.labels.conftest import crawl
-from tests.spiders.conftest import start_requests
+from tests.support.api_history import crawl
 from tests.support.clock import Clock
 from tests.support.paths import FEDERAL_REGISTER, OPENFDA, PAGES, ROOT
+from tests.support.spiders import start_requests
 
 SHIPPED = load_sources(ROOT / "sources.toml")
 INSPECTION = SHIPPED["federal_register_public_inspection"]

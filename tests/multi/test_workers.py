@@ -25,10 +25,10 @@ from sqlmodel import Session, col, select
 
 from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
+from tests.support.feeds import independent_items
 from tests.support.loopback import LoopbackServer
 from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 from tests.support.smtp import SmtpServer
-from tests.test_fda_food_safety_recalls import independent_items
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests: a file database with queued alerts, SMTP servers that fail.
+"""Fixtures of the reliability tests: a file database holding one source, an SMTP server.
 
 Every server here listens on 127.0.0.1 only; nothing reaches the internet.
 """
@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from db.engine import open_database
-from monitor.config import Recipient
 from tests.support import alert_history as factory
-from tests.support.alert_history import queue_change
 from tests.support.smtp import SmtpServer
 
 SOURCES_TOML = f"""\
@@ -41,10 +38,3 @@ def file_engine(tmp_path: Path) -> Iterator[Engine]:
     (tmp_path / "sources.toml").write_text(SOURCES_TOML, encoding="utf-8")
     yield engine
     engine.dispose()
-
-
-def queue(
-    engine: Engine, recipients: tuple[Recipient, ...] = (factory.ALICE,), **change: Any
-) -> int:
-    """One change with its alerts, committed together (as the history writer does)."""
-    return queue_change(engine, recipients, **change)

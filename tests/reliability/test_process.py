@@ -34,7 +34,6 @@ from monitor.history.writer import HistoryWriter
 from monitor.items import Observation
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
-from tests.reliability.conftest import queue
 from tests.reliability.helpers import (
     child_env,
     fdawatch,
@@ -45,6 +44,7 @@ from tests.reliability.helpers import (
     write_deployment,
 )
 from tests.support import alert_history as factory
+from tests.support.alert_history import queue_change
 from tests.support.loopback import Answer, LoopbackServer
 from tests.support.readback import outbox_rows
 from tests.support.smtp import SmtpServer
@@ -238,7 +238,7 @@ def smtp_env(tmp_path: Path, port: int) -> dict[str, str]:
 def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same_message_id(
     tmp_path: Path, file_engine: Engine, seed: int
 ) -> None:
-    queue(file_engine, RECIPIENTS)
+    queue_change(file_engine, RECIPIENTS)
     kill_at = random.Random(seed).randint(1, len(RECIPIENTS))
     with SmtpServer() as server:
         env = smtp_env(tmp_path, server.port)
@@ -279,7 +279,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
     tmp_path: Path, file_engine: Engine
 ) -> None:
     for _ in range(4):
-        queue(file_engine, RECIPIENTS)
+        queue_change(file_engine, RECIPIENTS)
     with SmtpServer() as server:
         env = child_env(smtp_env(tmp_path, server.port))
         command = [sys.executable, "-m", "monitor", "alerts", "send"]
@@ -364,7 +364,7 @@ def read_only_url(db_file: Path) -> str:
 def test_alerts_send_on_a_read_only_database_is_one_clear_line_and_nothing_is_sent(
     tmp_path: Path, file_engine: Engine, smtp: SmtpServer
 ) -> None:
-    queue(file_engine)
+    queue_change(file_engine)
     env = {
         **smtp_env(tmp_path, smtp.port),
         "FDAWATCH_DATABASE_URL": read_only_url(tmp_path / "history.db"),

@@ -25,8 +25,8 @@ from monitor.items import BLOCKED, FAILED, NOT_MODIFIED, OK, Observation, Source
 from monitor.sources import SourceConfig
 from spiders.blocks import Blocked, Evidence
 from spiders.warning_letters import LISTING_PAGE, WarningLettersSpider
-from tests.spiders.conftest import start_requests
 from tests.support.paths import WARNING_LETTERS
+from tests.support.spiders import start_requests
 
 BASE = "https://www.fda.gov/inspections-compliance-enforcement-and-criminal-investigations/warning-letters/"
 KETAMINE = BASE + "synthetic-ketamine-clinic-rx-700101-03102026"

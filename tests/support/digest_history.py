@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from monitor.items import DRIFT
+from monitor.site.build import SiteReport
 from monitor.sources import SourceConfig
 from tests.support.history import HistoryBuilder, raw_page
 
@@ -131,6 +133,19 @@ class History:
     recall: int  # T3: a new ketamine recall feed item
     hostile: int  # T4: markup everywhere
     bodies: dict[int, bytes]  # snapshot id → raw body as "fetched"
+
+
+@dataclass(frozen=True)
+class BuiltSite:
+    """The history and the static site built from it once (the `site` fixture of tests/site/)."""
+
+    engine: Engine
+    history: History
+    report: SiteReport
+
+    @property
+    def root(self) -> Path:
+        return self.report.out
 
 
 RECALL_KEY = (

@@ -1,4 +1,10 @@
-"""Label / record test helpers: fixture paths, observations of API documents, one crawl step."""
+"""API documents through the writer: one fetch of an openFDA / DailyMed / Federal Register source.
+
+`crawl` records what one fetch of an API source yields, as the pipeline does: every document,
+then the fetch record with the keys it saw (for a result-set source, a key missing from an OK
+fetch counts toward a removal). Labels and records keep their content type, so the writer diffs
+them by section or by field.
+"""
 
 from __future__ import annotations
 
