@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from monitor.config import Recipient, SmtpSettings
 from monitor.delivery import alerts
 from monitor.delivery.mailer import SmtpMailer
-from tests.reliability.helpers import db_bytes, fdawatch
 from tests.support import alert_history as factory
 from tests.support.alert_history import NOW, SOURCES, queue_change
+from tests.support.deployment import db_bytes, fdawatch
 from tests.support.ports import free_port
 from tests.support.readback import outbox_rows
 from tests.support.smtp import PASSWORD, USER, SmtpServer

@@ -37,7 +37,7 @@ from db.models import Change, CrawlRun, Fetch
 from monitor.config import load_settings
 from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
-from tests.reliability.helpers import child_env, fdawatch, item, rss, write_deployment
+from tests.support.deployment import child_env, fdawatch, item, rss, write_deployment
 from tests.support.loopback import Answer, LoopbackServer
 from tests.support.paths import FIXTURES
 from tests.support.smtp import PASSWORD, USER, SmtpServer

@@ -35,7 +35,7 @@ from db.models import Alert, Change, Fetch, Source
 from monitor.config import load_settings
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
-from tests.reliability.helpers import child_env, fdawatch, integrity, item, page, rss
+from tests.support.deployment import child_env, fdawatch, integrity, item, page, rss
 from tests.support.loopback import Answer, LoopbackServer
 
 pytestmark = pytest.mark.slow

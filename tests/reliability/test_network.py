@@ -25,7 +25,7 @@ from db.models import Alert, Change, Fetch, Snapshot
 from monitor.config import load_settings
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
-from tests.reliability.helpers import db_bytes, integrity, item, page, rss, write_deployment
+from tests.support.deployment import db_bytes, integrity, item, page, rss, write_deployment
 from tests.support.loopback import Answer, LoopbackServer
 
 pytestmark = pytest.mark.slow

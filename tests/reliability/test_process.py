@@ -34,7 +34,9 @@ from monitor.history.writer import HistoryWriter
 from monitor.items import Observation
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
-from tests.reliability.helpers import (
+from tests.support import alert_history as factory
+from tests.support.alert_history import queue_change
+from tests.support.deployment import (
     child_env,
     fdawatch,
     integrity,
@@ -43,8 +45,6 @@ from tests.reliability.helpers import (
     rss,
     write_deployment,
 )
-from tests.support import alert_history as factory
-from tests.support.alert_history import queue_change
 from tests.support.loopback import Answer, LoopbackServer
 from tests.support.readback import outbox_rows
 from tests.support.smtp import SmtpServer

@@ -13,9 +13,9 @@ from jinja2 import StrictUndefined, UndefinedError
 
 from monitor.delivery.render import environment
 from monitor.site.build import render_page
-from tests.digest.pages import html_pages, parse
 from tests.support import digest_history as data
 from tests.support.digest_history import BuiltSite
+from tests.support.html_pages import html_pages, parse
 
 
 def test_every_page_is_written_once_per_change_and_source(site: BuiltSite) -> None:
