@@ -219,12 +219,13 @@ def history_command(app: App, source_id: str, limit: int, as_json: bool) -> None
         f"health: {source.health}, failures in a row: {source.consecutive_failures}, "
         f"last success: {when(source.last_success_at)}"
     )
-    _section(f"documents ({len(documents)})", documents, ["state", "type", "title", "key"])
     _section(
         f"versions ({len(found.snapshots)} newest)",
         [[when(s.fetched_at), s.sha256[:12], clip(s.title, 70)] for s in found.snapshots],
         ["fetched (UTC)", "sha256", "title"],
     )
+    if len(documents) > 1:  # a page with linked PDFs, a feed, a result set: list what it holds
+        _section(f"documents ({len(documents)})", documents, ["state", "type", "title", "key"])
     _section(
         f"changes ({len(found.changes)} newest)",
         [

@@ -209,7 +209,7 @@ def test_a_document_linked_later_is_new_and_an_unlinked_one_removed_after_two_ch
     assert keys == [removed.doc_key, new.doc_key, page_change.doc_key]
     history = CliRunner().invoke(cli, [*cli_args, "history", "rems"]).output
     assert "documents (4):" in history
-    assert "removed  document       Stability testing Q&A" in history
+    assert "removed  document  Stability testing Q&A" in history
     with Session(engine) as session:
         files = bundle_files(session, new.id or 0)
     later_pdf = typeset(["REMS Patient Enrollment Form", ADDED])

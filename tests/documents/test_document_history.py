@@ -11,7 +11,7 @@ from monitor.history.writer import HistoryWriter
 from monitor.items import DOCUMENT, HTML, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from tests.conftest import T0
-from tests.labels.conftest import crawl as crawl_records
+from tests.support.api_history import crawl as crawl_records
 
 PAGE = SourceConfig(
     id="rems", kind="page", url="https://www.fda.gov/spravato-rems", tier="T3",

@@ -20,8 +20,8 @@ from spiders.documents import document_links
 from spiders.federal_register import FederalRegisterSpider
 from spiders.openfda import OpenfdaDrugsfdaSpider
 from spiders.page import PageSpider
-from tests.labels.conftest import FEDERAL_REGISTER, OPENFDA
 from tests.spiders.conftest import start_requests
+from tests.support.paths import FEDERAL_REGISTER, OPENFDA
 from tests.support.pdfgen import Layout, typeset
 
 FDA_PAGE = """<html><body><nav><a href="/media/1/download">Menu PDF</a></nav>

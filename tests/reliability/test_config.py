@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import fdawatch
+from tests.support.deployment import fdawatch
 
 GOOD_SOURCE = '[[source]]\nid = "fda_x"\nkind = "page"\nurl = "https://www.fda.gov/x"\n'
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "tests" / "fixtures" / "demo"
@@ -72,7 +72,7 @@ def test_a_broken_sources_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_crawl_logs_no_warning_about_the_disabled_referer_middleware(tmp_path: Path) -> None:
-    with FixtureServer(DEMO) as server:
+    with LoopbackServer(DEMO) as server:
         port = server.url.rsplit(":", 1)[1]
         sources = tmp_path / "sources.toml"
         sources.write_text(
