@@ -234,6 +234,11 @@ _EMAIL = re.compile(rf"[^@\s<>,;:\"()\[\]\\]+@{_LABEL}(?:\.{_LABEL})*")
 _RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
 
 
+def is_email(value: object) -> bool:
+    """One plain address like ops@example.org (recipients, reviewers)."""
+    return isinstance(value, str) and _EMAIL.fullmatch(value) is not None
+
+
 def _recipient(raw: Any, index: int, path: Path) -> Recipient:
     where = f"{path}: [[recipient]] #{index + 1}"
     if not isinstance(raw, dict):
@@ -244,7 +249,7 @@ def _recipient(raw: Any, index: int, path: Path) -> Recipient:
             f"{where}: unknown key {sorted(unknown)[0]!r} (known: {sorted(_RECIPIENT_KEYS)})"
         )
     email = raw.get("email")
-    if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+    if not isinstance(email, str) or not is_email(email):
         raise ConfigError(
             f"{where}: 'email' must be one address like ops@example.org, not {email!r}"
         )
