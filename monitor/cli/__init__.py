@@ -45,7 +45,7 @@ SUMMARIES = {
     "label-sections": "Print the sections of an SPL XML or openFDA label JSON FILE as JSON lines.",
     "run": "Crawl every source on its schedule (interval or cron, from sources.toml) until "
     "stopped.",
-    "serve": "Serve the digest site on 127.0.0.1 for viewing in a browser (Ctrl-C stops it).",
+    "serve": "Serve the digest site, review links and the review queue (/queue) until Ctrl-C.",
     "show": "Show one change: source, times, severity with its reasons, and the diff.",
     "sources": "List the watched sources from sources.toml with their health, or check them "
     "live.",

@@ -41,6 +41,7 @@ from monitor.delivery.render import (
 )
 from monitor.errors import DeliveryError, NotFound
 from monitor.history.health import untold_problems
+from monitor.review.links import review_links
 from monitor.site import digest
 from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
@@ -137,6 +138,7 @@ def _build(
             recipients=[email.recipient],
             message_id=mid,
             now=now,
+            review_links=review_links(settings, [v.id for v in views], email.recipient, now),
         )
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
