@@ -4,7 +4,7 @@ Every command's docstring is its `--help` and ends with an example. Bad input (a
 sources.toml, an unknown source id, a bad setting) is reported in one line naming it, with exit
 code 2, before anything is written to the history. One module per command family:
 `sources` (sources, crawl), `changes` (changes, show, history), `alerts`, `digest` (digest,
-serve, evidence), `run` (run, status), `labels` (label-sections), `review` (ack); each loads
+serve, evidence), `run` (run, status), `labels` (label-sections), `review` (ack, audit); each loads
 only when named.
 """
 
@@ -29,11 +29,13 @@ COMMANDS = {
     "status": "monitor.cli.run:status_command",
     "label-sections": "monitor.cli.labels:label_sections",
     "ack": "monitor.cli.review:ack_command",
+    "audit": "monitor.cli.review:audit_command",
 }
 #: What `fdawatch --help` lists, so it need not import every command (and SQLAlchemy, Jinja,
 #: APScheduler with them); each is its command's first sentence, which a test checks.
 SUMMARIES = {
     "ack": "Record a review of changes: who, when, disposition and note (earlier reviews kept).",
+    "audit": "Export every alert delivered or refused about a change, with the change's review.",
     "alerts": "Email alerts: send the queued ones, list the outbox, preview one change's email.",
     "changes": "List detected changes, newest first.",
     "crawl": "Fetch sources once (one Scrapy process for all of them) and record what changed.",
