@@ -214,3 +214,21 @@ class Setting(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     value: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime
+
+
+class Review(SQLModel, table=True):
+    """One review of one change by one person (append-only): the newest is the change's review.
+
+    A later review adds a row, never edits one, so an auditor sees every decision and who took
+    it. A change without a row is open; a review never mutes later changes of the document.
+    """
+
+    __table_args__ = (Index("ix_review_change", "change_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int = Field(foreign_key="change.id")
+    reviewer: str = Field(max_length=320)  # an email address
+    disposition: str = Field(max_length=20)  # no-action / action-needed / done
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    reviewed_at: datetime
+    via: str = Field(default="cli", max_length=10)  # cli / web

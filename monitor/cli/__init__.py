@@ -4,7 +4,8 @@ Every command's docstring is its `--help` and ends with an example. Bad input (a
 sources.toml, an unknown source id, a bad setting) is reported in one line naming it, with exit
 code 2, before anything is written to the history. One module per command family:
 `sources` (sources, crawl), `changes` (changes, show, history), `alerts`, `digest` (digest,
-serve, evidence), `run` (run, status), `labels` (label-sections); each loads only when named.
+serve, evidence), `run` (run, status), `labels` (label-sections), `review` (ack, audit); each loads
+only when named.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ COMMANDS = {
     "run": "monitor.cli.run:run_command",
     "status": "monitor.cli.run:status_command",
     "label-sections": "monitor.cli.labels:label_sections",
+    "ack": "monitor.cli.review:ack_command",
+    "audit": "monitor.cli.review:audit_command",
 }
 #: What `fdawatch --help` lists, so it need not import every command (and SQLAlchemy, Jinja,
 #: APScheduler with them); each is its command's first sentence, which a test checks.
 SUMMARIES = {
+    "ack": "Record a review of changes: who, when, disposition and note (earlier reviews kept).",
+    "audit": "Export every alert delivered or refused about a change, with the change's review.",
     "alerts": "Email alerts: send the queued ones, list the outbox, preview one change's email.",
     "changes": "List detected changes, newest first.",
     "crawl": "Fetch sources once (one Scrapy process for all of them) and record what changed.",
@@ -42,7 +47,7 @@ SUMMARIES = {
     "label-sections": "Print the sections of an SPL XML or openFDA label JSON FILE as JSON lines.",
     "run": "Crawl every source on its schedule (interval or cron, from sources.toml) until "
     "stopped.",
-    "serve": "Serve the digest site on 127.0.0.1 for viewing in a browser (Ctrl-C stops it).",
+    "serve": "Serve the digest site, review links and the review queue (/queue) until Ctrl-C.",
     "show": "Show one change: source, times, severity with its reasons, and the diff.",
     "sources": "List the watched sources from sources.toml with their health, or check them "
     "live.",

@@ -9,11 +9,12 @@ from typing import Any
 import click
 from sqlmodel import Session
 
-from db.models import Change, Snapshot, Source
+from db.models import Change, Review, Snapshot, Source
 from monitor.cli.app import App, clip, parse_since, table, when
 from monitor.config import SEVERITIES
 from monitor.errors import NotFound, SourcesError
 from monitor.history import queries
+from monitor.review.records import current_reviews, review_record
 
 
 def change_record(change: Change, url: str) -> dict[str, Any]:
@@ -59,11 +60,12 @@ def _known_source(app: App, session: Session, source_id: str) -> None:
     help="Only changes at least this severe (T1 critical … T5 noise).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most N changes, the newest.")
+@click.option("--open", "open_only", is_flag=True, help="Only changes nobody has reviewed yet.")
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help="JSON lines: id, source, document_key, kind, severity, detected_at …",
+    help="JSON lines: id, source, document_key, kind, severity, detected_at, review …",
 )
 @click.pass_obj
 def changes_command(
@@ -72,31 +74,56 @@ def changes_command(
     source_id: str | None,
     min_severity: str | None,
     limit: int | None,
+    open_only: bool,
     as_json: bool,
 ) -> None:
     """List detected changes, newest first.
 
-    Example: fdawatch changes --since 7d --min-severity T2 --limit 20
+    Each change shows its review: `open`, or the newest `fdawatch ack` (who, disposition).
+
+    Example: fdawatch changes --since 7d --min-severity T2 --open
     """
     cutoff = parse_since(since, app.now())
     with Session(app.history()) as session:
         if source_id:
             _known_source(app, session, source_id)
         changes = queries.changes(
-            session, since=cutoff, source_id=source_id, min_severity=min_severity, limit=limit
+            session,
+            since=cutoff,
+            source_id=source_id,
+            min_severity=min_severity,
+            limit=limit,
+            open_only=open_only,
         )
+        reviews = current_reviews(session, [c.id for c in changes if c.id is not None])
         if as_json:
             for change in changes:
-                click.echo(json.dumps(change_record(change, queries.change_url(session, change))))
+                record = change_record(change, queries.change_url(session, change))
+                record["review"] = review_record(reviews.get(change.id or 0))
+                click.echo(json.dumps(record))
             return
     if not changes:
-        click.echo("no changes" + (f" since {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else ""))
+        nothing = "no open changes" if open_only else "no changes"
+        click.echo(nothing + (f" since {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else ""))
         return
     rows = [
-        [str(c.id), when(c.detected_at), c.severity, c.kind, c.source_id, clip(c.summary, 80)]
+        [
+            str(c.id),
+            when(c.detected_at),
+            c.severity,
+            c.kind,
+            c.source_id,
+            _review_cell(reviews.get(c.id or 0)),
+            clip(c.summary, 70),
+        ]
         for c in changes
     ]
-    click.echo(table(rows, ["id", "detected (UTC)", "tier", "kind", "source", "summary"]))
+    headers = ["id", "detected (UTC)", "tier", "kind", "source", "review", "summary"]
+    click.echo(table(rows, headers))
+
+
+def _review_cell(review: Review | None) -> str:
+    return f"{review.disposition} ({review.reviewer})" if review else "open"
 
 
 def _get_or_fail(session: Session, model: type, key: Any, what: str, hint: str) -> Any:

@@ -41,6 +41,8 @@ from monitor.delivery.render import (
 )
 from monitor.errors import DeliveryError, NotFound
 from monitor.history.health import untold_problems
+from monitor.review import escalation
+from monitor.review.links import review_links
 from monitor.site import digest
 from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
@@ -70,12 +72,13 @@ class SendReport:
 @dataclass
 class _Email:
     recipient: str
-    kind: str  # "change", "health" or "digest"
+    kind: str  # "change", "health", "digest" or "escalation"
     rows: list[Alert]
 
 
 def _group(rows: Sequence[Alert]) -> list[_Email]:
-    """One email per recipient for changes, one for health notices, one per digest row.
+    """One email per recipient for changes, one for health notices, one for escalations, one per
+    digest row.
 
     Rows that already carry a Message-ID were claimed together by a sender that died; they stay
     together so the re-sent email is the same email.
@@ -86,6 +89,8 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
             kind = "change"
         elif row.kind == DIGEST_KIND:
             kind = "digest"
+        elif row.kind == escalation.KIND:
+            kind = "escalation"
         else:
             kind = "health"
         separate = str(row.id) if kind == "digest" else ""
@@ -137,9 +142,20 @@ def _build(
             recipients=[email.recipient],
             message_id=mid,
             now=now,
+            review_links=review_links(settings, [v.id for v in views], email.recipient, now),
         )
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
+    if email.kind == "escalation":
+        return escalation.escalation_email(
+            session,
+            email.rows,
+            settings=settings,
+            sources=sources,
+            recipient=email.recipient,
+            message_id=mid,
+            now=now,
+        )
     notices: list[NoticeView] = [
         notice_view(
             session,
@@ -207,6 +223,7 @@ def send_pending(
     report = SendReport(via=mailer.describe())
     with Session(engine) as session:
         report.untold = untold_problems(session, sources, settings.failure_threshold)
+    escalation.queue_escalations(engine, settings, now)
     claimed = claim_due(engine, now)
     if not claimed:
         return report

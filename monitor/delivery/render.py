@@ -295,8 +295,10 @@ def alert_email(
     recipients: Sequence[str],
     message_id: str,
     now: datetime,
+    review_links: Mapping[int, str] | None = None,
 ) -> EmailMessage:
-    """One alert email: `views` in full, `overflow` (past the storm cap) as a short list."""
+    """One alert email: `views` in full, `overflow` (past the storm cap) as a short list;
+    `review_links` maps a change id to its signed review link for this recipient."""
     everything: list[ChangeView | ListedChange] = [*views, *overflow]
     context = {
         "changes": list(views),
@@ -305,6 +307,7 @@ def alert_email(
         "total": len(everything),
         "site_url": link_url(settings.site_url),
         "now": now,
+        "review_links": dict(review_links or {}),
     }
     return compose_email(
         subject=alert_subject(views, len(everything)),

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from db.models import Change, Document, Fetch, Snapshot
+from db.models import Change, Document, Fetch, Review, Snapshot
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ def changes(
     source_id: str | None = None,
     min_severity: str | None = None,
     limit: int | None = None,
+    open_only: bool = False,
 ) -> Sequence[Change]:
     """Changes, newest first: optionally since a time, of one source, at least as severe as
-    `min_severity` ("T2": T1 and T2), at most `limit` of them."""
+    `min_severity` ("T2": T1 and T2), nobody has reviewed (`open_only`), at most `limit`."""
     query = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
     if since:
         query = query.where(Change.detected_at >= since)
@@ -65,6 +66,8 @@ def changes(
         query = query.where(Change.source_id == source_id)
     if min_severity:
         query = query.where(col(Change.severity) <= min_severity)
+    if open_only:
+        query = query.where(col(Change.id).not_in(select(Review.change_id)))
     if limit:
         query = query.limit(limit)
     return session.exec(query).all()
