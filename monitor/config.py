@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from monitor.errors import ConfigError
+from monitor.report_settings import KEYS as REPORT_KEYS
+from monitor.report_settings import ReportSettings, report_settings
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
 DEFAULT_USER_AGENT = (
@@ -87,6 +89,7 @@ class Settings:
     scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
     scheduler_shared: bool = False  # several daemons share one database's sources (claims)
+    report: ReportSettings | None = None  # [report]: the daily watch report, when configured
 
 
 def user_agent(base: str, contact: str) -> str:
@@ -226,6 +229,7 @@ _SECTIONS = {
     "health": {"failure_threshold"},
     "site": {"url"},
     "scheduler": {"jitter", "misfire_grace", "shared"},
+    "report": REPORT_KEYS,
 }
 _TOP_KEYS = {*_SECTIONS, "recipient"}
 #: One plain address: a local part and a domain, nothing a mail header could be broken with.
@@ -387,6 +391,7 @@ def load_settings(
             float,
             1,
         ),
+        report=report_settings(_section(data, "report", config_path), config_path, _EMAIL),
     )
 
 

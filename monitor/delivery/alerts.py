@@ -22,6 +22,7 @@ from monitor.delivery.mailer import Mailer, mailer_for
 from monitor.delivery.outbox import (
     CLAIM_BATCH,
     DIGEST_KIND,
+    REPORT_KIND,
     alert_key,
     claim_due,
     message_id,
@@ -70,7 +71,7 @@ class SendReport:
 @dataclass
 class _Email:
     recipient: str
-    kind: str  # "change", "health" or "digest"
+    kind: str  # "change", "health", "digest" or "report"
     rows: list[Alert]
 
 
@@ -84,11 +85,11 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
     for row in rows:
         if row.change_id is not None:
             kind = "change"
-        elif row.kind == DIGEST_KIND:
-            kind = "digest"
+        elif row.kind in (DIGEST_KIND, REPORT_KIND):
+            kind = row.kind
         else:
             kind = "health"
-        separate = str(row.id) if kind == "digest" else ""
+        separate = str(row.id) if kind in (DIGEST_KIND, REPORT_KIND) else ""
         key = (row.recipient, kind, row.message_id or separate)
         groups.setdefault(key, _Email(row.recipient, kind, [])).rows.append(row)
     return list(groups.values())
@@ -140,6 +141,13 @@ def _build(
         )
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
+    if email.kind == REPORT_KIND:
+        from monitor.delivery.report_email import report_email
+
+        row = email.rows[0]
+        return report_email(
+            row.notice or "", settings=settings, recipients=[row.recipient], message_id=mid, now=now
+        )
     notices: list[NoticeView] = [
         notice_view(
             session,
