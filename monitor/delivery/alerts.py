@@ -7,7 +7,7 @@ and delivers (SMTP or `.eml`), so only senders load email rendering.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -40,6 +40,8 @@ from monitor.delivery.render import (
     listed_change,
     notice_view,
 )
+from monitor.delivery.same_action import group_same_action, seen_in
+from monitor.delivery.threads import thread, thread_root
 from monitor.errors import DeliveryError, NotFound
 from monitor.history.health import untold_problems
 from monitor.site import digest
@@ -101,8 +103,10 @@ def _change_views(
     settings: Settings,
     sources: Mapping[str, SourceConfig],
     cap: int,
-) -> tuple[list[ChangeView], list[ListedChange]]:
-    """The `cap` most severe changes in full, the rest as list lines (no diff computed)."""
+) -> tuple[list[ChangeView], list[ListedChange], list[Change]]:
+    """The `cap` most severe entries in full, the rest as list lines (no diff computed), and
+    every change in the email's order. An entry is one change, or one FDA action seen in
+    several sources (`same_action`); list lines are not grouped."""
     wanted = sorted({row.change_id for row in rows if row.change_id is not None})
     changes = [
         change
@@ -114,9 +118,18 @@ def _change_views(
         row = next(row for row in rows if row.change_id in missing)
         raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
     ordered = sorted(changes, key=lambda c: (c.severity, c.detected_at, c.id))
-    full = [change_view(session, change, settings, sources) for change in ordered[:cap]]
-    listed = [listed_change(session, change, sources) for change in ordered[cap:]]
-    return full, listed
+    entries = group_same_action(session, ordered)  # one FDA action in N sources: one entry
+    full = [
+        replace(
+            change_view(session, group[0], settings, sources),
+            seen_in=seen_in(session, group, sources),
+        )
+        for group in entries[:cap]
+    ]
+    listed = [
+        listed_change(session, change, sources) for group in entries[cap:] for change in group
+    ]
+    return full, listed, ordered
 
 
 def _build(
@@ -128,10 +141,10 @@ def _build(
     mid: str,
 ) -> EmailMessage:
     if email.kind == "change":
-        views, listed = _change_views(
+        views, listed, changes = _change_views(
             session, email.rows, settings, sources, max(1, settings.storm_cap)
         )
-        return alert_email(
+        message = alert_email(
             views,
             listed,
             settings=settings,
@@ -139,6 +152,9 @@ def _build(
             message_id=mid,
             now=now,
         )
+        message.replace_header("X-Fdawatch-Changes", " ".join(str(c.id) for c in changes))
+        documents = [(change.source_id, change.doc_key) for change in changes]
+        return thread(message, thread_root(session, email.recipient, documents, mid))
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
     if email.kind == REPORT_KIND:

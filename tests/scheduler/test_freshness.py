@@ -155,8 +155,7 @@ def test_status_check_prints_one_line_per_bad_source_and_exits_1(
         "(last check 2026-11-02 08:00 UTC)",
         "past_two_intervals: stale: last success 2026-11-01 20:59 UTC, stale since "
         "2026-11-02 08:59 UTC (every 6h)",
-        "blocked_yesterday_success: blocked: 1 failure in a row, last success "
-        "2026-11-01 13:00 UTC",
+        "blocked_yesterday_success: blocked: 1 failure in a row, last success 2026-11-01 13:00 UTC",
         "failing: failing: 3 failures in a row, last success 2026-11-02 08:30 UTC",
         "drifted: failing (drift): 3 failures in a row, last success 2026-11-02 08:30 UTC",
         "weekday_cron_two_missed: stale: last success 2026-10-29 06:00 UTC, stale since "
