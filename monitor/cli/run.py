@@ -21,6 +21,7 @@ from db import leases
 from db.source_health import source_health
 from monitor.cli.alerts import print_report
 from monitor.cli.app import App, table, warn_about_sources
+from monitor.delivery.alerts import SendReport
 from monitor.runtime.scheduler import (
     DEFAULT_CRAWL_TIMEOUT,
     LEASE_NAME,
@@ -138,13 +139,11 @@ def run_command(
 def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
     """One pass: one summary line, then each failed source and the send outcome (cron mails it).
 
-    A daily report due today (`[report]`) is queued first, so the pass's send delivers it.
+    A daily report due today (`[report]`) is queued after the crawl, so it shows this pass,
+    and sent at once.
     """
-    if app.settings.report is not None:
-        from monitor.delivery.daily_report import report_job
-
-        report_job(watcher.engine, app.settings, watcher.sources, app.now())
     summary = run_once(watcher, lock_timeout=lock_timeout)
+    report = _daily_report(app, watcher) if summary is not None else None
     if summary is None:
         if watcher.stopping.is_set():
             click.echo("fdawatch: stopped before the crawl started", err=True)
@@ -162,6 +161,19 @@ def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
         sys.exit(EXIT_CRAWL_FAILED)
     if watcher.last_send is not None:
         print_report(watcher.last_send, app.settings, quiet_when_idle=True)
+    if report is not None:
+        print_report(report, app.settings, quiet_when_idle=True)
+
+
+def _daily_report(app: App, watcher: Watcher) -> SendReport | None:
+    """Queue the daily report when due and not yet queued today, and send it; None if not."""
+    if app.settings.report is None:
+        return None
+    from monitor.delivery.daily_report import report_job
+
+    if not report_job(watcher.engine, app.settings, watcher.sources, app.now()):
+        return None
+    return watcher.send_alerts()
 
 
 def _when(value: datetime | None) -> str:
