@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,11 @@ from db.engine import make_engine
 from db.models import Alert, Source
 from monitor.config import load_settings
 from monitor.delivery import alerts, daily_report, outbox
-from monitor.errors import ConfigError, DeliveryError
+from monitor.errors import ConfigError
 from monitor.report_settings import ReportSettings
 from monitor.runtime.scheduler import Watcher, build_scheduler
 from tests.support import alert_history as data
+from tests.support.mailers import Capture, Refuses
 
 MEDWATCH = data.source_config(
     "fda_medwatch_rss", "https://www.fda.gov/about-fda/contact-fda/rss-feeds/medwatch", "MedWatch"
@@ -36,20 +36,6 @@ REPORT = ReportSettings(to=("compliance@clinic.example", "owner@clinic.example")
 SETTINGS = data.settings(report=REPORT)
 #: The change is found 2023-10-10 14:30 and alerted 14:35; the next morning's report is due 07:00.
 MORNING = datetime(2023, 10, 11, 7, 0, tzinfo=UTC)
-
-
-class Capture:
-    """A mailer that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    def describe(self) -> str:
-        return "capture"
-
-    def send(self, message: EmailMessage) -> str:
-        self.messages.append(message)
-        return "capture"
 
 
 @pytest.mark.parametrize(
@@ -185,16 +171,6 @@ def test_racing_processes_queue_one_report_per_address(
     assert len(report_rows(engines[0])) == 2
     for engine in engines:
         engine.dispose()
-
-
-class Refuses:
-    """A mail server answering 451 (try later)."""
-
-    def describe(self) -> str:
-        return "refuses"
-
-    def send(self, message: EmailMessage) -> str:
-        raise DeliveryError("451 4.3.0 try again later", temporary=True)
 
 
 def test_a_failed_send_is_retried_later_with_the_report_as_queued(engine: Engine) -> None:

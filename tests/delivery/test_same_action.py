@@ -25,6 +25,7 @@ from monitor.items import LABEL_SPL, RECORD
 from monitor.sources import SourceConfig
 from tests.support import alert_history as data
 from tests.support.api_history import crawl
+from tests.support.mailers import Capture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "federal_register"
 SEARCH = SourceConfig(
@@ -58,18 +59,6 @@ def records(name: str) -> dict[str, str]:
 
 SEARCH_RECORDS = records("SYNTHETIC-documents-ketamine-page1.json")  # 2025-24123, 2025-01099
 DESK_RECORDS = records("SYNTHETIC-public-inspection-current.json")  # 2025-24123, -24150, -24161
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    def describe(self) -> str:
-        return "capture"
-
-    def send(self, message: EmailMessage) -> str:
-        self.messages.append(message)
-        return "capture"
 
 
 def pick(documents: dict[str, str], *numbers: str) -> dict[str, str]:

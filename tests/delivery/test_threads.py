@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.delivery import alerts
-from monitor.errors import DeliveryError
 from tests.support import alert_history as data
+from tests.support.mailers import Capture, Refuses
 
 NASAL = data.source_config(
     "fda_ketamine_nasal_alert",
@@ -28,28 +28,6 @@ NASAL = data.source_config(
 SOURCES = {**data.SOURCES, NASAL.id: NASAL}
 ALICE_ONLY = data.settings()
 BOTH = data.settings(recipients=(data.ALICE, data.BOB))
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    def describe(self) -> str:
-        return "capture"
-
-    def send(self, message: EmailMessage) -> str:
-        self.messages.append(message)
-        return "capture"
-
-
-class Refuses:
-    """A server refusing every message for good (550)."""
-
-    def describe(self) -> str:
-        return "refuses"
-
-    def send(self, message: EmailMessage) -> str:
-        raise DeliveryError("550 5.7.1 message refused", temporary=False)
 
 
 def edit(engine: Engine, number: int, settings: Settings, source_id: str = data.SOURCE_ID) -> None:
@@ -124,7 +102,7 @@ def test_an_email_about_two_documents_follows_the_one_with_a_thread(engine: Engi
 def test_an_alert_never_delivered_starts_no_thread(engine: Engine) -> None:
     edit(engine, 1, ALICE_ONLY)
     now = data.DETECTED_AT + timedelta(hours=1, minutes=5)
-    refused = alerts.send_pending(engine, ALICE_ONLY, SOURCES, now, Refuses())
+    refused = alerts.send_pending(engine, ALICE_ONLY, SOURCES, now, Refuses(permanent=True))
     assert refused.failed_emails == 1
     edit(engine, 2, ALICE_ONLY)
     second = send(engine, 2, ALICE_ONLY)["alice@pharmacy.example"]
