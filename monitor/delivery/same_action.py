@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from db.engine import IN_LIST_MAX, in_batches
 from db.models import Change, Snapshot
 from monitor.core.api_records import parse_record_text
 from monitor.delivery.render import body_text, link_url, source_title
@@ -86,30 +87,51 @@ def _snapshot(session: Session, change: Change) -> Snapshot | None:
     return session.get(Snapshot, snapshot_id) if snapshot_id is not None else None
 
 
+def _documents(session: Session, changes: Sequence[Change]) -> dict[int, Snapshot]:
+    """The snapshot each change points at (its newest), loaded in batches; a page's text is
+    left out (only a record's is read), so a storm of long pages costs little memory."""
+    ids = sorted({i for c in changes if (i := c.new_snapshot_id or c.old_snapshot_id)})
+    found: dict[int, Snapshot] = {}
+    for batch in in_batches(ids, IN_LIST_MAX):
+        rows = session.exec(
+            select(Snapshot.id, Snapshot.url, Snapshot.meta).where(col(Snapshot.id).in_(batch))
+        )
+        for snapshot_id, url, meta in rows:
+            found[snapshot_id] = Snapshot(id=snapshot_id, url=url, meta=meta or {}, text="")
+    records = [i for i, snapshot in found.items() if snapshot.meta.get("content_type") == RECORD]
+    for batch in in_batches(records, IN_LIST_MAX):
+        rows = session.exec(select(Snapshot.id, Snapshot.text).where(col(Snapshot.id).in_(batch)))
+        for snapshot_id, text in rows:
+            found[snapshot_id].text = text
+    return found
+
+
 def group_same_action(session: Session, ordered: Sequence[Change]) -> list[list[Change]]:
     """`ordered` split into entries: a group of several sources' changes, or one change alone.
 
     Entries keep the order of their first change; a change joins the first earlier group it
     shares a key with whose first change was detected within `WINDOW` of it.
     """
-    groups: list[tuple[list[Change], set[str]]] = []
+    documents = _documents(session, ordered)
+    groups: list[list[Change]] = []
+    by_key: dict[str, list[int]] = {}  # key → the groups (indexes) holding it, oldest first
     for change in ordered:
-        keys = action_keys(change, _snapshot(session, change))
+        snapshot = documents.get(change.new_snapshot_id or change.old_snapshot_id or 0)
+        keys = action_keys(change, snapshot)
+        candidates = sorted({index for key in keys for index in by_key.get(key, ())})
         home = next(
-            (
-                group
-                for group in groups
-                if keys & group[1] and abs(change.detected_at - group[0][0].detected_at) <= WINDOW
-            ),
+            (i for i in candidates if abs(change.detected_at - groups[i][0].detected_at) <= WINDOW),
             None,
         )
         if home is None:
-            groups.append(([change], keys))
-        else:
-            home[0].append(change)
-            home[1].update(keys)
+            home = len(groups)
+            groups.append([])
+        groups[home].append(change)
+        for key in keys:
+            if home not in by_key.setdefault(key, []):
+                by_key[key].append(home)
     entries: list[list[Change]] = []
-    for members, _ in groups:
+    for members in groups:
         if len({member.source_id for member in members}) > 1:
             entries.append(members)
         else:  # one source only (one document changed twice): not "seen in N sources"
