@@ -103,7 +103,8 @@ def run_command(
 ) -> None:
     """Crawl every source on its schedule (interval or cron, from sources.toml) until stopped.
 
-    Sends queued alerts every minute and queues due digests hourly. SIGTERM or Ctrl-C stops it
+    Sends queued alerts every minute, queues due digests hourly and, with [report] in
+    fdawatch.toml, the daily watch report once a day (UTC). SIGTERM or Ctrl-C stops it
     after the running crawl. One scheduler per database: a second one exits with code 2 (or
     waits, with --wait). With --once it crawls the selected sources (default: all) a single
     time, sends the alerts and exits: for cron or a systemd timer.
