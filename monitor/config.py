@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.config_report import KEYS as REPORT_KEYS
+from monitor.config_report import ReportSettings, report_settings
 from monitor.config_review import (
+    EMAIL_PATTERN,
     ESCALATION_KEYS,
     REVIEW_KEYS,
     EscalationSettings,
@@ -87,6 +90,7 @@ class Settings:
     #: Signed review links (FDAWATCH_SECRET_KEY) and escalation of changes nobody reviewed.
     review: ReviewSettings = field(default_factory=ReviewSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    report: ReportSettings | None = None  # [report]: the daily watch report, when configured
 
 
 def user_agent(base: str, contact: str) -> str:
@@ -167,6 +171,7 @@ _SECTIONS = {
     "scheduler": {"jitter", "misfire_grace", "shared"},
     "review": REVIEW_KEYS,
     "escalation": ESCALATION_KEYS,
+    "report": REPORT_KEYS,
 }
 _TOP_KEYS = {*_SECTIONS, "recipient"}
 _RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
@@ -333,6 +338,7 @@ def load_settings(
         escalation=escalation_settings(
             _section(data, "escalation", config_path), f"{config_path}: [escalation]"
         ),
+        report=report_settings(_section(data, "report", config_path), config_path, EMAIL_PATTERN),
     )
 
 

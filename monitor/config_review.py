@@ -16,7 +16,7 @@ from monitor.errors import ConfigError
 
 #: One plain address: a local part and a domain, nothing a mail header could be broken with.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_EMAIL = re.compile(rf"[^@\s<>,;:\"()\[\]\\]+@{_LABEL}(?:\.{_LABEL})*")
+EMAIL_PATTERN = re.compile(rf"[^@\s<>,;:\"()\[\]\\]+@{_LABEL}(?:\.{_LABEL})*")
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 ESCALATION_SEVERITIES = ("T1", "T2", "T3", "T4")
@@ -28,7 +28,7 @@ MIN_SECRET_LENGTH = 32
 
 def is_email(value: object) -> bool:
     """One plain address like ops@example.org (recipients, reviewers, escalation)."""
-    return isinstance(value, str) and _EMAIL.fullmatch(value) is not None
+    return isinstance(value, str) and EMAIL_PATTERN.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ and delivers (SMTP or `.eml`), so only senders load email rendering.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -22,6 +22,7 @@ from monitor.delivery.mailer import Mailer, mailer_for
 from monitor.delivery.outbox import (
     CLAIM_BATCH,
     DIGEST_KIND,
+    REPORT_KIND,
     alert_key,
     claim_due,
     message_id,
@@ -39,6 +40,8 @@ from monitor.delivery.render import (
     listed_change,
     notice_view,
 )
+from monitor.delivery.same_action import group_same_action, seen_in
+from monitor.delivery.threads import thread, thread_root
 from monitor.errors import DeliveryError, NotFound
 from monitor.history.health import untold_problems
 from monitor.review import escalation
@@ -72,7 +75,7 @@ class SendReport:
 @dataclass
 class _Email:
     recipient: str
-    kind: str  # "change", "health", "digest" or "escalation"
+    kind: str  # "change", "health", "digest", "escalation" or "report"
     rows: list[Alert]
 
 
@@ -87,13 +90,13 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
     for row in rows:
         if row.change_id is not None:
             kind = "change"
-        elif row.kind == DIGEST_KIND:
-            kind = "digest"
+        elif row.kind in (DIGEST_KIND, REPORT_KIND):
+            kind = row.kind
         elif row.kind == escalation.KIND:
             kind = "escalation"
         else:
             kind = "health"
-        separate = str(row.id) if kind == "digest" else ""
+        separate = str(row.id) if kind in (DIGEST_KIND, REPORT_KIND) else ""
         key = (row.recipient, kind, row.message_id or separate)
         groups.setdefault(key, _Email(row.recipient, kind, [])).rows.append(row)
     return list(groups.values())
@@ -105,8 +108,10 @@ def _change_views(
     settings: Settings,
     sources: Mapping[str, SourceConfig],
     cap: int,
-) -> tuple[list[ChangeView], list[ListedChange]]:
-    """The `cap` most severe changes in full, the rest as list lines (no diff computed)."""
+) -> tuple[list[ChangeView], list[ListedChange], list[Change]]:
+    """The `cap` most severe entries in full, the rest as list lines (no diff computed), and
+    every change in the email's order. An entry is one change, or one FDA action seen in
+    several sources (`same_action`); list lines are not grouped."""
     wanted = sorted({row.change_id for row in rows if row.change_id is not None})
     changes = [
         change
@@ -118,9 +123,18 @@ def _change_views(
         row = next(row for row in rows if row.change_id in missing)
         raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
     ordered = sorted(changes, key=lambda c: (c.severity, c.detected_at, c.id))
-    full = [change_view(session, change, settings, sources) for change in ordered[:cap]]
-    listed = [listed_change(session, change, sources) for change in ordered[cap:]]
-    return full, listed
+    entries = group_same_action(session, ordered)  # one FDA action in N sources: one entry
+    full = [
+        replace(
+            change_view(session, group[0], settings, sources),
+            seen_in=seen_in(session, group, sources),
+        )
+        for group in entries[:cap]
+    ]
+    listed = [
+        listed_change(session, change, sources) for group in entries[cap:] for change in group
+    ]
+    return full, listed, ordered
 
 
 def _build(
@@ -132,10 +146,10 @@ def _build(
     mid: str,
 ) -> EmailMessage:
     if email.kind == "change":
-        views, listed = _change_views(
+        views, listed, changes = _change_views(
             session, email.rows, settings, sources, max(1, settings.storm_cap)
         )
-        return alert_email(
+        message = alert_email(
             views,
             listed,
             settings=settings,
@@ -144,6 +158,9 @@ def _build(
             now=now,
             review_links=review_links(settings, [v.id for v in views], email.recipient, now),
         )
+        message.replace_header("X-Fdawatch-Changes", " ".join(str(c.id) for c in changes))
+        documents = [(change.source_id, change.doc_key) for change in changes]
+        return thread(message, thread_root(session, email.recipient, documents, mid))
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
     if email.kind == "escalation":
@@ -155,6 +172,13 @@ def _build(
             recipient=email.recipient,
             message_id=mid,
             now=now,
+        )
+    if email.kind == REPORT_KIND:
+        from monitor.delivery.report_email import report_email
+
+        row = email.rows[0]
+        return report_email(
+            row.notice or "", settings=settings, recipients=[row.recipient], message_id=mid, now=now
         )
     notices: list[NoticeView] = [
         notice_view(

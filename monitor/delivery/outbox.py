@@ -35,6 +35,8 @@ NOTICE_KINDS = ("source_failing", "source_recovered", "layout_drift", "source_bl
 NOTICE_SEVERITY = "T2"
 #: Outbox rows that stand for a digest email (one per recipient and period).
 DIGEST_KIND = "digest"
+#: Outbox rows that stand for a daily watch report (`monitor.delivery.daily_report`).
+REPORT_KIND = "report"
 #: The source id of rows that concern every source (digests).
 ALL_SOURCES = "*"
 #: Ids per claiming UPDATE or change lookup.
@@ -205,12 +207,26 @@ def queue_digest(
     session: Session, recipient: str, period_key: str, severity: str, dedup: str, now: datetime
 ) -> bool:
     """Queue one digest row and commit; False when this period was already queued (a race)."""
+    return queue_once(session, DIGEST_KIND, recipient, period_key, severity, dedup, now)
+
+
+def queue_once(
+    session: Session,
+    kind: str,
+    recipient: str,
+    notice: str,
+    severity: str,
+    dedup: str,
+    now: datetime,
+) -> bool:
+    """Queue one row about every source (a digest, a daily report) under a unique `dedup` key
+    and commit; False when a row with that key exists (another run or process queued it)."""
     session.add(
         Alert(
             change_id=None,
             source_id=ALL_SOURCES,
-            kind=DIGEST_KIND,
-            notice=period_key,
+            kind=kind,
+            notice=notice,
             recipient=recipient,
             severity=severity,
             created_at=now,

@@ -135,6 +135,7 @@ class ChangeView:
     line_changes_truncated: int
     evidence_url: str | None
     show_hint: str = field(default="")
+    seen_in: tuple[Any, ...] = ()  # one FDA action in several sources: `same_action.SeenIn`s
 
     @property
     def subject(self) -> str:

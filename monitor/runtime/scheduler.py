@@ -49,6 +49,7 @@ LEASE_TTL = timedelta(minutes=5)
 HEARTBEAT_SECONDS = 60  # well inside LEASE_TTL, so a live daemon never loses its lock
 SEND_SECONDS = 60
 DIGEST_SECONDS = 3600
+REPORT_SECONDS = 60
 LEASE_POLL_SECONDS = 2.0
 #: A job that fires waits this long for others due at the same moment, to share one process.
 BATCH_WINDOW_SECONDS = 1.0
@@ -379,6 +380,13 @@ def build_scheduler(
                 now,
             )
         )
+    if settings.report is not None:  # [report]: queue the daily watch report once it is due
+        from monitor.delivery.daily_report import report_job
+
+        def report() -> list[str]:
+            return report_job(watcher.engine, settings, watcher.sources, watcher.clock())
+
+        chores.append(("daily-report", "queue the daily report", report, REPORT_SECONDS, now))
     for job_id, name, function, seconds, first_run in chores:
         timing = {"next_run_time": first_run} if first_run else {}
         scheduler.add_job(

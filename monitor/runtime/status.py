@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Fetch, HostBackoff, Source
 from monitor.config import Settings
+from monitor.runtime.freshness import FRESH, STALE, freshness, stale_after
 from monitor.runtime.scheduler import next_run, utc
 from monitor.sources import SourceConfig, host_key
 
@@ -39,6 +40,11 @@ class StatusRow:
     evidence: dict[str, Any] | None = None
     #: When blocked: no request to the source's host before this time.
     backing_off_until: datetime | None = None
+    #: fresh / stale / blocked / failing (`monitor.runtime.freshness`); `stale` is "not fresh".
+    freshness: str = FRESH
+    stale: bool = False
+    #: When the source turns stale unless a check succeeds first; None: it never succeeded.
+    stale_after: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -70,21 +76,28 @@ def status_rows(
         row = rows.get(source.id)
         checked = utc(row.last_checked_at) if row else None
         until = backoff.get(host_key(source.url)) if source.id in evidence else None
+        state = health_state(row)
+        success = utc(row.last_success_at) if row else None
+        deadline = stale_after(source, success)
+        verdict = freshness(state, deadline, now)
         result.append(
             StatusRow(
                 source_id=source.id,
                 kind=source.kind,
                 schedule=source.cron or source.interval,
-                state=health_state(row),
+                state=state,
                 failures_in_row=row.consecutive_failures if row else 0,
                 failure_threshold=source.failure_threshold or settings.failure_threshold,
                 last_checked_at=checked,
-                last_success_at=utc(row.last_success_at) if row else None,
+                last_success_at=success,
                 last_change_at=utc(row.last_change_at) if row else None,
                 next_run_at=next_run(source, checked, now),
                 last_error=row.last_error if row else None,
                 evidence=evidence.get(source.id),
                 backing_off_until=until if until and until > now else None,
+                freshness=verdict,
+                stale=verdict != FRESH,
+                stale_after=deadline,
             )
         )
     return result
@@ -111,3 +124,29 @@ def _last_refusals(session: Session, source_ids: list[str]) -> dict[str, dict[st
         if len(found) == len(source_ids):
             break
     return found
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "never"
+
+
+def problem_line(row: StatusRow) -> str:
+    """One line saying why a source that is not fresh cannot be attested (for `status --check`).
+
+    `fda_x: stale: last success 2026-12-04 06:00 UTC, stale since 2026-12-05 06:00 UTC (6h)`.
+    """
+    success = f"last success {_when(row.last_success_at)}"
+    if row.freshness == STALE:
+        if row.stale_after is None:
+            detail = "never checked successfully" + (
+                f" (last check {_when(row.last_checked_at)})" if row.last_checked_at else ""
+            )
+        else:
+            detail = f"{success}, stale since {_when(row.stale_after)} (every {row.schedule})"
+        return f"{row.source_id}: stale: {detail}"
+    state = row.state if row.state != row.freshness else ""
+    kind = f"{row.freshness} ({state})" if state else row.freshness
+    count = row.failures_in_row
+    fails = f"{count} failure{'s' if count != 1 else ''} in a row"
+    error = f"; {' '.join(row.last_error.split())[:200]}" if row.last_error else ""
+    return f"{row.source_id}: {kind}: {fails}, {success}{error}"
