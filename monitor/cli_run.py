@@ -99,10 +99,12 @@ def run_command(
 ) -> None:
     """Crawl every source on its schedule (interval or cron, from sources.toml) until stopped.
 
-    Sends queued alerts every minute and queues due digests hourly. SIGTERM or Ctrl-C stops it
-    after the running crawl. One scheduler per database: a second one exits with code 2 (or
-    waits, with --wait). With --once it crawls the selected sources (default: all) a single
-    time, sends the alerts and exits: for cron or a systemd timer.
+    Sources due at the same moment share one crawl process. Sends queued alerts after each
+    crawl and every minute, and queues due digests hourly. SIGTERM or Ctrl-C stops it after the
+    running crawl, once the queued alerts are sent (at most 30 s). One scheduler per database: a
+    second one exits with code 2 (or waits, with --wait). With --once it crawls the selected
+    sources (default: all) a single time, sends the alerts and exits: for cron or a systemd
+    timer.
 
     Example: fdawatch run --once
     """
@@ -159,18 +161,24 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else "never"
 
 
+def _checked(value: datetime | None) -> str:
+    """Checks can be a minute apart: the last and next check are shown to the second."""
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "never"
+
+
 def _next(row: StatusRow, now: datetime) -> str:
-    return "due now" if row.next_run_at <= now else f"{row.next_run_at:%Y-%m-%d %H:%M}"
+    return "due now" if row.next_run_at <= now else _checked(row.next_run_at)
 
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source and line.")
 @click.pass_obj
 def status_command(app: AlertsApp, as_json: bool) -> None:
-    """Show each source's health: last success, last change, failures in a row, next run.
+    """Show each source's health: failures in a row, last check, success and change, next check.
 
     States: new (never checked), ok, degraded (failing, below the alert threshold), failing,
-    drift (the page's layout no longer matches its selector). Times are UTC.
+    drift (the page's layout no longer matches its selector), blocked. The next check is when the
+    daemon crawls the source next ("due now": at its next batch). Times are UTC.
 
     Example: fdawatch status --json
     """
@@ -190,6 +198,7 @@ def status_command(app: AlertsApp, as_json: bool) -> None:
             row.source_id,
             row.state,
             f"{row.failures_in_row}/{row.failure_threshold}",
+            _checked(row.last_checked_at),
             _when(row.last_success_at),
             _when(row.last_change_at),
             _next(row, now),
@@ -198,7 +207,10 @@ def status_command(app: AlertsApp, as_json: bool) -> None:
         ]
         for row in rows
     ]
-    headers = ["source", "state", "fails", "last success", "last change", "next run", "every"]
+    headers = [
+        *("source", "state", "fails", "last check", "last success", "last change"),
+        *("next check", "every"),
+    ]
     click.echo(_table(table, [*headers, "last error"]))
 
 

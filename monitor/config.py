@@ -85,9 +85,10 @@ class Settings:
     failure_threshold: int = 3
     site_url: str = ""  # where the digest site is published, for links in emails
     openfda_api_key: str | None = field(default=None, repr=False)
-    scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
+    scheduler_jitter: float = 60.0  # at most this many seconds of stable offset on fire times
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
     scheduler_shared: bool = False  # several daemons share one database's sources (claims)
+    scheduler_max_batch: int = 50  # at most this many sources in one crawl process
 
 
 def user_agent(base: str, contact: str) -> str:
@@ -190,7 +191,7 @@ _SECTIONS = {
     "mail": {"from", "outbox_dir", "storm_cap"},
     "health": {"failure_threshold"},
     "site": {"url"},
-    "scheduler": {"jitter", "misfire_grace", "shared"},
+    "scheduler": {"jitter", "misfire_grace", "shared", "max_batch"},
 }
 _TOP_KEYS = {*_SECTIONS, "recipient"}
 #: One plain address: a local part and a domain, nothing a mail header could be broken with.
@@ -336,6 +337,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"{config_path}: [scheduler] misfire_grace",
             float,
             1,
+        ),
+        scheduler_max_batch=_number(
+            scheduler.get("max_batch", 50), f"{config_path}: [scheduler] max_batch", int, 1
         ),
     )
 

@@ -1,13 +1,22 @@
-"""The `fdawatch run` daemon: each source crawled on its own schedule, alerts sent every minute.
+"""The `fdawatch run` daemon: sources crawled on their schedule in batches, alerts never starved.
 
-One APScheduler job per source (its `interval`, or its 5-field `cron` in UTC) plus the outbox
-sender, a heartbeat that renews the database lock and, when `monitor.digest` provides
-`send_due_digests`, an hourly digest job. Crawls never overlap: a job that fires while another
-crawl runs waits, and the sources that queued up meanwhile are crawled together in one child
-process (Scrapy's reactor cannot restart, so every crawl is a `run_crawl` child with a timeout).
+Timing (`monitor.timetable`): one APScheduler job per source fires at the source's fixed times
+(its interval grid or its crontab, plus the deployment's stable offset). The job only marks the
+source due and returns: it never waits, so it never holds a scheduler thread. One crawl runner
+thread takes everything due, waits a short batch window for sources due at about the same moment,
+drops those checked less than half a period ago (an earlier batch already did them) and crawls the
+rest in ONE child process (at most `[scheduler] max_batch` sources, bounded by the crawl timeout;
+Scrapy's reactor cannot restart, so every crawl is a `run_crawl` child). Crawl processes per hour
+therefore follow the number of distinct due times, not the number of sources.
+
+Sending alerts, queueing digests and renewing the lock run on their own executor ("deliver"), so
+a long crawl can never make them skip a run; the sender is also woken right after each batch. On
+SIGTERM the running crawl finishes, no new one starts, the outbox is drained (for at most
+`DRAIN_SECONDS`), and the daemon exits.
 
 The "scheduler" lease in the database (`db/leases.py`) keeps a second daemon, or a concurrent
-`fdawatch run --once`, from crawling the same history at the same time.
+`fdawatch run --once`, from crawling the same history at the same time; in shared mode
+(`[scheduler] shared = true`) workers claim sources one by one instead (`monitor.claims`).
 """
 
 from __future__ import annotations
@@ -24,10 +33,10 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -38,7 +47,21 @@ from monitor import claims
 from monitor.alerts import SendReport, send_pending
 from monitor.config import Settings
 from monitor.crawl import CrawlSummary, run_crawl
-from monitor.sources import SourceConfig, SourcesError, parse_cron
+from monitor.sources import SourceConfig
+from monitor.timetable import cron_trigger, next_check, schedule_offset, source_trigger
+
+__all__ = [
+    "LEASE_NAME",
+    "LeaseHeld",
+    "SchedulerLease",
+    "Watcher",
+    "build_scheduler",
+    "cron_trigger",
+    "next_check",
+    "run_once",
+    "serve",
+    "source_trigger",
+]
 
 log = logging.getLogger("fdawatch.scheduler")
 
@@ -48,10 +71,16 @@ HEARTBEAT_SECONDS = 60  # well inside LEASE_TTL, so a live daemon never loses it
 SEND_SECONDS = 60
 DIGEST_SECONDS = 3600
 LEASE_POLL_SECONDS = 2.0
-#: A job that fires waits this long for others due at the same moment, to share one process.
+#: The runner waits this long after a source falls due for others due at about the same moment.
 BATCH_WINDOW_SECONDS = 1.0
+#: On SIGTERM, after the running crawl: how long the final send of the outbox may take.
+DRAIN_SECONDS = 30.0
 CLAIM_MARGIN = timedelta(minutes=5)  # a shared worker's claim outlives its crawl timeout
 DEFAULT_CRAWL_TIMEOUT = 30 * 60
+#: The executor of the jobs that must never wait behind a crawl: send (2 runs may overlap: a
+#: wake-up after a batch and the minute's run), heartbeat, digests.
+DELIVER_EXECUTOR = "deliver"
+DELIVER_THREADS = 4
 
 CrawlFunction = Callable[[Sequence[SourceConfig]], CrawlSummary | None]
 
@@ -73,45 +102,6 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 # -- schedules -------------------------------------------------------------------------------
-
-
-def cron_trigger(source: SourceConfig, jitter: float = 0) -> CronTrigger:
-    """The source's crontab (minute hour day month weekday, UTC) as an APScheduler trigger."""
-    assert source.cron is not None
-    try:
-        trigger = parse_cron(source.cron)
-    except ValueError as error:
-        raise SourcesError(
-            f"source {source.id!r}: field 'cron' = {source.cron!r} is invalid ({error}); "
-            "write minute hour day month weekday in UTC, e.g. '0 6 * * 1-5'"
-        ) from None
-    trigger.jitter = int(jitter) or None
-    return trigger
-
-
-def source_trigger(source: SourceConfig, jitter: float = 0) -> BaseTrigger:
-    """When the daemon crawls `source`: its cron expression if it has one, else its interval."""
-    if source.cron:
-        return cron_trigger(source, jitter)
-    return IntervalTrigger(
-        seconds=source.interval_seconds, jitter=int(jitter) or None, timezone=UTC
-    )
-
-
-def next_run(source: SourceConfig, last_checked_at: datetime | None, now: datetime) -> datetime:
-    """When `source` is next due: the cron's next fire time, or last check + interval.
-
-    An interval source never checked is due now; an overdue one returns its (past) due time, so
-    callers can tell "due now" from "later".
-    """
-    if source.cron:
-        fire = cron_trigger(source).get_next_fire_time(None, now)
-        assert fire is not None  # a crontab always fires again
-        return fire
-    last = utc(last_checked_at)
-    if last is None:
-        return now
-    return last + timedelta(seconds=source.interval_seconds)
 
 
 def last_checks(engine: Engine) -> dict[str, datetime | None]:
@@ -195,9 +185,11 @@ class SchedulerLease:
 
 
 class Watcher:
-    """The daemon's jobs as plain methods, so tests can call them (or schedule them) directly.
+    """The daemon's work as plain methods, so tests can call them (or schedule them) directly.
 
-    `crawl` is injectable: by default it is `monitor.crawl.run_crawl` in a child process.
+    `mark_due` is each source's job; `run_due` is one pass of the crawl runner (the thread that
+    `start_runner` starts); `send_alerts` and `heartbeat` are the deliverers' jobs. `crawl` is
+    injectable: by default it is `monitor.crawl.run_crawl` in a child process.
     """
 
     def __init__(
@@ -210,6 +202,7 @@ class Watcher:
         crawl: CrawlFunction | None = None,
         crawl_timeout: float = DEFAULT_CRAWL_TIMEOUT,
         batch_window: float = BATCH_WINDOW_SECONDS,
+        max_batch: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
@@ -219,41 +212,118 @@ class Watcher:
         self.crawl = crawl or self._run_crawl
         self.crawl_timeout = crawl_timeout
         self.batch_window = batch_window
+        self.max_batch = max_batch or settings.scheduler_max_batch
         self.clock = clock
+        #: The deployment's stable offset added to every fire time (`monitor.timetable`).
+        self.offset = schedule_offset(settings.scheduler_jitter, settings.database_url)
         self.stopping = threading.Event()
-        self._crawl_lock = threading.Lock()
-        self._pending: set[str] = set()
-        self._pending_lock = threading.Lock()
+        #: Called after each batch (the daemon wakes the sender with it).
+        self.after_batch: Callable[[], None] | None = None
         self.last_send: SendReport | None = None
         #: Shared mode: several daemons on one database claim sources one by one instead of
         #: one daemon holding the whole database ("scheduler" lease).
         self.shared = settings.scheduler_shared
+        self._due: set[str] = set()
+        self._due_lock = threading.Lock()
+        self._wake = threading.Event()  # set while something is due (or when stopping)
+        self._crawl_lock = threading.Lock()  # one batch at a time, whoever calls run_due
+        self._send_lock = threading.Lock()
+        self._runner: threading.Thread | None = None
 
     def _run_crawl(self, batch: Sequence[SourceConfig]) -> CrawlSummary:
         return run_crawl(self.engine, self.settings, batch, timeout=self.crawl_timeout)
 
-    def crawl_source(self, source_id: str) -> None:
-        """The job of one source: crawl it, with whatever else became due meanwhile."""
-        if self.stopping.is_set():
+    # -- crawling ------------------------------------------------------------------------------
+
+    def mark_due(self, source_id: str) -> None:
+        """The job of one source: note that it is due and return at once (idempotent)."""
+        if self.stopping.is_set() or source_id not in self.sources:
             return
-        with self._pending_lock:
-            self._pending.add(source_id)
-        if self.batch_window:
-            self.stopping.wait(self.batch_window)
+        with self._due_lock:
+            self._due.add(source_id)
+            self._wake.set()
+
+    def due(self) -> list[str]:
+        """The sources marked due and not yet taken by a batch, in sources.toml order."""
+        with self._due_lock:
+            return [sid for sid in self.sources if sid in self._due]
+
+    def _take_batch(self) -> list[SourceConfig]:
+        with self._due_lock:
+            ids = [sid for sid in self.sources if sid in self._due][: self.max_batch]
+            self._due.difference_update(ids)
+            if not self._due:
+                self._wake.clear()
+        return [self.sources[sid] for sid in ids]
+
+    def still_due(self, batch: Sequence[SourceConfig]) -> list[SourceConfig]:
+        """`batch` without the sources checked too recently to check again (`next_check`)."""
+        now = self.clock()
+        checked = last_checks(self.engine)
+        fresh = [
+            source
+            for source in batch
+            if next_check(source, checked.get(source.id), now, self.offset) > now
+        ]
+        if fresh:
+            log.info(
+                "not crawling %s: checked less than half a period ago",
+                ", ".join(source.id for source in fresh),
+            )
+        return [source for source in batch if source not in fresh]
+
+    def run_due(self) -> CrawlSummary | None:
+        """One batch: wait the batch window, then crawl what is due in one process.
+
+        Takes at most `max_batch` sources (the rest stays due for the next batch), leaves out
+        those checked less than half a period ago, and returns the crawl's summary (None when
+        nothing was crawled).
+        """
         with self._crawl_lock:
-            with self._pending_lock:
-                due, self._pending = self._pending, set()
-            batch = [source for sid, source in self.sources.items() if sid in due]
-            if not batch or self.stopping.is_set():
-                return  # an earlier job already crawled ours, or we are shutting down
+            if self.batch_window and self.stopping.wait(self.batch_window):
+                return None
+            if self.stopping.is_set():
+                return None
+            batch = self.still_due(self._take_batch())
+            if not batch:
+                return None
             if self.shared:
-                self.crawl_claimed(batch)
-                return
-            if not self.lease.acquire():  # a `run --once` pass is crawling: it covers ours
+                summary = self.crawl_claimed(batch)
+            elif not self.lease.acquire():  # a `run --once` pass is crawling: it covers ours
                 holder = self.lease.other_holder()
-                log.warning("skipping %s: %s holds the scheduler lock", ", ".join(due), holder)
+                ids = ", ".join(source.id for source in batch)
+                log.warning("skipping %s: %s holds the scheduler lock", ids, holder)
+                return None
+            else:
+                summary = self.crawl_batch(batch)
+        if self.after_batch is not None:
+            self.after_batch()
+        return summary
+
+    def _run_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            if self.stopping.is_set():
                 return
-            self.crawl_batch(batch)
+            try:
+                self.run_due()
+            except Exception:  # the runner must outlive a database hiccup: sources fire again
+                log.exception("the crawl runner failed; the sources run again at their next time")
+
+    def start_runner(self) -> None:
+        """Start the crawl runner thread (once)."""
+        if self._runner is None:
+            self._runner = threading.Thread(
+                target=self._run_forever, name="fdawatch-crawl", daemon=True
+            )
+            self._runner.start()
+
+    def join_runner(self) -> None:
+        """Stop the runner after its running crawl (if any) and wait for it."""
+        self.stop()
+        if self._runner is not None:
+            self._runner.join()
+            self._runner = None
 
     def crawl_timeout_delta(self) -> timedelta:
         """How long a shared worker's claim lasts: its crawl timeout plus a margin."""
@@ -293,13 +363,20 @@ class Watcher:
                 log.warning("the crawl process %s:\n%s", summary.status, summary.stderr_tail)
         return summary
 
+    # -- delivering ----------------------------------------------------------------------------
+
     def send_alerts(self) -> SendReport | None:
-        """Drain the outbox once (the job every minute; also after `run --once`)."""
-        try:
-            report = send_pending(self.engine, self.settings, self.sources, self.clock())
-        except Exception:
-            log.exception("sending alerts failed; the outbox keeps them for the next try")
-            return None
+        """Drain the outbox once (every minute, after each batch, at exit, after `run --once`).
+
+        One send at a time: a run that starts while another sends waits for it, then sends
+        what is still due.
+        """
+        with self._send_lock:
+            try:
+                report = send_pending(self.engine, self.settings, self.sources, self.clock())
+            except Exception:
+                log.exception("sending alerts failed; the outbox keeps them for the next try")
+                return None
         self.last_send = report
         if not report.nothing_due:
             log.info(
@@ -314,6 +391,29 @@ class Watcher:
             log.warning("alerts: %s", error)
         return report
 
+    def drain_outbox(self, timeout: float = DRAIN_SECONDS) -> SendReport | None:
+        """Send what is queued before exiting, waiting at most `timeout` seconds.
+
+        The send runs in its own thread, so a mail server that hangs cannot hold the exit; rows
+        it had claimed are sent again by the next start (same Message-ID).
+        """
+        reports: list[SendReport | None] = []
+        sender = threading.Thread(
+            target=lambda: reports.append(self.send_alerts()), name="fdawatch-drain", daemon=True
+        )
+        sender.start()
+        sender.join(timeout)
+        if sender.is_alive():
+            log.warning(
+                "gave up sending the queued alerts after %.0f s; they are sent at the next start",
+                timeout,
+            )
+            return None
+        report = reports[0] if reports else None
+        if report is not None and report.nothing_due:
+            log.info("outbox empty at exit")
+        return report
+
     def heartbeat(self) -> None:
         """Renew the lock; if another process took it (we were frozen too long), say so."""
         if self.shared:
@@ -322,12 +422,9 @@ class Watcher:
             log.warning("crawls paused: %s", self.lease.held_message())
 
     def stop(self) -> None:
+        """No new crawl starts; the runner returns after the running one."""
         self.stopping.set()
-
-    def wait_for_crawl(self) -> None:
-        """Return once no crawl is running (the running one, if any, is left to finish)."""
-        with self._crawl_lock:
-            pass
+        self._wake.set()
 
 
 def digest_job() -> Callable[..., Any] | None:
@@ -343,9 +440,16 @@ def digest_job() -> Callable[..., Any] | None:
 def build_scheduler(
     watcher: Watcher, scheduler: BaseScheduler | None = None, now: datetime | None = None
 ) -> BaseScheduler:
-    """Add every job to `scheduler` (a new BlockingScheduler by default) and return it."""
+    """Add every job to `scheduler` (a new BlockingScheduler by default) and return it.
+
+    Each source's job fires at its fixed times (`source_trigger`) and first at its `next_check`,
+    or at once when that has passed (never checked, or a fire time missed while stopped). The
+    send, heartbeat and digest jobs run on their own executor, so crawls cannot delay them.
+    The crawl runner is not started here: `serve` (or a test) calls `watcher.start_runner()`.
+    """
     settings = watcher.settings
     scheduler = scheduler or BlockingScheduler(timezone=UTC)
+    scheduler.add_executor(ThreadPoolExecutor(DELIVER_THREADS), alias=DELIVER_EXECUTOR)
     now = now or watcher.clock()
     defaults: dict[str, Any] = {
         "max_instances": 1,
@@ -355,11 +459,10 @@ def build_scheduler(
     }
     checked = last_checks(watcher.engine)
     for source in watcher.sources.values():
-        # Overdue interval sources run at once; cron sources wait for their next time.
-        first = max(now, next_run(source, checked.get(source.id), now))
+        first = max(now, next_check(source, checked.get(source.id), now, watcher.offset))
         scheduler.add_job(
-            watcher.crawl_source,
-            source_trigger(source, settings.scheduler_jitter),
+            watcher.mark_due,
+            source_trigger(source, watcher.offset),
             args=[source.id],
             id=f"crawl:{source.id}",
             name=f"crawl {source.id}",
@@ -367,9 +470,9 @@ def build_scheduler(
             **defaults,
         )
     digests = digest_job()
-    chores: list[tuple[str, str, Callable[[], Any], int, datetime | None]] = [
-        ("send-alerts", "send alerts", watcher.send_alerts, SEND_SECONDS, now),
-        ("heartbeat", "renew the scheduler lock", watcher.heartbeat, HEARTBEAT_SECONDS, None),
+    chores: list[tuple[str, str, Callable[[], Any], int, datetime | None, int]] = [
+        ("send-alerts", "send alerts", watcher.send_alerts, SEND_SECONDS, now, 2),
+        ("heartbeat", "renew the scheduler lock", watcher.heartbeat, HEARTBEAT_SECONDS, None, 1),
     ]
     if digests is not None:
         chores.append(
@@ -379,19 +482,30 @@ def build_scheduler(
                 lambda: digests(watcher.engine, settings, watcher.sources, watcher.clock()),
                 DIGEST_SECONDS,
                 now,
+                1,
             )
         )
-    for job_id, name, function, seconds, first_run in chores:
+    for job_id, name, function, seconds, first_run, instances in chores:
         timing = {"next_run_time": first_run} if first_run else {}
         scheduler.add_job(
             function,
             IntervalTrigger(seconds=seconds, timezone=UTC),
             id=job_id,
             name=name,
+            executor=DELIVER_EXECUTOR,
             **timing,
-            **defaults,
+            **{**defaults, "max_instances": instances},
         )
+    watcher.after_batch = lambda: send_soon(scheduler)
     return scheduler
+
+
+def send_soon(scheduler: BaseScheduler) -> None:
+    """Run the send job now (after a batch: its changes go out without waiting for the minute)."""
+    if not scheduler.running:
+        return
+    with contextlib.suppress(JobLookupError):
+        scheduler.modify_job("send-alerts", next_run_time=datetime.now(UTC))
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -421,7 +535,9 @@ def stop_on_signals(on_stop: Callable[[], None]) -> Iterator[None]:
 def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
     """Run the daemon until SIGTERM / SIGINT; True if it ran, False if stopped while waiting.
 
-    Raises LeaseHeld when another scheduler holds the lock and `wait_for_lock` is off.
+    On the signal: the running crawl finishes, no other starts, the outbox is sent (for at most
+    `DRAIN_SECONDS`), then the lock is released. Raises LeaseHeld when another scheduler holds
+    the lock and `wait_for_lock` is off.
     """
     scheduler = BlockingScheduler(timezone=UTC)
 
@@ -440,13 +556,21 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
             build_scheduler(watcher, scheduler)
             if not watcher.stopping.is_set():
                 log.info(
-                    "fdawatch scheduler %s: %d sources; stop with SIGTERM or Ctrl-C",
+                    "fdawatch scheduler %s: %d sources, fire times + %.1f s, up to %d per crawl "
+                    "process; stop with SIGTERM or Ctrl-C",
                     watcher.lease.holder,
                     len(watcher.sources),
+                    watcher.offset.total_seconds(),
+                    watcher.max_batch,
                 )
+                watcher.start_runner()
                 scheduler.start()
-            watcher.wait_for_crawl()
+            watcher.join_runner()
+            watcher.drain_outbox()
         finally:
+            watcher.join_runner()
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             watcher.lease.release()
     return True
 

@@ -1,4 +1,4 @@
-"""The scheduler's jobs with an injected crawl function: timing, overlap, batching, the lock.
+"""The scheduler's jobs with an injected crawl function: timing, overlap, the lock.
 
 No crawl processes here: `Watcher(crawl=…)` records what would have been crawled, so intervals of
 a second or less can be watched on a real APScheduler in a few seconds.
@@ -65,13 +65,14 @@ def sources(*items: SourceConfig) -> dict[str, SourceConfig]:
 
 
 def run_for(seconds: float, watcher: Watcher) -> None:
-    """Run the watcher's jobs on a real (background) scheduler for `seconds`, then stop."""
+    """Run the watcher's jobs and crawl runner on a real (background) scheduler, then stop."""
     scheduler = build_scheduler(watcher, BackgroundScheduler(timezone=UTC))
+    watcher.start_runner()
     scheduler.start()
     try:
         time.sleep(seconds)
     finally:
-        watcher.stop()
+        watcher.join_runner()
         scheduler.shutdown(wait=True)
 
 
@@ -94,23 +95,13 @@ def test_a_slow_crawl_is_never_overlapped_by_the_next_run_of_its_source(
     assert 2 <= crawl.count("busy") <= 3
 
 
-def test_sources_due_together_share_one_crawl(engine: Engine) -> None:
-    crawl = Recorder()
-    a, b, c = (make_source(id=name) for name in ("a", "b", "c"))
-    watcher = Watcher(engine, SETTINGS, sources(a, b, c), crawl=crawl, batch_window=0.5)
-    threads = [threading.Thread(target=watcher.crawl_source, args=[i]) for i in ("b", "a")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert crawl.batches == [("a", "b")]  # in sources.toml order; c was not due
-
-
 def test_a_stopping_daemon_starts_no_new_crawl(engine: Engine) -> None:
     crawl = Recorder()
     watcher = Watcher(engine, SETTINGS, sources(make_source(id="a")), crawl=crawl, batch_window=0)
+    watcher.mark_due("a")
     watcher.stop()
-    watcher.crawl_source("a")
+    watcher.mark_due("a")
+    assert watcher.run_due() is None
     assert crawl.batches == []
 
 
@@ -133,13 +124,17 @@ def test_overdue_sources_run_at_once_and_the_others_when_due(engine: Engine) -> 
         jobs = {job.id: job for job in scheduler.get_jobs()}
     finally:
         scheduler.shutdown(wait=False)
-    assert jobs["crawl:recent"].next_run_time == T0 + timedelta(hours=6)
-    assert jobs["crawl:stale"].next_run_time == now
+    # Checked at 09:00: the 6h grid's 12:00 is half a period later, so that is its next check.
+    assert jobs["crawl:recent"].next_run_time == datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    assert jobs["crawl:stale"].next_run_time == now  # its 10:00 passed unchecked
     assert jobs["crawl:never"].next_run_time == now
-    assert jobs["crawl:weekly"].next_run_time == datetime(2026, 11, 9, 6, 0, tzinfo=UTC)
+    assert jobs["crawl:weekly"].next_run_time == now  # never checked: a baseline at once
     assert {"send-alerts", "heartbeat"} <= set(jobs)
-    for job in jobs.values():
-        assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 30)
+    for job_id, job in jobs.items():
+        crawl_job = job_id.startswith("crawl:")
+        assert job.executor == ("default" if crawl_job else "deliver")
+        instances = 2 if job_id == "send-alerts" else 1
+        assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (instances, True, 30)
 
 
 @pytest.mark.parametrize("digest", [True, False])
@@ -226,5 +221,6 @@ def test_a_crawl_is_skipped_while_another_process_holds_the_lock(engine: Engine)
     assert SchedulerLease(engine, holder="other:1").acquire()
     crawl = Recorder()
     watcher = Watcher(engine, SETTINGS, sources(make_source(id="a")), crawl=crawl, batch_window=0)
-    watcher.crawl_source("a")
+    watcher.mark_due("a")
+    assert watcher.run_due() is None
     assert crawl.batches == []
