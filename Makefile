@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test lint run clean chromium bench
+.PHONY: setup demo test lint run clean chromium bench soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## create .venv and install fdawatch with its test tools
 
 demo: $(STAMP)  ## the whole pipeline on recorded sources served from loopback
-	$(BIN)/python -m monitor.demo
+	$(BIN)/python -m tests.support.demo
 
 chromium:  ## Debian's Chromium for the browser tests (installed with apt when missing, as root)
 	@test -x $(CHROMIUM) || { \
@@ -54,3 +54,15 @@ ifeq ($(PEERS),1)
 	  --urlwatch-filter css-main --fdawatch-dir $(CURDIR) --out $(CURDIR)/bench/results/peers
 	$(BIN)/python -m bench.peers bench/results/peers
 endif
+
+# `make soak`: time-to-alert of the real daemon (`fdawatch run`) against a loopback site with
+# planted edits, faults and a mail sink (bench/README.md, "Soak"); not part of `make test`.
+# SOURCES pages + feeds, all at INTERVAL, for MINUTES of daemon time; SOAK_ARGS for the rest
+# (`.venv/bin/python -m bench.soak --help`). The driver and the daemon run at nice 10.
+SOURCES  ?= 45
+MINUTES  ?= 25
+INTERVAL ?= 1m
+
+soak: $(STAMP)  ## crawls against the schedule, time-to-alert, RSS trend; report in bench/results/soak
+	$(BIN)/python -m bench.soak --sources $(SOURCES) --minutes $(MINUTES) --interval $(INTERVAL) \
+	  $(SOAK_ARGS)

@@ -27,7 +27,8 @@ from bench.run import fdawatch_command, fdawatch_env, machine, measured, write_c
 
 #: What `fdawatch crawl --all` imports before its first request (monitor.cli pulls in the rest).
 IMPORTS = (
-    "import monitor.cli, monitor.crawl, monitor.crawl_process, monitor.history, scrapy.crawler"
+    "import monitor.cli, monitor.runtime.crawl, monitor.runtime.crawl_process, "
+    "monitor.history.writer, scrapy.crawler"
 )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import unquote
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -32,6 +33,9 @@ IN_LIST_MAX = 500
 _T = TypeVar("_T")
 _REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+#: `scheme://user:PASSWORD@` — group 1 up to the colon, group 2 the password as written.
+_USERINFO_PASSWORD = re.compile(r"(^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^/]*)@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&]*)", re.IGNORECASE)
 
 
 class SchemaNotReady(RuntimeError):
@@ -42,6 +46,32 @@ def in_batches(values: Sequence[_T], size: int = IN_LIST_MAX) -> Iterator[Sequen
     """`values` in slices of `size`, so a query over thousands of ids stays a few statements."""
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def display_url(url: str) -> str:
+    """The database URL as it may be printed or logged: any password in it as `***`.
+
+    By pattern, not by parsing, so a URL SQLAlchemy cannot parse (a bad port) or splits oddly
+    (an unencoded `@` in the password) is masked all the same; `?password=` too.
+    """
+    url = _USERINFO_PASSWORD.sub(r"\1***@", url)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+def hide_password(text: str, url: str) -> str:
+    """`text` (an error message) with the URL, and its password in any spelling, masked.
+
+    A password shorter than 4 characters is masked inside the URL only (replacing every "pw"
+    in a message would garble it).
+    """
+    text = text.replace(url, display_url(url))
+    secrets = [found.group(2) for found in _USERINFO_PASSWORD.finditer(url)]
+    secrets += [found.group(2) for found in _QUERY_PASSWORD.finditer(url)]
+    for raw in secrets:
+        for secret in {raw, unquote(raw)}:
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+    return text
 
 
 def make_engine(url: str) -> Engine:

@@ -4,7 +4,7 @@ Snapshots and blobs are append-only: a row, once written, is never updated. A `D
 at the snapshot currently believed to be the live version of one watched document; a `Change`
 is one transition between two snapshots; an `Alert` is one outbox row (one recipient, one change).
 
-This module imports nothing of ours (see DEVELOPERS.md: `db/` is the bottom layer).
+This module imports nothing of ours: `db/` is the bottom layer.
 """
 
 from __future__ import annotations

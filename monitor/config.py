@@ -1,6 +1,6 @@
 """Settings from the environment and the deployment file `fdawatch.toml`.
 
-This is the only module that reads the environment (DEVELOPERS.md). Everything else receives a
+This is the only module that reads the environment. Everything else receives a
 `Settings` value. Secrets (SMTP password, API keys) come from the environment only, never from
 files, and are never printed: `Settings.__repr__` hides them.
 """
@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from monitor.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
 DEFAULT_USER_AGENT = (
@@ -23,10 +25,7 @@ DEFAULT_USER_AGENT = (
 )
 SEVERITIES = ("T1", "T2", "T3", "T4", "T5")
 DIGEST_CHOICES = ("none", "daily", "weekly")
-
-
-class ConfigError(ValueError):
-    """A bad setting: the message names the key or variable and says how to fix it."""
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
         ssl = parts.scheme == "smtps"
         return SmtpSettings(
             host=parts.hostname,
-            port=parts.port or (465 if ssl else 25),
+            port=_smtp_url_port(parts) or (465 if ssl else 25),
             user=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             starttls=parts.scheme == "smtp+starttls",
@@ -156,14 +155,32 @@ def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
     if not host:
         return None
     ssl = _env_bool(env, "FDAWATCH_SMTP_SSL", False)
+    port = _number(env.get("FDAWATCH_SMTP_PORT", 465 if ssl else 25), "FDAWATCH_SMTP_PORT", int, 1)
+    if port > MAX_PORT:
+        raise ConfigError(f"FDAWATCH_SMTP_PORT must be a port from 1 to {MAX_PORT}, not {port}")
     return SmtpSettings(
         host=host,
-        port=_number(env.get("FDAWATCH_SMTP_PORT", 465 if ssl else 25), "FDAWATCH_SMTP_PORT", int),
+        port=port,
         user=env.get("FDAWATCH_SMTP_USER") or None,
         password=env.get("FDAWATCH_SMTP_PASSWORD") or None,
         starttls=_env_bool(env, "FDAWATCH_SMTP_STARTTLS", False),
         ssl=ssl,
     )
+
+
+def _smtp_url_port(parts: SplitResult) -> int | None:
+    """The port of FDAWATCH_SMTP_URL; a bad one is an error naming it, never the password."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= MAX_PORT:
+        written = parts.netloc.rpartition(":")[2]
+        raise ConfigError(
+            f"FDAWATCH_SMTP_URL has the port {written!r}: write a number from 1 to {MAX_PORT}, "
+            "as in smtp://user:password@host:587"
+        )
+    return port
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -172,6 +189,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    except (UnicodeDecodeError, OSError) as error:
+        raise ConfigError(
+            unreadable_file(path, error, "set FDAWATCH_CONFIG to the fdawatch.toml file")
+        ) from None
+
+
+def unreadable_file(path: Path, error: UnicodeDecodeError | OSError, point_instead: str) -> str:
+    """Why a configuration file cannot be read, as a one-line error; `point_instead` is the fix
+    for a folder given where a file belongs."""
+    if isinstance(error, UnicodeDecodeError):
+        line = error.object[: error.start].count(b"\n") + 1
+        return (
+            f"{path}: not UTF-8 text (line {line} has the byte {error.object[error.start]:#04x}); "
+            "save it as UTF-8"
+        )
+    if isinstance(error, IsADirectoryError):
+        return f"{path}: is a folder, not a file; {point_instead}"
+    return f"{path}: cannot be read ({error.strerror or error}); check the path and its permissions"
 
 
 #: The tables of fdawatch.toml and the keys each may hold.

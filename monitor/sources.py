@@ -16,8 +16,12 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from monitor.config import unreadable_file
+from monitor.core.terms import expand_terms
+from monitor.errors import SourcesError
+
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
-#: a document missing from it has been removed (monitor.history).
+#: a document missing from it has been removed (monitor.history.writer).
 RESULT_SET_KINDS = (
     "openfda_label",
     "openfda_recalls",
@@ -26,11 +30,25 @@ RESULT_SET_KINDS = (
     "dailymed_spl",
     "federal_register",
 )
-KINDS = ("page", "feed", *RESULT_SET_KINDS)
+#: Listing kinds (one spider each): their fetch lists what is *current* (today's public-
+#: inspection desk, the newest warning letters), so a document that drops out of the listing has
+#: rolled off, like a feed item, and is never a removal.
+LISTING_KINDS = ("federal_register_inspection", "fda_warning_letters")
+#: Kinds whose spider needs the keys of the documents already stored (`FDAWATCH_KNOWN_DOCUMENTS`,
+#: read by monitor.runtime.scrapy_addon): only a letter not yet stored is fetched.
+KNOWN_KEYS_KINDS = ("fda_warning_letters",)
+#: Kinds that must have `terms`: without them every listed document would become one.
+TERMS_REQUIRED_KINDS = ("federal_register_inspection",)
+KINDS = ("page", "feed", *RESULT_SET_KINDS, *LISTING_KINDS)
 TIERS = ("T1", "T2", "T3", "T4", "T5")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]{0,99}$")
 INTERVAL_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")
 INTERVAL_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Politeness: each check is a request to FDA's servers, a public service. Nothing FDA publishes
+#: changes by the minute, so a shorter interval (`0s` is a typo away) only adds load.
+MIN_INTERVAL_SECONDS = 60
+#: Beyond a year is a typo too (and overflows the scheduler's date arithmetic).
+MAX_INTERVAL_SECONDS = 365 * 86400
 #: The two DailyMed URLs a `dailymed_spl` source may watch (spiders/dailymed.py).
 DAILYMED_PATH = re.compile(r"/spls/[^/]+/history\.json$|/spls\.json$")
 
@@ -39,13 +57,20 @@ _FIELDS = {
     "kind": f"one of {', '.join(KINDS)}",
     "url": (
         "the http(s) URL to fetch; API kinds: the full query URL (first page), "
-        "dailymed_spl: .../spls/SETID/history.json or .../spls.json?drug_name=..."
+        "dailymed_spl: .../spls/SETID/history.json or .../spls.json?drug_name=..., "
+        "fda_warning_letters: the warning-letter listing's DataTables query"
     ),
     "title": "a human title used in alerts",
-    "selector": "CSS selector of the watched region (pages; default 'main')",
+    "selector": (
+        "CSS selector of the watched region (pages, and each letter of fda_warning_letters; "
+        "default 'main'; fda.gov pages: '#main-content')"
+    ),
     "interval": "how often to check, like '6h', '30m' or '1d'",
     "cron": "a cron expression instead of interval (minute hour day month weekday)",
-    "terms": "words an item must contain to be kept (feeds); '@ketamine' is the built-in list",
+    "terms": (
+        "words a new document must contain to be kept (feeds, API and listing kinds); "
+        "'@ketamine' is the built-in list"
+    ),
     "tier": "severity of a change when no rule says otherwise: T1 … T5",
     "tags": "labels recipients can follow",
     "failure_threshold": "failures in a row before a 'source failing' alert",
@@ -62,10 +87,6 @@ MAX_DOCUMENTS = 10_000
 
 
 CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class SourcesError(ValueError):
-    """A bad sources.toml: the message names the entry and the field."""
 
 
 def host_key(url: str) -> str:
@@ -192,11 +213,13 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
             ".../services/v2/spls/SETID/history.json or .../services/v2/spls.json?drug_name=..."
         )
     interval = raw.get("interval", "6h")
-    if not INTERVAL_PATTERN.match(interval):
-        raise SourcesError(
-            f"{where}: field 'interval' = {interval!r} is invalid ({_FIELDS['interval']})"
-        )
+    _check_interval(interval, where)
     cron = raw.get("cron")
+    if cron is not None and "interval" in raw:
+        raise SourcesError(
+            f"{where}: has both 'interval' = {interval!r} and 'cron' = {cron!r}; keep one: "
+            "remove 'interval' to keep the schedule the daemon followed (cron), or remove 'cron'"
+        )
     if cron is not None:
         try:
             parse_cron(cron)
@@ -214,6 +237,15 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise SourcesError(f"{where}: field {key!r} must be a list of non-empty strings")
         lists[key] = tuple(value)
+    try:
+        expand_terms(lists["terms"])
+    except ValueError as error:
+        raise SourcesError(f"{where}: field 'terms' is invalid ({error})") from None
+    if raw["kind"] in TERMS_REQUIRED_KINDS and not lists["terms"]:
+        raise SourcesError(
+            f"{where}: field 'terms' is missing: a {raw['kind']} source lists every filing of "
+            'the day, so name the words to keep, e.g. terms = ["@ketamine", "telemedicine"]'
+        )
     threshold = raw.get("failure_threshold")
     if threshold is not None and not _whole(threshold):
         raise SourcesError(f"{where}: field 'failure_threshold' must be a whole number ≥ 1")
@@ -225,6 +257,12 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     selector = raw.get("selector", "main")
     if not selector.strip():
         raise SourcesError(f"{where}: field 'selector' is empty ({_FIELDS['selector']})")
+    problem = css_selector_problem(selector)
+    if problem:
+        raise SourcesError(
+            f"{where}: field 'selector' = {selector!r} is not a CSS selector the page spider "
+            f"can use ({problem}); e.g. 'main', 'div#content' or 'article.main-content'"
+        )
     return SourceConfig(
         id=raw["id"],
         kind=raw["kind"],
@@ -247,6 +285,50 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
 def _whole(value: Any) -> bool:
     """A whole number ≥ 1 (TOML booleans are not numbers here)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_interval(interval: str, where: str) -> None:
+    match = INTERVAL_PATTERN.match(interval)
+    if not match:
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is invalid ({_FIELDS['interval']})"
+        )
+    seconds = int(match.group(1)) * INTERVAL_SECONDS[match.group(2)]
+    if seconds < MIN_INTERVAL_SECONDS:
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is too short: the minimum is 1m (each "
+            "check is a request to FDA's servers, a public service); use e.g. '30m' or '6h'"
+        )
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise SourcesError(
+            f"{where}: field 'interval' = {interval!r} is too long: the maximum is 365d; for a "
+            "rare check use a cron such as '0 6 1 * *' (monthly)"
+        )
+
+
+def css_selector_problem(selector: str) -> str | None:
+    """Why the page spider (parsel) could not use `selector`, or None.
+
+    cssselect parses it as parsel does; parsel's own pseudo-elements `::text` and
+    `::attr(name)` are accepted, other pseudo-elements are not. (cssselect, not parsel, to keep
+    every command's start-up light: parsel imports lxml.)
+    """
+    from cssselect import HTMLTranslator, SelectorError, parse
+    from cssselect.parser import FunctionalPseudoElement
+
+    try:
+        for parsed in parse(selector):
+            pseudo = parsed.pseudo_element
+            if isinstance(pseudo, FunctionalPseudoElement):
+                arguments = [token.type for token in pseudo.arguments]
+                if pseudo.name != "attr" or arguments not in (["IDENT"], ["STRING"]):
+                    return f"::{pseudo.name}() is not ::attr(name)"
+            elif pseudo is not None and pseudo != "text":
+                return f"unknown pseudo-element ::{pseudo}"
+            HTMLTranslator().selector_to_xpath(parsed, translate_pseudo_elements=False)
+    except SelectorError as error:
+        return str(error)
+    return None
 
 
 def parse_sources(data: dict[str, Any], path: Path) -> dict[str, SourceConfig]:
@@ -281,6 +363,9 @@ def load_sources(path: Path) -> dict[str, SourceConfig]:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise SourcesError(f"{path}: not valid TOML ({error})") from None
+    except (UnicodeDecodeError, OSError) as error:
+        hint = "pass --sources PATH/TO/sources.toml or set FDAWATCH_SOURCES to the file"
+        raise SourcesError(unreadable_file(path, error, hint)) from None
     return parse_sources(data, path)
 
 

@@ -15,7 +15,9 @@ Only the first page is a conditional request: the API bodies carry the dataset's
 (openFDA `meta.last_updated`), so an unchanged first page means an unchanged dataset.
 
 The openFDA key (`Settings.openfda_api_key`) is sent as `api_key=` and never kept: it is
-stripped from every URL and error that goes into an item, and redacted from every log line.
+stripped from every URL and error that goes into an item, and redacted from every log line. It is
+sent only to the source's own origin (scheme, host, port): a next page (`Link: rel="next"`,
+`next_page_url`) on another origin is not requested at all, and the set ends incomplete.
 Politeness: openFDA allows 240 requests/min (one per 0.25 s); the deployment's DOWNLOAD_DELAY
 (default 1 s, `[crawl] delay`) applies and should not be set below 0.25 s.
 """
@@ -29,12 +31,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request
 
+from monitor.items import FAILED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import HANDLED_STATUSES, WatchSpider, header, latency_ms, too_many
-from spiders.items import FAILED, OK, Observation, SourceFetch
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -45,6 +48,7 @@ STAGE = "fdawatch_stage"
 API_KEY_PARAM = re.compile(r"(?i)(api_key=)[^&\s'\"<>]+")
 LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?', re.IGNORECASE)
 MAX_PAGES = 100
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def strip_api_key(url: str) -> str:
@@ -156,9 +160,13 @@ class ApiSpider(WatchSpider):
         return request.replace(url=with_api_key(source.url, self.api_key))
 
     def page_request(self, source: SourceConfig, url: str, state: ResultSet, stage: str) -> Request:
-        """The next request of a result set, carrying the set along."""
+        """The next request of a result set, carrying the set along.
+
+        The key goes only to the source's own origin (`parse_ok` never follows another one).
+        """
+        key = self.api_key if same_origin(source.url, url) else None
         return Request(
-            with_api_key(url, self.api_key),
+            with_api_key(url, key),
             callback=self.parse,
             errback=self.on_error,
             dont_filter=True,
@@ -191,7 +199,11 @@ class ApiSpider(WatchSpider):
         if len(state.documents) > source.max_documents:  # bounded work: record none of them
             yield self.set_record(state, FAILED, error=too_many(source, len(state.documents)))
             return
-        if page.next_url and state.pages >= self.max_pages:
+        if page.next_url:
+            page.next_url = urljoin(response.url, page.next_url)
+            if not same_origin(source.url, page.next_url):
+                page.incomplete = other_origin_problem(source.url, page.next_url)
+        if page.next_url and state.pages >= self.max_pages and not page.incomplete:
             page.incomplete = (
                 f"stopped after {self.max_pages} pages ({state.received} results) before the end "
                 f"of the result set; narrow the query in the source's url"
@@ -323,6 +335,37 @@ def link_next(response: Response) -> str | None:
     value = header(response, "link")
     match = LINK_NEXT.search(value or "")
     return match.group(1) if match else None
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the default port filled in; port -1 when it is invalid."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(first_url: str, other_url: str) -> bool:
+    return origin(first_url) == origin(other_url)
+
+
+def other_origin_problem(source_url: str, next_url: str) -> str:
+    """Why a result set whose next page is on another origin ends there, incomplete.
+
+    Following it would send the API key to a server that is not the source's (so it is never
+    requested at all), and record another server's answers as pages of this source's complete
+    set: documents it lacks would be reported removed. The documents gathered so far are kept
+    (new and changed ones are real); no removal is inferred from an incomplete set.
+    """
+    scheme, host, port = origin(source_url)
+    return (
+        f"the next page is on another server ({strip_api_key(next_url)}), not the source's "
+        f"{scheme}://{host}:{port}; not followed (the API key is sent only to the source's own "
+        "origin), so the result set is incomplete: check the source's url"
+    )
 
 
 def base_url(url: str) -> str:

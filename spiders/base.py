@@ -36,10 +36,10 @@ from twisted.internet.error import TimeoutError as TxTimeoutError
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 from twisted.web.http import PotentialDataLoss, _DataLoss
 
+from monitor.items import BLOCKED, FAILED, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.blocks import Blocked
 from spiders.delays import DELAY
-from spiders.items import BLOCKED, FAILED, NOT_MODIFIED, OK, Observation, SourceFetch
 from spiders.middlewares import RateLimited, RedirectLoop
 from spiders.transfer import TruncatedBody
 

@@ -1,8 +1,8 @@
 """`RequestDelayMiddleware`: a request marked with a delay waits that long before it is sent.
 
-The second look at a suspicious change (monitor.pipeline) is the same URL fetched again a little
-later: a server that was mid-deploy, or a CDN edge serving a broken copy, has then had a moment to
-recover. The wait runs on the reactor, so other sources keep downloading meanwhile.
+The second look at a suspicious change (monitor.runtime.pipeline) is the same URL fetched again a
+little later: a server that was mid-deploy, or a CDN edge serving a broken copy, has then had a
+moment to recover. The wait runs on the reactor, so other sources keep downloading meanwhile.
 """
 
 from __future__ import annotations

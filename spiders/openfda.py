@@ -21,8 +21,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from monitor.labels import LABEL_OPENFDA
-from monitor.records import RECORD
+from monitor.items import LABEL_OPENFDA, RECORD, Observation
 from spiders.api import (
     ApiSpider,
     Page,
@@ -33,7 +32,6 @@ from spiders.api import (
     strip_api_key,
     with_param,
 )
-from spiders.items import Observation
 
 if TYPE_CHECKING:
     from scrapy.http import Response

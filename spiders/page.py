@@ -14,9 +14,9 @@ from cssselect import SelectorError
 from parsel import Selector, SelectorList
 from scrapy.http import HtmlResponse, Response, TextResponse
 
+from monitor.items import DRIFT, GONE, HTML, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import WatchSpider, header
-from spiders.items import DRIFT, GONE, Observation, SourceFetch
 
 
 class PageSpider(WatchSpider):
@@ -55,7 +55,7 @@ class PageSpider(WatchSpider):
             url=response.url,
             title=page_title(response),
             content="\n".join(region.getall()),
-            content_type="html",
+            content_type=HTML,
         )
         yield from self.finish(source, response, fetched_at, [observation])
 

@@ -1,7 +1,7 @@
 """Scrapy project settings: polite, honest defaults for crawling fda.gov.
 
-`monitor.scrapy_addon.FdawatchAddon` overrides the politeness values from fdawatch.toml and the
-environment and fills FDAWATCH_SOURCES / FDAWATCH_VALIDATORS; the values here are the defaults.
+`monitor.runtime.scrapy_addon.FdawatchAddon` overrides the politeness values from fdawatch.toml and
+the environment and fills FDAWATCH_SOURCES / FDAWATCH_VALIDATORS; the values here are the defaults.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ BOT_NAME = "fdawatch"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 
-ADDONS = {"monitor.scrapy_addon.FdawatchAddon": 0}
+ADDONS = {"monitor.runtime.scrapy_addon.FdawatchAddon": 0}
 
 USER_AGENT = "fdawatch/0.1 (+https://github.com/fdawatch/fdawatch; regulatory change monitor)"
 ROBOTSTXT_OBEY = True
@@ -64,6 +64,14 @@ SPIDER_MIDDLEWARES = {
 
 DOWNLOAD_TIMEOUT = 30
 DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+# Headers are bounded too (spiders/http_limits.py): past 100 header lines or 64 KiB of headers the
+# fetch fails at once, instead of buffering a server's endless headers until memory runs out.
+DOWNLOAD_HANDLERS = {
+    "http": "spiders.http_limits.BoundedHeadersDownloadHandler",
+    "https": "spiders.http_limits.BoundedHeadersDownloadHandler",
+}
+FDAWATCH_MAX_RESPONSE_HEADERS = 100
+FDAWATCH_MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
 # A truncated body must be a failed fetch, never a "change" that removed half the page.
 DOWNLOAD_FAIL_ON_DATALOSS = True

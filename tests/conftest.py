@@ -171,10 +171,10 @@ def make_source(**overrides: object) -> SourceConfig:
 def registered(session: Session):  # type: ignore[no-untyped-def]
     """Register SourceConfigs in the database and return them (call with several)."""
 
-    from monitor import history
+    from monitor.history.writer import HistoryWriter
 
     def register(*sources: SourceConfig) -> list[SourceConfig]:
-        history.sync_sources(session, list(sources))
+        HistoryWriter(list(sources)).sync_sources(session)
         session.commit()
         return list(sources)
 

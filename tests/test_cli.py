@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlmodel import Session
 
 from db.engine import open_database
-from monitor import history
 from monitor.cli import cli
-from spiders.items import OK, Observation, SourceFetch
+from monitor.history.writer import HistoryWriter
+from monitor.items import OK, Observation, SourceFetch
 from tests.conftest import make_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, st
     engine = open_database(url)
     start = datetime.now(UTC) - timedelta(days=2)
     with Session(engine) as session:
-        history.sync_sources(session, [SOURCE])
+        HistoryWriter([SOURCE]).sync_sources(session)
         for hours, name in enumerate(
             (
                 "ketamine_oral_alert_synthetic_v1.html",
@@ -54,9 +54,9 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, st
             observation = Observation(
                 SOURCE.id, SOURCE.url, SOURCE.url, SOURCE.title, html, "html", now
             )
-            history.record(session, observation, now, source=SOURCE)
-            history.record_fetch(
-                session, SourceFetch(SOURCE.id, SOURCE.url, OK, now), now, source=SOURCE
+            HistoryWriter([SOURCE]).record_observation(session, observation, now)
+            HistoryWriter([SOURCE]).record_fetch(
+                session, SourceFetch(SOURCE.id, SOURCE.url, OK, now), now
             )
             session.commit()
     engine.dispose()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, Recipient, load_settings
+from monitor.config import Recipient, load_settings
+from monitor.errors import ConfigError
 
 
 def test_defaults_without_any_configuration(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_deployment_file_and_environment_overrides(tmp_path: Path) -> None:
         ("[crawl]\ndelay = 'fast'\n", {}, "[crawl] delay must be a number"),
         ("[crawl]\nspeed = 1\n", {}, "[crawl] unknown key 'speed'"),
         ("[mailer]\n", {}, "unknown section 'mailer'"),
-        ("[mail]\nsender = \"x\"\n", {}, "[mail] unknown key 'sender'"),
+        ('[mail]\nsender = "x"\n', {}, "[mail] unknown key 'sender'"),
         ('[[recipient]]\nemail = "nobody"\n', {}, "'email' must be one address"),
         (
             '[[recipient]]\nemail = "a@b.org"\nmin_severity = "T5"\n',

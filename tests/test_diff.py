@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from monitor.diff import (
+from monitor.core.diff import (
     SUMMARY_MAX,
     LineChange,
     changed_lines,
@@ -16,8 +16,8 @@ from monitor.diff import (
     unified,
     word_diff,
 )
-from monitor.normalize import html_to_text
-from monitor.terms import weight
+from monitor.core.normalize import html_to_text
+from monitor.core.terms import weight
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 

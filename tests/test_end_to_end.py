@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from monitor.fixture_server import FixtureServer
+from tests.support.fixture_server import FixtureServer
 from tests.test_fda_food_safety_recalls import independent_items
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
 
 
 def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
-    from monitor.demo import run_demo
+    from tests.support.demo import run_demo
 
     lines: list[str] = []
     count = run_demo(tmp_path / "demo", say=lines.append)

@@ -19,9 +19,9 @@ from scrapy.utils.test import get_crawler
 from sqlmodel import Session, select
 
 from db.models import Change, Snapshot
-from monitor import history
+from monitor.history.writer import HistoryWriter
+from monitor.items import Observation, SourceFetch
 from spiders.feed import FeedSpider
-from spiders.items import Observation, SourceFetch
 from tests.conftest import make_source
 
 CAPTURES = sorted(
@@ -90,13 +90,13 @@ def test_replay_finds_exactly_the_new_items_and_only_real_edits(
         for item in spider_items(spider, path):
             if isinstance(item, Observation):
                 item.fetched_at = now
-                change = history.record(session, item, now, source=SOURCE)
+                change = HistoryWriter([SOURCE]).record_observation(session, item, now)
                 if change is not None and change.kind == "new":
                     created.add(change.doc_key.split("://", 1)[-1])
             else:
                 assert item.outcome == "ok" and item.documents == 20
                 item.fetched_at = now
-                history.record_fetch(session, item, now, source=SOURCE, changes=len(created))
+                HistoryWriter([SOURCE]).record_fetch(session, item, now, changes=len(created))
         session.commit()
         found_new.append(created)
     assert found_new == expected_new

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.fixture_server import DEFAULT_ROBOTS, FixtureServer, make_etag
 from monitor.sources import parse_sources
+from tests.support.fixture_server import DEFAULT_ROBOTS, FixtureServer, make_etag
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tests" / "fixtures" / "demo"
@@ -146,7 +146,7 @@ def test_validators_then_304(server: FixtureServer) -> None:
     status, headers, body = fetch(server, "/pages/a.html")
     etag, modified = headers["ETag"], headers["Last-Modified"]
     assert status == 200
-    assert etag == make_etag(body) and etag.startswith('"') and not etag.startswith('W/')
+    assert etag == make_etag(body) and etag.startswith('"') and not etag.startswith("W/")
     assert parsedate_to_datetime(modified).year == 2026
 
     again = fetch(server, "/pages/a.html")[1]
@@ -186,8 +186,10 @@ def test_new_version_gives_new_etag_and_200(server: FixtureServer) -> None:
     status, _, _ = fetch(server, "/pages/a.html", headers=since)
     assert status == 200
     # b.html did not change in v2: same validators, still 304
-    for request_headers in ({"If-None-Match": b1["ETag"]},
-                            {"If-Modified-Since": b1["Last-Modified"]}):
+    for request_headers in (
+        {"If-None-Match": b1["ETag"]},
+        {"If-Modified-Since": b1["Last-Modified"]},
+    ):
         status, b2, _ = fetch(server, "/pages/b.html", headers=request_headers)
         assert status == 304
         assert (b2["ETag"], b2["Last-Modified"]) == (b1["ETag"], b1["Last-Modified"])
@@ -319,7 +321,7 @@ def test_stop_is_idempotent_and_frees_the_port(root: Path) -> None:
 
 
 def test_cli_prints_url_and_serves(root: Path) -> None:
-    command = [sys.executable, "-m", "monitor.fixture_server", str(root), "--version", "2"]
+    command = [sys.executable, "-m", "tests.support.fixture_server", str(root), "--version", "2"]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True
     ) as proc:

@@ -9,10 +9,12 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from db.models import Blob, Change, Document, Fetch, Snapshot, Source
-from monitor import history
 from monitor.config import Recipient
+from monitor.core import canonical
+from monitor.history import writer
+from monitor.history.writer import HistoryWriter
+from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
-from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from tests.conftest import Clock, make_source
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
@@ -54,13 +56,9 @@ def count(session: Session, model: type) -> int:
 
 def crawl_page(session: Session, source: SourceConfig, html: str, clock: Clock) -> Change | None:
     now = clock.tick()
-    change = history.record(session, observe(source, html, now), now, source=source)
-    history.record_fetch(
-        session,
-        SourceFetch(source.id, source.url, OK, now),
-        now,
-        source=source,
-        changes=int(change is not None),
+    change = HistoryWriter([source]).record_observation(session, observe(source, html, now), now)
+    HistoryWriter([source]).record_fetch(
+        session, SourceFetch(source.id, source.url, OK, now), now, changes=int(change is not None)
     )
     session.commit()
     return change
@@ -162,9 +160,9 @@ def test_only_a_new_input_or_a_new_normalizer_is_parsed_again(
     (source,) = registered(make_source())
     crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     calls: list[Observation] = []
-    real = history.normalized_text
-    monkeypatch.setattr(history, "normalized_text", lambda o: calls.append(o) or real(o))
-    monkeypatch.setattr(history, "NORMALIZER_VERSION", version)
+    real = canonical.normalized_text
+    monkeypatch.setattr(writer, "normalized_text", lambda o: calls.append(o) or real(o))
+    monkeypatch.setattr(canonical, "NORMALIZER_VERSION", version)
     assert crawl_page(session, source, page(second), clock) is None
     assert len(calls) == parsed
     assert count(session, Change) == 0 and count(session, Snapshot) == 1
@@ -178,11 +176,8 @@ def test_404_removes_a_page_once_and_its_return_is_a_change(
     crawl_page(session, source, html, clock)
     for _ in range(2):
         now = clock.tick()
-        history.record_fetch(
-            session,
-            SourceFetch(source.id, source.url, GONE, now, http_status=404),
-            now,
-            source=source,
+        HistoryWriter([source]).record_fetch(
+            session, SourceFetch(source.id, source.url, GONE, now, http_status=404), now
         )
         session.commit()
     assert [c.kind for c in session.exec(select(Change)).all()] == ["removed"]
@@ -201,11 +196,8 @@ def test_fetch_without_content_never_changes_content(
     (source,) = registered(make_source())
     crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     now = clock.tick()
-    history.record_fetch(
-        session,
-        SourceFetch(source.id, source.url, outcome, now, http_status=503),
-        now,
-        source=source,
+    HistoryWriter([source]).record_fetch(
+        session, SourceFetch(source.id, source.url, outcome, now, http_status=503), now
     )
     session.commit()
     assert count(session, Change) == 0
@@ -221,14 +213,14 @@ def test_validators_are_kept_only_from_a_recorded_200(
     fetch = SourceFetch(
         source.id, source.url, OK, now, etag='"abc"', last_modified="Mon, 02 Nov 2026 09:00:00 GMT"
     )
-    history.record_fetch(session, fetch, now, source=source)
-    history.record_fetch(
-        session, SourceFetch(source.id, source.url, FAILED, now, etag='"zzz"'), now, source=source
+    HistoryWriter([source]).record_fetch(session, fetch, now)
+    HistoryWriter([source]).record_fetch(
+        session, SourceFetch(source.id, source.url, FAILED, now, etag='"zzz"'), now
     )
     session.commit()
     row = session.get(Source, source.id)
     assert row is not None and row.etag == '"abc"'
-    history.sync_sources(session, [make_source(url="https://www.fda.gov/moved")])
+    HistoryWriter([make_source(url="https://www.fda.gov/moved")]).sync_sources(session)
     assert row.etag is None  # a new URL must not be revalidated with the old ETag
 
 
@@ -242,13 +234,8 @@ def test_failing_source_alerts_once_after_threshold_and_once_on_recovery(
     outcomes = [FAILED, FAILED, FAILED, FAILED, OK, FAILED]
     for outcome in outcomes:
         now = clock.tick()
-        history.record_fetch(
-            session,
-            SourceFetch(source.id, source.url, outcome, now, error="HTTP 503"),
-            now,
-            source=source,
-            recipients=recipients,
-            failure_threshold=3,
+        HistoryWriter([source], recipients=recipients, failure_threshold=3).record_fetch(
+            session, SourceFetch(source.id, source.url, outcome, now, error="HTTP 503"), now
         )
         session.commit()
     notices = [a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()]
@@ -268,8 +255,8 @@ def test_a_batch_of_304s_records_what_one_by_one_recording_does(
     for _ in range(3):
         now = clock.tick()
         fetch = SourceFetch(failing.id, failing.url, FAILED, now, error="HTTP 503")
-        history.record_fetch(
-            session, fetch, now, source=failing, recipients=recipients, failure_threshold=3
+        HistoryWriter([failing], recipients=recipients, failure_threshold=3).record_fetch(
+            session, fetch, now
         )
         session.commit()
     now = clock.tick()
@@ -278,12 +265,10 @@ def test_a_batch_of_304s_records_what_one_by_one_recording_does(
     ]
     if batched:
         sources = {s.id: s for s in (failing, healthy)}
-        history.record_not_modified(
-            session, answers, now, sources=sources, recipients=recipients, run_id=None
-        )
+        HistoryWriter(sources, recipients=recipients).record_not_modified(session, answers, now)
     else:
         for answer, source in zip(answers, (failing, healthy), strict=True):
-            history.record_fetch(session, answer, now, source=source, recipients=recipients)
+            HistoryWriter([source], recipients=recipients).record_fetch(session, answer, now)
     session.commit()
     notices = [a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()]
     assert notices == ["source_failing", "source_recovered"]
@@ -308,10 +293,12 @@ def crawl_feed(
     now = clock.tick()
     changes = []
     for key, text in items:
-        change = history.record(session, item(source, key, text, text, now), now, source=source)
+        change = HistoryWriter([source]).record_observation(
+            session, item(source, key, text, text, now), now
+        )
         changes += [change] if change else []
     fetch = SourceFetch(source.id, source.url, OK, now, documents=len(items))
-    history.record_fetch(session, fetch, now, source=source, changes=len(changes))
+    HistoryWriter([source]).record_fetch(session, fetch, now, changes=len(changes))
     session.commit()
     return changes
 
@@ -380,12 +367,10 @@ def test_change_enqueues_alerts_in_the_same_transaction(
     ]
     crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     now = clock.tick()
-    change = history.record(
+    change = HistoryWriter([source], recipients=recipients).record_observation(
         session,
         observe(source, page("ketamine_oral_alert_synthetic_v5_sentence_edited.html"), now),
         now,
-        source=source,
-        recipients=recipients,
     )
     assert change is not None
     session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from pathlib import Path
 
@@ -9,14 +10,14 @@ import feedparser
 import pytest
 from bs4 import BeautifulSoup
 
-from monitor.normalize import (
+from monitor.core.normalize import (
     NormalizedHtml,
     content_sha256,
-    document_key,
     feed_item_text,
     html_to_text,
     looks_like_date_line,
 )
+from monitor.items import document_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAGES = FIXTURES / "pages"
@@ -297,10 +298,54 @@ def test_hide_when_printing_class_is_screen_content() -> None:
         pytest.param("<p>   </p><p></p><div>\n</div>", "", id="empty-lines-dropped"),
         pytest.param("Bowl &amp; Basket &amp;amp; more", "Bowl & Basket &amp; more", id="once"),
         pytest.param("https://www.fda.gov/x", "https://www.fda.gov/x", id="bare-url-text"),
+        pytest.param(
+            "<table><tr><td>Lot<br>A1</td><td> </td><td><!-- no -->B<p>C</p></td>"
+            "<span>not a cell</span></tr></table>after",
+            "Lot A1 | B C\nafter",
+            id="row-cells-empty-cell-and-stray-child",
+        ),
+        pytest.param(
+            "<table><tr><td>outer<table><tr><td>in 1</td><td>in 2</td></tr></table></td>"
+            "<td>next</td></tr></table>",
+            "outer in 1 | in 2 | next",
+            id="table-in-a-cell",
+        ),
+        pytest.param(
+            "<div>a<pre>x\n y</pre>b<br><br>c</div>", "a\nx\ny\nb\nc", id="pre-and-brs-in-div"
+        ),
     ],
 )
 def test_text_has_one_line_per_block(fragment: str, text: str) -> None:
     assert html_to_text(fragment).text == text
+
+
+@pytest.mark.parametrize(
+    ("fragment", "text"),
+    [
+        pytest.param(  # the probe's minimal crash: RecursionError at ~495 unclosed tags
+            "<main>" + "<font>x" * 495 + "</main>", "x" * 495, id="495-unclosed-inline-tags"
+        ),
+        pytest.param(
+            "<main>" + "<div>" * 50_000 + "compounded ketamine" + "</div>" * 50_000 + "</main>",
+            "compounded ketamine",
+            id="50000-nested-divs",
+        ),
+        pytest.param(
+            "<main>"
+            + "<table><tr><td>" * 3000
+            + "deep cell"
+            + "</td></tr></table>" * 3000
+            + "</main>",
+            "deep cell",
+            id="3000-nested-tables",
+        ),
+    ],
+)
+def test_any_nesting_depth_renders_fast_and_whole(fragment: str, text: str) -> None:
+    """Rendering is iterative: depth neither crashes it nor drops what lies deepest."""
+    started = time.perf_counter()
+    assert html_to_text(fragment).text == text
+    assert time.perf_counter() - started < 5.0
 
 
 def test_output_is_nfc_without_edge_spaces() -> None:

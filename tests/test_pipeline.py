@@ -16,10 +16,11 @@ import pytest
 from sqlmodel import Session, func, select
 
 from db.models import Blob, Document, Fetch, Source
-from monitor import history, pipeline
 from monitor.config import Settings
+from monitor.history import snapshots, writer
+from monitor.items import OK, Observation, SourceFetch
+from monitor.runtime import pipeline
 from monitor.sources import SourceConfig
-from spiders.items import OK, Observation, SourceFetch
 from tests.conftest import T0, make_source
 
 FEED = make_source(id="big_feed", kind="feed", url="https://www.fda.gov/rss.xml", tier="T3")
@@ -125,7 +126,7 @@ def test_a_feed_body_is_hashed_and_stored_once_for_all_its_items(
         hashed.append(len(data))
         return real(data, **kwargs)
 
-    monkeypatch.setattr(history.hashlib, "sha256", spy)
+    monkeypatch.setattr(snapshots.hashlib, "sha256", spy)
 
     feed_through(made, items(300, body))
 
@@ -143,7 +144,7 @@ def test_an_observation_that_cannot_be_normalized_fails_the_fetch_with_the_reaso
     def deep(observation: Observation) -> tuple[str, dict[str, str]]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(history, "normalized_text", deep)
+    monkeypatch.setattr(writer, "normalized_text", deep)
 
     feed_through(made, items(3, b"<rss/>"))
 
@@ -159,8 +160,8 @@ def test_an_observation_that_cannot_be_normalized_fails_the_fetch_with_the_reaso
 
 
 def test_suspicion_rules() -> None:
-    """Which edits are held for a second look (pure rules, monitor.suspect)."""
-    from monitor.suspect import error_page, suspicion
+    """Which edits are held for a second look (pure rules, monitor.core.suspect)."""
+    from monitor.core.suspect import error_page, suspicion
 
     long = "FDA is aware of compounded ketamine products marketed for home use.\n" * 10
     assert suspicion(long, long[: len(long) // 3]) is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.terms import (
+from monitor.core.terms import (
     CONTEXT_TERMS,
     KETAMINE_TERMS,
     expand_terms,

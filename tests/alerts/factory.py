@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from db.models import Change, Snapshot, Source
 from monitor.config import Recipient, Settings
-from monitor.diff import unified
+from monitor.core.diff import unified
 from monitor.sources import SourceConfig
 
 SOURCE_ID = "fda_ketamine_alert"

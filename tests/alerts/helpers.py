@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.models import Alert, Change
-from monitor import alerts
 from monitor.config import Recipient
+from monitor.delivery import outbox
 from tests.alerts import factory
 
 NOW = factory.DETECTED_AT + timedelta(minutes=5)
@@ -31,7 +31,7 @@ def queue_change(
     """Insert a change and enqueue its alerts in one transaction, as the history writer does."""
     with Session(engine) as session:
         row = factory.add_change(session, **change)  # type: ignore[arg-type]
-        alerts.enqueue(session, row, recipients, (), NOW)
+        outbox.enqueue(session, row, recipients, (), NOW)
         session.commit()
         assert row.id is not None
         return row.id
@@ -44,14 +44,14 @@ def queue_numbered(
     with Session(engine) as session:
         for number in range(1, count + 1):
             row = factory.numbered_change(session, number)
-            alerts.enqueue(session, row, recipients, (), NOW)
+            outbox.enqueue(session, row, recipients, (), NOW)
             assert row.id is not None
             ids.append(row.id)
         session.commit()
     return ids
 
 
-def outbox(engine: Engine) -> list[Alert]:
+def outbox_rows(engine: Engine) -> list[Alert]:
     with Session(engine) as session:
         return list(session.exec(select(Alert).order_by(col(Alert.id))).all())
 

@@ -13,17 +13,18 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
-from monitor.cli_alerts import alerts
+from monitor.cli.alerts import alerts
 from monitor.config import Settings
-from monitor.sources import SourceConfig, SourcesError
+from monitor.errors import SourcesError
+from monitor.sources import SourceConfig
 from tests.alerts import factory
 from tests.alerts.conftest import SmtpServer
-from tests.alerts.helpers import NOW, SOURCES, outbox, queue_change
+from tests.alerts.helpers import NOW, SOURCES, outbox_rows, queue_change
 
 
 @dataclass
 class App:
-    """The protocol the alerts commands need (`monitor.cli_alerts.AlertsApp`)."""
+    """The protocol the alerts commands need (`monitor.cli.app.App`)."""
 
     settings: Settings
     db: Engine
@@ -125,7 +126,7 @@ def test_preview_writes_an_eml_and_queues_nothing(engine: Engine, tmp_path: Path
     assert parsed["To"] == factory.ALICE.email  # who would get it, from the settings
     body = parsed.get_body(("plain",))
     assert body is not None and factory.NEW_SENTENCE in body.get_content()
-    assert outbox(engine) == []
+    assert outbox_rows(engine) == []
 
 
 def test_preview_of_an_unknown_change_names_it(engine: Engine) -> None:

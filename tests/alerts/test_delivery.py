@@ -12,12 +12,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.models import Change
-from monitor import alerts, render
 from monitor.config import SmtpSettings
-from monitor.mailer import DeliveryError, EmlMailer, SmtpMailer
+from monitor.delivery import alerts, outbox, render
+from monitor.delivery.mailer import EmlMailer, SmtpMailer
+from monitor.errors import DeliveryError
 from tests.alerts import factory
 from tests.alerts.conftest import SmtpServer, free_port
-from tests.alerts.helpers import NOW, SOURCES, outbox, parts, queue_change, queue_numbered, utc
+from tests.alerts.helpers import NOW, SOURCES, outbox_rows, parts, queue_change, queue_numbered, utc
 
 
 def send(
@@ -47,7 +48,7 @@ def test_alert_arrives_as_text_and_html_with_the_changed_sentence(
         f"[fdawatch] T2 {factory.SOURCE_TITLE}: Changed: “…in blood pressure, respiratory "
         "depression, and lower urinary tract symptoms.”"
     )
-    assert message["Message-ID"] == alerts.message_id(factory.ALICE.email, [f"change:{change_id}"])
+    assert message["Message-ID"] == outbox.message_id(factory.ALICE.email, [f"change:{change_id}"])
     assert message.get_content_type() == "multipart/alternative"
     text, html = parts(message)
     assert "+" + factory.NEW_SENTENCE in text
@@ -55,7 +56,7 @@ def test_alert_arrives_as_text_and_html_with_the_changed_sentence(
     assert "<ins" in html and "lower</ins>" in html and "urinary tract symptoms.</ins>" in html
     assert f"fdawatch show {change_id}" in text and f"fdawatch show {change_id}" in html
     assert f"https://fdawatch.pharmacy.example/changes/{change_id}.html" in html
-    rows = outbox(engine)
+    rows = outbox_rows(engine)
     assert {(r.status, utc(r.sent_at), r.message_id is not None) for r in rows} == {
         ("sent", NOW, True)
     }
@@ -73,7 +74,7 @@ def test_smtp_down_keeps_alerts_pending_then_delivers_once_when_back(
     report = send(engine, smtp_down)
 
     assert (report.emails, report.retry_emails, report.retry_alerts) == (0, 2, 2)
-    rows = outbox(engine)
+    rows = outbox_rows(engine)
     assert [r.status for r in rows] == ["pending", "pending"]
     assert all(r.sent_at is None and r.attempts == 1 for r in rows)
     assert all(utc(r.next_attempt_at) == NOW + timedelta(minutes=5) for r in rows)
@@ -88,7 +89,7 @@ def test_smtp_down_keeps_alerts_pending_then_delivers_once_when_back(
         factory.ALICE.email,
         factory.BOB.email,
     ]
-    assert {(r.status, r.last_error) for r in outbox(engine)} == {("sent", None)}
+    assert {(r.status, r.last_error) for r in outbox_rows(engine)} == {("sent", None)}
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,7 @@ def test_temporary_reply_backs_off_then_succeeds(
     first = send(engine, smtp_server)
 
     assert (first.emails, first.retry_emails, first.failed_emails) == (0, 1, 0)
-    [row] = outbox(engine)
+    [row] = outbox_rows(engine)
     assert (row.status, row.attempts, utc(row.next_attempt_at)) == (
         "pending",
         1,
@@ -117,7 +118,7 @@ def test_temporary_reply_backs_off_then_succeeds(
     assert reply.split()[0] in (row.last_error or "")
     second = send(engine, smtp_server, now=NOW + timedelta(minutes=5))
     assert second.emails == 1
-    [row] = outbox(engine)
+    [row] = outbox_rows(engine)
     assert (row.status, row.attempts, len(smtp_server.messages)) == ("sent", 2, 1)
 
 
@@ -127,7 +128,7 @@ def test_backoff_grows_with_each_temporary_failure(engine: Engine, smtp_down: Sm
     waits = []
     for _ in range(4):
         send(engine, smtp_down, now=now)
-        [row] = outbox(engine)
+        [row] = outbox_rows(engine)
         next_at = utc(row.next_attempt_at)
         assert next_at is not None
         waits.append(next_at - now)
@@ -151,7 +152,7 @@ def test_permanent_reply_marks_failed_with_the_reply(
     report = send(engine, smtp_server)
 
     assert (report.emails, report.retry_emails, report.failed_emails) == (0, 0, 1)
-    [row] = outbox(engine)
+    [row] = outbox_rows(engine)
     assert (row.status, row.last_error, row.next_attempt_at) == ("failed", reply, None)
     assert send(engine, smtp_server, now=NOW + timedelta(days=2)).nothing_due
     assert smtp_server.messages == []
@@ -176,7 +177,7 @@ def test_storm_guard_lists_the_cap_in_full_and_summarises_the_rest(
     assert "…and 5 more changes (T3: 5):" in text
     assert "…and 5 more changes</strong> (T3: 5)" in html
     assert received.message["Subject"].endswith("(+24 more)")
-    assert {r.status for r in outbox(engine)} == {"sent"}
+    assert {r.status for r in outbox_rows(engine)} == {"sent"}
 
 
 def test_storm_diffs_only_the_changes_shown_in_full(
@@ -223,7 +224,7 @@ def test_one_email_per_recipient_holds_all_their_changes(
     alice = by_recipient[factory.ALICE.email]
     assert alice["X-Fdawatch-Changes"] == f"{second} {first}"  # most severe first
     assert alice["Subject"].startswith("[fdawatch] T2 ") and alice["Subject"].endswith("(+1 more)")
-    assert alice["Message-ID"] == alerts.message_id(
+    assert alice["Message-ID"] == outbox.message_id(
         factory.ALICE.email, [f"change:{first}", f"change:{second}"]
     )
 
@@ -255,7 +256,7 @@ def test_crashed_sender_is_retried_after_the_lease_with_the_same_message_id(
         alerts.send_pending(
             engine, settings, SOURCES, NOW, DiesAfterDelivery(SmtpMailer(smtp_server.settings))
         )
-    [row] = outbox(engine)
+    [row] = outbox_rows(engine)
     assert (row.status, utc(row.sending_since)) == ("sending", NOW)
     stored_id = row.message_id
     assert stored_id is not None
@@ -269,15 +270,15 @@ def test_crashed_sender_is_retried_after_the_lease_with_the_same_message_id(
     ids = [m.message["Message-ID"] for m in smtp_server.messages]
     assert ids.count(stored_id) == 2  # the one possible duplicate, recognisable as such
     assert len(ids) == 3
-    assert {r.status for r in outbox(engine)} == {"sent"}
+    assert {r.status for r in outbox_rows(engine)} == {"sent"}
 
 
 def test_concurrent_claims_never_share_a_row(engine: Engine) -> None:
     queue_change(engine, [factory.ALICE, factory.BOB])
-    first = alerts.claim_due(engine, NOW)
+    first = outbox.claim_due(engine, NOW)
     assert len(first) == 2
-    assert alerts.claim_due(engine, NOW + timedelta(minutes=1)) == []  # still leased
-    assert sorted(alerts.claim_due(engine, NOW + timedelta(minutes=11))) == sorted(first)
+    assert outbox.claim_due(engine, NOW + timedelta(minutes=1)) == []  # still leased
+    assert sorted(outbox.claim_due(engine, NOW + timedelta(minutes=11))) == sorted(first)
 
 
 def test_health_notices_are_sent_in_their_own_email(
@@ -285,7 +286,7 @@ def test_health_notices_are_sent_in_their_own_email(
 ) -> None:
     with Session(engine) as session:
         factory.add_source(session)
-        alerts.enqueue_notice(
+        outbox.enqueue_notice(
             session,
             factory.SOURCE_ID,
             "source_failing",
@@ -318,7 +319,7 @@ def test_without_smtp_emails_are_written_as_eml_files(engine: Engine, tmp_path: 
     files = sorted((tmp_path / "outbox").iterdir())
     assert [str(f) for f in files] == sorted(report.delivered)
     assert all(f.name.startswith("20231010T143500Z-") and f.suffix == ".eml" for f in files)
-    assert {r.status for r in outbox(engine)} == {"sent"}
+    assert {r.status for r in outbox_rows(engine)} == {"sent"}
 
 
 def test_eml_resend_of_the_same_message_replaces_its_file(tmp_path: Path) -> None:

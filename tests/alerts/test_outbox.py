@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor import alerts
 from monitor.config import Recipient
+from monitor.delivery import outbox
 from tests.alerts import factory
-from tests.alerts.helpers import NOW, outbox, queue_change
+from tests.alerts.helpers import NOW, outbox_rows, queue_change
 
 EVERYONE = Recipient(email="all@pharmacy.example")
 BY_SOURCE = Recipient(email="source@pharmacy.example", sources=(factory.SOURCE_ID,))
@@ -37,11 +37,11 @@ def test_enqueue_picks_recipients_who_follow_and_want_the_severity(
     recipients = [EVERYONE, BY_SOURCE, BY_TAG, OTHER_SOURCE, ONLY_T1, UP_TO_T3]
     with Session(engine) as session:
         change = factory.add_change(session, severity=severity)
-        queued = alerts.enqueue(session, change, recipients, tags, NOW)
+        queued = outbox.enqueue(session, change, recipients, tags, NOW)
         names = sorted(a.recipient.split("@")[0] for a in queued)
         session.commit()
     assert names == sorted(expected)
-    assert [(a.status, a.severity, a.kind) for a in outbox(engine)] == [
+    assert [(a.status, a.severity, a.kind) for a in outbox_rows(engine)] == [
         ("pending", severity, "change")
     ] * len(expected)
 
@@ -49,29 +49,32 @@ def test_enqueue_picks_recipients_who_follow_and_want_the_severity(
 def test_enqueue_does_not_commit(engine: Engine) -> None:
     with Session(engine) as session:
         change = factory.add_change(session)
-        assert alerts.enqueue(session, change, [factory.ALICE], (), NOW)
+        assert outbox.enqueue(session, change, [factory.ALICE], (), NOW)
         session.rollback()  # the history writer's transaction fails: no orphan alerts
-    assert outbox(engine) == []
+    assert outbox_rows(engine) == []
 
 
 def test_enqueue_twice_or_with_a_repeated_recipient_adds_one_row(engine: Engine) -> None:
     with Session(engine) as session:
         change = factory.add_change(session)
-        alerts.enqueue(session, change, [factory.ALICE, factory.ALICE], (), NOW)
+        outbox.enqueue(session, change, [factory.ALICE, factory.ALICE], (), NOW)
         session.flush()
         again = [
             a.recipient
-            for a in alerts.enqueue(session, change, [factory.ALICE, factory.BOB], (), NOW)
+            for a in outbox.enqueue(session, change, [factory.ALICE, factory.BOB], (), NOW)
         ]
         session.commit()
     assert again == [factory.BOB.email]
-    assert sorted(a.recipient for a in outbox(engine)) == [factory.ALICE.email, factory.BOB.email]
+    assert sorted(a.recipient for a in outbox_rows(engine)) == [
+        factory.ALICE.email,
+        factory.BOB.email,
+    ]
 
 
 def test_enqueue_notice_is_t2_and_respects_following(engine: Engine) -> None:
     with Session(engine) as session:
         factory.add_source(session)
-        queued = alerts.enqueue_notice(
+        queued = outbox.enqueue_notice(
             session,
             factory.SOURCE_ID,
             "source_failing",
@@ -81,11 +84,11 @@ def test_enqueue_notice_is_t2_and_respects_following(engine: Engine) -> None:
         )
         session.commit()
     assert len(queued) == 1
-    assert [(a.recipient, a.severity, a.kind, a.change_id) for a in outbox(engine)] == [
+    assert [(a.recipient, a.severity, a.kind, a.change_id) for a in outbox_rows(engine)] == [
         (EVERYONE.email, "T2", "source_failing", None)
     ]
     with Session(engine) as session, pytest.raises(ValueError, match="unknown notice kind"):
-        alerts.enqueue_notice(session, factory.SOURCE_ID, "on_fire", "x", [EVERYONE], NOW)
+        outbox.enqueue_notice(session, factory.SOURCE_ID, "on_fire", "x", [EVERYONE], NOW)
 
 
 @pytest.mark.parametrize(
@@ -100,20 +103,20 @@ def test_enqueue_notice_is_t2_and_respects_following(engine: Engine) -> None:
     ],
 )
 def test_retry_delay_doubles_up_to_six_hours(attempts: int, delay: timedelta) -> None:
-    assert alerts.retry_delay(attempts) == delay
+    assert outbox.retry_delay(attempts) == delay
 
 
 def test_message_id_depends_only_on_recipient_and_the_set_of_changes() -> None:
-    first = alerts.message_id("alice@pharmacy.example", ["change:2", "change:1"])
-    assert first == alerts.message_id("Alice@pharmacy.example", ["change:1", "change:2"])
-    assert first != alerts.message_id("bob@pharmacy.example", ["change:1", "change:2"])
-    assert first != alerts.message_id("alice@pharmacy.example", ["change:1"])
+    first = outbox.message_id("alice@pharmacy.example", ["change:2", "change:1"])
+    assert first == outbox.message_id("Alice@pharmacy.example", ["change:1", "change:2"])
+    assert first != outbox.message_id("bob@pharmacy.example", ["change:1", "change:2"])
+    assert first != outbox.message_id("alice@pharmacy.example", ["change:1"])
     assert first.startswith("<fdawatch.") and first.endswith("@fdawatch>")
 
 
 def test_queue_change_helper_keeps_history_and_outbox_together(engine: Engine) -> None:
     change_id = queue_change(engine, [factory.ALICE, factory.BOB])
-    assert {(a.change_id, a.recipient) for a in outbox(engine)} == {
+    assert {(a.change_id, a.recipient) for a in outbox_rows(engine)} == {
         (change_id, factory.ALICE.email),
         (change_id, factory.BOB.email),
     }

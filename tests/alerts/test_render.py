@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor import alerts, render
+from monitor.delivery import alerts, render
 from tests.alerts import factory
 from tests.alerts.helpers import NOW, SOURCES, parts
 

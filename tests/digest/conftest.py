@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from db.engine import open_database
 from monitor.config import Settings
-from monitor.site import SiteReport, build_site
+from monitor.site.build import SiteReport, build_site
 from tests.digest import synthetic_history
 from tests.digest.synthetic_history import History
 

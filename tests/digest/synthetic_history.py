@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.models import Change, Fetch, Snapshot, Source
-from monitor import diff
-from monitor.history import store_body
+from monitor.core import diff
+from monitor.history.snapshots import store_body
 from monitor.sources import SourceConfig
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

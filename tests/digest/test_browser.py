@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from monitor.cli_digest import serve_in_thread
+from monitor.cli.digest import serve_in_thread
 from tests.digest.conftest import BuiltSite
 
 CHROMIUM = Path(os.environ.get("FDAWATCH_CHROMIUM", "/usr/bin/chromium"))

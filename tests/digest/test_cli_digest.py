@@ -11,8 +11,15 @@ import pytest
 from click.testing import CliRunner
 
 from db.engine import open_database
-from monitor.cli import AppContext, FdawatchGroup
-from monitor.cli_digest import COMMANDS, serve_in_thread, site_server, window_title
+from monitor.cli.app import AppContext, FdawatchGroup
+from monitor.cli.digest import (
+    digest_command,
+    evidence_command,
+    serve_command,
+    serve_in_thread,
+    site_server,
+    window_title,
+)
 from tests.digest import synthetic_history as data
 
 
@@ -23,10 +30,10 @@ class FixedClock(AppContext):
 
 @click.group(cls=FdawatchGroup)
 def app() -> None:
-    """The commands as the lead registers them; `obj` is an AppContext on a test database."""
+    """The digest commands on their own group; `obj` is an AppContext on a test database."""
 
 
-for command in COMMANDS:
+for command in (digest_command, serve_command, evidence_command):
     app.add_command(command)
 
 

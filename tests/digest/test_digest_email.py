@@ -14,8 +14,9 @@ from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Alert
-from monitor import alerts, digest
 from monitor.config import Recipient, Settings
+from monitor.delivery import alerts, outbox
+from monitor.site import digest
 from tests.digest import synthetic_history as data
 from tests.digest.synthetic_history import History
 
@@ -97,14 +98,14 @@ def test_a_bad_period_key_names_itself_and_the_expected_form(bad: str) -> None:
         ((OWNER,), datetime(2026, 12, 7, 9, tzinfo=UTC), []),  # W49 had no changes
     ],
 )
-def test_send_due_digests_queues_one_row_per_subscriber_with_changes(
+def test_queue_due_digests_queues_one_row_per_subscriber_with_changes(
     history_db: tuple[Engine, History],
     recipients: tuple[Recipient, ...],
     now: datetime,
     expected: list[tuple[str, str]],
 ) -> None:
     engine, _ = history_db
-    keys = digest.send_due_digests(engine, settings(*recipients), data.SOURCES, now)
+    keys = digest.queue_due_digests(engine, settings(*recipients), data.SOURCES, now)
     rows = digest_rows(engine)
     assert keys == [key for key, _ in expected]
     assert [(r.dedup_key, r.severity, r.status) for r in rows] == [
@@ -120,9 +121,9 @@ def test_running_again_in_the_same_period_queues_nothing(
 ) -> None:
     engine, _ = history_db
     config = settings(OWNER, OWNER)  # listed twice in fdawatch.toml: still one digest
-    assert len(digest.send_due_digests(engine, config, data.SOURCES, data.NOW)) == 1
+    assert len(digest.queue_due_digests(engine, config, data.SOURCES, data.NOW)) == 1
     later = data.NOW.replace(hour=17)
-    assert digest.send_due_digests(engine, config, data.SOURCES, later) == []
+    assert digest.queue_due_digests(engine, config, data.SOURCES, later) == []
     assert len(digest_rows(engine)) == 1
 
 
@@ -132,14 +133,14 @@ def test_concurrent_runs_queue_one_digest_the_unique_key_decides(
     url = f"sqlite:///{tmp_path / 'history.db'}"
     data.build(open_database(url))
     # Both schedulers pass the "already queued?" check before either inserts.
-    monkeypatch.setattr(digest, "_queued", lambda engine, key: False)
+    monkeypatch.setattr(outbox, "is_queued", lambda engine, key: False)
     engines = [open_database(url) for _ in range(4)]
     barrier = threading.Barrier(len(engines))
     results: list[list[str]] = []
 
     def run(engine: Engine) -> None:
         barrier.wait()
-        results.append(digest.send_due_digests(engine, settings(OWNER), data.SOURCES, data.NOW))
+        results.append(digest.queue_due_digests(engine, settings(OWNER), data.SOURCES, data.NOW))
 
     threads = [threading.Thread(target=run, args=(e,)) for e in engines]
     for thread in threads:
@@ -157,7 +158,7 @@ def test_outbox_delivers_the_digest_grouped_by_severity_with_site_links(
 ) -> None:
     engine, history = history_db
     config = settings(OWNER)
-    digest.send_due_digests(engine, config, data.SOURCES, data.NOW)
+    digest.queue_due_digests(engine, config, data.SOURCES, data.NOW)
     mailer = Capture()
 
     report = alerts.send_pending(engine, config, data.SOURCES, data.NOW, mailer)
@@ -169,7 +170,7 @@ def test_outbox_delivers_the_digest_grouped_by_severity_with_site_links(
         "[fdawatch] Weekly digest, week 2026-W48 (Nov 23 – Nov 29, 2026): 4 changes "
         "(T1: 1, T2: 1, T3: 1, T4: 1)"
     )
-    assert message["Message-ID"] == alerts.message_id(
+    assert message["Message-ID"] == outbox.message_id(
         OWNER.email, ["digest:weekly:2026-W48:owner@clinic.example"]
     )
     text = str(message.get_body(("plain",)).get_content())
@@ -194,9 +195,9 @@ def test_digest_and_change_alerts_go_out_as_separate_emails(
 
         change = session.get(Change, history.rems)
         assert change is not None
-        alerts.enqueue(session, change, [OWNER], ("spravato",), data.NOW)
+        outbox.enqueue(session, change, [OWNER], ("spravato",), data.NOW)
         session.commit()
-    digest.send_due_digests(engine, config, data.SOURCES, data.NOW)
+    digest.queue_due_digests(engine, config, data.SOURCES, data.NOW)
     mailer = Capture()
 
     report = alerts.send_pending(engine, config, data.SOURCES, data.NOW, mailer)
@@ -211,7 +212,7 @@ def test_a_settings_change_does_not_resend_a_sent_digest(
     history_db: tuple[Engine, History],
 ) -> None:
     engine, _ = history_db
-    digest.send_due_digests(engine, settings(OWNER), data.SOURCES, data.NOW)
+    digest.queue_due_digests(engine, settings(OWNER), data.SOURCES, data.NOW)
     alerts.send_pending(engine, settings(OWNER), data.SOURCES, data.NOW, Capture())
     renamed = replace(OWNER, name="New name")
-    assert digest.send_due_digests(engine, settings(renamed), data.SOURCES, data.NOW) == []
+    assert digest.queue_due_digests(engine, settings(renamed), data.SOURCES, data.NOW) == []

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor import evidence
+from monitor.site import evidence
 from tests.digest import synthetic_history as data
 from tests.digest.conftest import BuiltSite
 from tests.digest.synthetic_history import History

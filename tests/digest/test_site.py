@@ -11,8 +11,8 @@ import feedparser
 import pytest
 from jinja2 import StrictUndefined, UndefinedError
 
-from monitor.render import environment
-from monitor.site import render_page
+from monitor.delivery.render import environment
+from monitor.site.build import render_page
 from tests.digest import synthetic_history as data
 from tests.digest.conftest import BuiltSite
 from tests.digest.pages import html_pages, parse

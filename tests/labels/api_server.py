@@ -1,9 +1,9 @@
 """A tiny loopback API server for the API spider tests: answers by path *and* query string.
 
-`monitor.fixture_server.FixtureServer` serves files by path only (the query string is ignored),
-so it cannot serve openFDA's `skip=` pages or Federal Register `page=` pages. Here a route is the
-request target with its query pairs sorted and `api_key` removed; each route answers its queued
-responses in turn and repeats the last one. Every request is logged with its time.
+`tests.support.fixture_server.FixtureServer` serves files by path only (the query string is
+ignored), so it cannot serve openFDA's `skip=` pages or Federal Register `page=` pages. Here a route
+is the request target with its query pairs sorted and `api_key` removed; each route answers its
+queued responses in turn and repeats the last one. Every request is logged with its time.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Hit:
     route: str
     status: int
     api_key: str | None
+    headers: dict[str, str] = field(default_factory=dict)  # the request's, names lower-cased
 
 
 def route_of(target: str) -> tuple[str, str | None]:
@@ -65,7 +66,9 @@ class ApiServer:
         route = route_of(target)[0]
         return [hit for hit in self.hits if hit.route == route]
 
-    def _answer(self, target: str) -> tuple[Answer, str, str | None]:
+    def _answer(
+        self, target: str, headers: dict[str, str] | None = None
+    ) -> tuple[Answer, str, str | None]:
         route, key = route_of(target)
         with self._lock:
             queue = self.routes.get(route)
@@ -75,7 +78,7 @@ class ApiServer:
                 answer = queue.pop(0)
             else:
                 answer = queue[0]
-            self.hits.append(Hit(time.monotonic(), route, answer.status, key))
+            self.hits.append(Hit(time.monotonic(), route, answer.status, key, headers or {}))
         return answer, route, key
 
     @property
@@ -91,7 +94,8 @@ class ApiServer:
                 """Quiet: `ApiServer.hits` is the log."""
 
             def do_GET(self) -> None:
-                answer, _, _ = server._answer(self.path)
+                sent = {name.lower(): value for name, value in self.headers.items()}
+                answer, _, _ = server._answer(self.path, sent)
                 self.send_response(answer.status)
                 headers = {"Content-Type": "application/json", **answer.headers}
                 for name, value in headers.items():

@@ -10,9 +10,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from db.models import Change
-from monitor import history
+from monitor.history.writer import HistoryWriter
+from monitor.items import OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
-from spiders.items import OK, Observation, SourceFetch
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 DAILYMED = FIXTURES / "dailymed"
@@ -49,13 +49,15 @@ def crawl(
 ) -> list[Change]:
     """One fetch of an API source: every document, then the fetch record (as the pipeline)."""
     changes = [
-        history.record(session, observe(source, key, text, content_type, at), at, source=source)
+        HistoryWriter([source]).record_observation(
+            session, observe(source, key, text, content_type, at), at
+        )
         for key, text in documents.items()
     ]
     found = [change for change in changes if change is not None]
     keys = list(documents) if outcome == OK else []
     fetch = SourceFetch(source.id, source.url, outcome, at, documents=len(keys), document_keys=keys)
-    history.record_fetch(session, fetch, at, source=source, changes=len(found))
+    HistoryWriter([source]).record_fetch(session, fetch, at, changes=len(found))
     session.commit()
     removed = session.exec(
         select(Change).where(Change.kind == "removed", Change.detected_at == at)

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from db.engine import open_database
 from db.models import Change, Fetch, Snapshot
 from monitor.config import load_settings
-from monitor.crawl import run_crawl
+from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
 from tests.labels.api_server import ApiServer
 from tests.labels.conftest import DAILYMED, FEDERAL_REGISTER, OPENFDA

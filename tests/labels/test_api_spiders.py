@@ -12,9 +12,9 @@ from scrapy.http import Response, TextResponse
 from scrapy.utils.test import get_crawler
 
 from monitor.config import Settings
+from monitor.items import FAILED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.api import RedactApiKeys, strip_api_key, with_api_key
-from spiders.items import FAILED, OK, Observation, SourceFetch
 from spiders.openfda import OpenfdaRecallsSpider
 from tests.labels.conftest import OPENFDA
 from tests.spiders.conftest import start_requests
@@ -126,3 +126,106 @@ def test_key_helpers_and_log_redaction() -> None:
     RedactApiKeys().filter(record)
     assert KEY not in record.getMessage()
     assert "api_key=REDACTED&search=x" in record.getMessage()
+
+
+# --- the key goes only to the source's own origin (scheme, host, port) ---------------------------
+
+NEXT_SAME = "https://api.fda.gov/drug/enforcement.json?search=x&limit=2&search_after=0%3DD-0102"
+
+
+def linked(request: Request, link: str) -> Response:
+    """Page 1 with openFDA's search_after paging header pointing at `link`."""
+    request.meta.setdefault("download_latency", 0.1)
+    headers = {"Content-Type": "application/json", "Link": f'<{link}>; rel="next"'}
+    return TextResponse(request.url, headers=headers, body=page(1), request=request)
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        (NEXT_SAME, NEXT_SAME.replace("?", f"?api_key={KEY}&", 1)),
+        (  # a relative Link is resolved against the page, then keyed
+            "/drug/enforcement.json?search=x&search_after=1",
+            f"https://api.fda.gov/drug/enforcement.json?api_key={KEY}&search=x&search_after=1",
+        ),
+    ],
+)
+def test_a_next_page_on_the_sources_origin_carries_the_key(link: str, expected: str) -> None:
+    recalls = spider()
+    [first] = start_requests(recalls)
+
+    [next_request] = drain(recalls.parse(linked(first, link)))
+
+    assert isinstance(next_request, Request) and next_request.url == expected
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://localhost:8123/steal?search=x",  # another host
+        "https://api.fda.gov:8443/drug/enforcement.json?search=x",  # another port
+        "http://api.fda.gov/drug/enforcement.json?search=x",  # plain http
+        "https://api.fda.gov.evil.example/drug/enforcement.json?search=x",
+    ],
+)
+def test_a_next_page_on_another_origin_is_never_requested_and_the_set_is_incomplete(
+    link: str,
+) -> None:
+    recalls = spider()
+    [first] = start_requests(recalls)
+
+    *observations, fetch = drain(recalls.parse(linked(first, link)))
+
+    assert not [item for item in observations if isinstance(item, Request)]
+    assert [o.key for o in observations] == ["D-0101-2026", "D-0102-2026"]  # kept, not removed
+    assert fetch.outcome == FAILED
+    assert fetch.error == (
+        f"the next page is on another server ({link}), not the source's "
+        "https://api.fda.gov:443; not followed (the API key is sent only to the source's own "
+        "origin), so the result set is incomplete: check the source's url"
+    )
+    assert KEY not in fetch.error and KEY not in fetch.url
+
+
+def test_a_next_link_carrying_a_key_of_its_own_has_it_stripped_from_the_error() -> None:
+    recalls = spider()
+    [first] = start_requests(recalls)
+
+    *_, fetch = drain(recalls.parse(linked(first, "https://evil.example/x?api_key=THEIRS&q=1")))
+
+    assert "THEIRS" not in fetch.error and "(https://evil.example/x?q=1)" in fetch.error
+
+
+def test_a_page_request_to_another_origin_never_carries_the_key() -> None:
+    """Defence in depth: even a caller that skipped the origin check sends no key away."""
+    recalls = spider()
+    [first] = start_requests(recalls)
+    state = recalls.result_set(RECALLS, answer(first, page(1)), first.meta["fdawatch_started"])
+
+    away = recalls.page_request(RECALLS, "https://evil.example/x?search=y", state, "page")
+    home = recalls.page_request(RECALLS, "https://api.fda.gov/drug/x.json?search=y", state, "page")
+
+    assert away.url == "https://evil.example/x?search=y"
+    assert home.url == f"https://api.fda.gov/drug/x.json?api_key={KEY}&search=y"
+
+
+def test_a_federal_register_next_page_url_on_another_origin_ends_the_set_incomplete() -> None:
+    from spiders.federal_register import FederalRegisterSpider
+    from tests.labels.conftest import FEDERAL_REGISTER
+
+    source = SourceConfig(
+        id="fedreg",
+        kind="federal_register",
+        url="https://www.federalregister.gov/api/v1/documents.json?conditions%5Bterm%5D=ketamine",
+    )
+    settings = {"FDAWATCH_SOURCES": {source.id: source.to_dict()}, "FDAWATCH_VALIDATORS": {}}
+    fedreg = FederalRegisterSpider.from_crawler(get_crawler(FederalRegisterSpider, settings))
+    [first] = start_requests(fedreg)
+    body = (FEDERAL_REGISTER / "SYNTHETIC-documents-ketamine-page1.json").read_text()
+    body = body.replace("{base}", "http://127.0.0.1:9")
+
+    *observations, fetch = drain(fedreg.parse(answer(first, body.encode())))
+
+    assert len(observations) == 2 and all(isinstance(o, Observation) for o in observations)
+    assert fetch.outcome == FAILED
+    assert fetch.error.startswith("the next page is on another server (http://127.0.0.1:9/api/")

@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from monitor import history
-from monitor.labels import LABEL_OPENFDA, LABEL_SPL
-from monitor.records import RECORD
+from monitor.history.writer import HistoryWriter
+from monitor.items import FAILED, LABEL_OPENFDA, LABEL_SPL, RECORD
 from monitor.sources import SourceConfig
-from spiders.items import FAILED
 from tests.conftest import Clock, make_source
 from tests.labels.conftest import DAILYMED, OPENFDA, crawl, first_result, observe
 
@@ -260,7 +258,7 @@ def test_feed_items_missing_from_a_fetch_are_still_not_removed(
     registered(feed)
     at = clock.tick()
     item = observe(feed, "https://www.fda.gov/a", "ketamine", "feed_item", at)
-    history.record(session, item, at, source=feed)
+    HistoryWriter([feed]).record_observation(session, item, at)
     session.commit()
 
     assert crawl(session, feed, {}, "feed_item", clock.tick()) == []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor import labels
-from monitor.cli_labels import label_sections
+from monitor.cli.labels import label_sections
+from monitor.core import labels, spl
 from tests.labels.conftest import DAILYMED, OPENFDA, first_result
 
 PLR_HEAD = ["48780-1", "43683-2", "34067-9", "34068-7", "43678-2", "34070-3", "43685-7"]
@@ -64,7 +64,7 @@ PLR_BODY = ["34084-4", "34073-7", "43684-0", "34088-5", "34089-3", "34090-1", "4
 def test_real_spl_top_level_sections_by_loinc_code(
     name: str, set_id: str, version: str, codes: list[str], all_sections: int
 ) -> None:
-    label = labels.parse_spl((DAILYMED / name).read_bytes())
+    label = spl.parse_spl((DAILYMED / name).read_bytes())
 
     assert (label.set_id, label.version) == (set_id, version)
     assert [section.code for section in label.sections] == codes
@@ -74,7 +74,7 @@ def test_real_spl_top_level_sections_by_loinc_code(
 
 
 def test_humira_sections_keep_their_titles_text_and_nested_subsections() -> None:
-    label = labels.parse_spl((DAILYMED / "spl-humira-adalimumab-2013-09-30.xml").read_bytes())
+    label = spl.parse_spl((DAILYMED / "spl-humira-adalimumab-2013-09-30.xml").read_bytes())
     by_code = {s.code: s for s in label.sections}
 
     boxed = by_code["34066-1"]
@@ -94,7 +94,7 @@ def test_humira_sections_keep_their_titles_text_and_nested_subsections() -> None
 
 
 def test_spl_without_titles_falls_back_to_the_loinc_name() -> None:
-    label = labels.parse_spl((DAILYMED / "spl-no-title.xml").read_bytes())
+    label = spl.parse_spl((DAILYMED / "spl-no-title.xml").read_bytes())
 
     assert label.title == ""
     boxed = label.sections[1]
@@ -115,7 +115,7 @@ def test_spl_without_titles_falls_back_to_the_loinc_name() -> None:
 )
 def test_not_an_spl_is_a_label_error(body: bytes) -> None:
     with pytest.raises(labels.LabelError):
-        labels.parse_spl(body)
+        spl.parse_spl(body)
 
 
 def test_external_entities_are_never_resolved(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_external_entities_are_never_resolved(tmp_path: Path) -> None:
         "</section></component></structuredBody></component></document>"
     ).encode()
 
-    label = labels.parse_spl(body)
+    label = spl.parse_spl(body)
 
     assert "TOP-SECRET" not in label.text()
     assert "TOP-SECRET" not in label.title
@@ -182,7 +182,7 @@ def test_openfda_table_markup_and_revision_dates_are_not_label_text() -> None:
 def test_dailymed_history_and_index_parse_into_versions(
     name: str, count: int, first: tuple[str, int, str]
 ) -> None:
-    versions = labels.parse_dailymed_versions((DAILYMED / name).read_bytes())
+    versions = spl.parse_dailymed_versions((DAILYMED / name).read_bytes())
 
     assert len(versions) == count
     assert (versions[0].setid, versions[0].spl_version, versions[0].published_date) == first

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from monitor.records import RECORD, changed_fields, record_text
-from monitor.severity import classify
+from monitor.core.api_records import changed_fields, record_text
+from monitor.core.severity import classify
+from monitor.items import RECORD
 from tests.labels.conftest import FEDERAL_REGISTER
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.models import Source
-from monitor import claims
+from monitor.runtime import claims
 from tests.conftest import make_source
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)

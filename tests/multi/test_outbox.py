@@ -12,8 +12,9 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from db.models import Alert
-from monitor import alerts, digest
 from monitor.config import Recipient, Settings
+from monitor.delivery import alerts, outbox
+from monitor.site import digest
 from tests.alerts import factory
 from tests.alerts.helpers import NOW, SOURCES, queue_numbered
 from tests.digest import synthetic_history
@@ -61,7 +62,7 @@ def race(work: Callable[[], object]) -> list[object]:
     return results
 
 
-def outbox(engine: Engine) -> list[Alert]:
+def outbox_rows(engine: Engine) -> list[Alert]:
     with Session(engine) as session:
         return list(session.exec(select(Alert).order_by(col(Alert.id))).all())
 
@@ -78,7 +79,7 @@ def test_racing_senders_email_every_alert_exactly_once(shared_engine: Engine) ->
             .where(col(Alert.id).in_(stuck_ids))
             .values(
                 status="sending",
-                sending_since=NOW - alerts.LEASE - timedelta(minutes=1),
+                sending_since=NOW - outbox.LEASE - timedelta(minutes=1),
                 message_id="<crashed-send@fdawatch>",
             )
         )
@@ -86,7 +87,7 @@ def test_racing_senders_email_every_alert_exactly_once(shared_engine: Engine) ->
     settings = factory.settings(recipients=RECIPIENTS)
     reports = race(lambda: alerts.send_pending(shared_engine, settings, SOURCES, NOW, mailer))
 
-    rows = outbox(shared_engine)
+    rows = outbox_rows(shared_engine)
     assert len(rows) == 6 * len(RECIPIENTS)
     assert {row.status for row in rows} == {"sent"}
     assert all(row.attempts == 1 for row in rows)
@@ -108,9 +109,9 @@ def test_racing_workers_queue_and_send_one_digest_per_period(shared_engine: Engi
     sources = synthetic_history.SOURCES
     now = synthetic_history.NOW
 
-    queued = race(lambda: digest.send_due_digests(shared_engine, settings, sources, now))
+    queued = race(lambda: digest.queue_due_digests(shared_engine, settings, sources, now))
     keys = [key for keys in queued for key in keys]  # type: ignore[attr-defined]
-    rows = [row for row in outbox(shared_engine) if row.kind == digest.DIGEST_KIND]
+    rows = [row for row in outbox_rows(shared_engine) if row.kind == outbox.DIGEST_KIND]
     assert sorted(row.dedup_key for row in rows) == sorted(keys)
     assert sorted(row.recipient for row in rows) == sorted(s.email for s in subscribers)
 
@@ -120,7 +121,7 @@ def test_racing_workers_queue_and_send_one_digest_per_period(shared_engine: Engi
     # The next hour's run of every worker finds the period done: nothing more is queued or sent.
     later = now + timedelta(hours=1)
     assert (
-        race(lambda: digest.send_due_digests(shared_engine, settings, sources, later))
+        race(lambda: digest.queue_due_digests(shared_engine, settings, sources, later))
         == [[]] * WORKERS
     )
     race(lambda: alerts.send_pending(shared_engine, settings, sources, later, mailer))

@@ -23,8 +23,8 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from monitor.fixture_server import FixtureServer
 from tests.alerts.conftest import free_port
+from tests.support.fixture_server import FixtureServer
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from sqlmodel import Session, col, select
 
 from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
-from monitor.fixture_server import FixtureServer
 from tests.alerts.conftest import SmtpServer, free_port
+from tests.support.fixture_server import FixtureServer
 from tests.test_fda_food_safety_recalls import independent_items
 
 pytestmark = pytest.mark.slow
@@ -52,16 +52,10 @@ def wait_for(condition: Callable[[], bool], what: str, workers: list[subprocess.
 
 
 def deployment(folder: Path, port: str, database: str, smtp_port: int) -> dict[str, str]:
-    """sources.toml (every source due every 2 s), fdawatch.toml (one recipient), environment."""
+    """sources.toml (the worker makes every source due every 2 s), fdawatch.toml, environment."""
     demo = (DEMO / "sources.toml").read_text(encoding="utf-8").replace("{port}", port)
     sources = folder / "sources.toml"
-    sources.write_text(
-        "\n".join(
-            'interval = "2s"' if line.startswith("interval = ") else line
-            for line in demo.splitlines()
-        ),
-        encoding="utf-8",
-    )
+    sources.write_text(demo, encoding="utf-8")
     config = folder / "fdawatch.toml"
     config.write_text(f'[[recipient]]\nemail = "{RECIPIENT}"\n', encoding="utf-8")
     return {

@@ -1,10 +1,10 @@
 """A loopback HTTP server that misbehaves on purpose: the reliability tests' network faults.
 
-`monitor.fixture_server.FixtureServer` replays recorded files with a few faults; this one answers
-each path (query string included) with scripted `Answer`s, in turn, repeating the last — so one
-server can play a whole crawl's worth of broken sources at once: a body that drips in slower than
-the download timeout, a Content-Length it never delivers, a 304 that carries a body anyway, a
-50 MB stream, a redirect to another host. Stdlib only, 127.0.0.1 only.
+`tests.support.fixture_server.FixtureServer` replays recorded files with a few faults; this one
+answers each path (query string included) with scripted `Answer`s, in turn, repeating the last — so
+one server can play a whole crawl's worth of broken sources at once: a body that drips in slower
+than the download timeout, a Content-Length it never delivers, a 304 that carries a body anyway, a
+50 MB stream, a redirect to another host, headers that never end. Stdlib only, 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Answer:
     drip: float = 0.0  # seconds between single body bytes
     length: int | None = None
     stream: int = 0  # send this many filler bytes after `body` (a huge response)
+    header_flood: int = 0  # send this many 8 KB header lines and never end the headers
 
 
 @dataclass
@@ -65,6 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = Answer(404, b"not scripted\n", {"Content-Type": "text/plain"})
         if answer.delay:
             time.sleep(answer.delay)
+        if answer.header_flood:
+            self._flood_headers(answer)
+            return
         self.send_response(answer.status)
         for name, value in answer.headers.items():
             self.send_header(name, value)
@@ -78,6 +82,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):  # the client gave up: that is what the fault is for
             self._body(answer)
+
+    def _flood_headers(self, answer: Answer) -> None:
+        """A status line, then header lines until the count runs out or the client hangs up."""
+        self.close_connection = True
+        line = b"X-Filler: " + b"v" * 8180 + b"\r\n"
+        with contextlib.suppress(OSError):
+            self.wfile.write(b"HTTP/1.1 %d OK\r\n" % answer.status)
+            for _ in range(answer.header_flood):
+                self.wfile.write(line)
+            self.wfile.flush()
 
     def _body(self, answer: Answer) -> None:
         if answer.drip:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from monitor import alerts
 from monitor.config import Recipient, SmtpSettings
-from monitor.mailer import SmtpMailer
+from monitor.delivery import alerts
+from monitor.delivery.mailer import SmtpMailer
 from tests.alerts import factory
 from tests.alerts.conftest import free_port
-from tests.alerts.helpers import NOW, SOURCES, outbox
+from tests.alerts.helpers import NOW, SOURCES, outbox_rows
 from tests.reliability.conftest import PASSWORD, USER, Smtp, queue
 from tests.reliability.helpers import db_bytes, fdawatch
 
@@ -78,14 +78,14 @@ def test_a_refusal_is_retried_or_failed_by_its_code_and_never_lost_or_doubled(
 
     report = drain(file_engine, plain(smtp.port))
 
-    (row,) = outbox(file_engine)
+    (row,) = outbox_rows(file_engine)
     assert refusal.error in (row.last_error or "")
     assert any(refusal.error in e for e in report.errors)
     assert row.status == ("pending" if refusal.temporary else "failed")
     later = drain(file_engine, plain(smtp.port), now=NOW + timedelta(hours=1))
     if refusal.temporary:
         assert (later.emails, len(smtp.inbox.messages)) == (1, 1)
-        assert outbox(file_engine)[0].status == "sent"
+        assert outbox_rows(file_engine)[0].status == "sent"
     else:  # a permanent refusal is not hammered again; the user finds it in the failed list
         assert later.nothing_due and smtp.inbox.messages == []
     assert drain(file_engine, plain(smtp.port), now=NOW + timedelta(days=1)).nothing_due
@@ -97,7 +97,7 @@ def test_smtp_refused_keeps_the_alert_pending_with_the_server_named(file_engine:
 
     report = drain(file_engine, plain(port))
 
-    (row,) = outbox(file_engine)
+    (row,) = outbox_rows(file_engine)
     assert row.status == "pending" and row.attempts == 1
     assert f"smtp 127.0.0.1:{port}: cannot connect (ConnectionRefusedError" in (
         row.last_error or ""
@@ -112,7 +112,7 @@ def test_tls_required_but_not_offered_is_a_retryable_error_naming_starttls(
 
     report = drain(file_engine, plain(smtp.port, starttls=True))
 
-    (row,) = outbox(file_engine)
+    (row,) = outbox_rows(file_engine)
     assert row.status == "pending"
     assert "STARTTLS extension not supported by server" in (row.last_error or "")
     assert smtp.inbox.messages == [] and report.retry_emails == 1

@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 from db.engine import open_database
 from db.models import Alert, Change, Fetch, Source
 from monitor.config import load_settings
-from monitor.crawl import run_crawl
+from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
 from tests.reliability.helpers import child_env, fdawatch, integrity, item, page, rss
 from tests.reliability.hostile import Answer, HostileServer

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from db.engine import open_database
 from db.models import Alert, Change, Fetch, Snapshot
 from monitor.config import load_settings
-from monitor.crawl import run_crawl
+from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
 from tests.reliability.helpers import db_bytes, integrity, item, page, rss, write_deployment
 from tests.reliability.hostile import Answer, HostileServer
@@ -58,6 +58,8 @@ XXE = rss(
     [ITEM_A, item("Secret &xxe;", "https://www.fda.gov/xxe", description="ketamine &xxe;")],
     prolog='<!DOCTYPE rss [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>\n',
 ).encode()
+XXE_PADDED = XXE.replace(b"<!DOCTYPE", b"<!-- " + b"SYNTHETIC padding " * 4000 + b"-->\n<!DOCTYPE")
+XXE_UTF16 = XXE.decode().replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
 HUGE = 50 * 1024 * 1024
 
 
@@ -149,6 +151,40 @@ CASES = [
         "page",
         (Answer(503, b"", {"Retry-After": "{ago_1h}"}), Answer(200, PAGE, HTML)),
         "ok",
+    ),
+    Case(
+        "retry_after_absurd",
+        "page",
+        (Answer(503, b"", {"Retry-After": "99999999999999999999999"}),),
+        "failed",
+        r"^rate limited: HTTP 503 .* asks to retry after 1e\+23 s \(more than a year from now\)",
+    ),
+    Case(
+        "redirect_other_port",
+        "page",
+        (Answer(302, b"", {"Location": "{other_port}"}),),
+        "failed",
+        r"^ignored: redirected to another port, not followed .* -> http://127\.0\.0\.1:\d+/offsite",
+    ),
+    Case(
+        "endless_headers",
+        "page",
+        (Answer(200, header_flood=1_000_000),),  # 8 GB of headers on offer
+        "failed",
+        r"^response failed: response headers exceed 65536 bytes \(FDAWATCH_MAX_RESPONSE_HEADER_",
+    ),
+    Case(  # the same text, nested 1,000 elements deep: rendered whole, so no change
+        "deeply_nested",
+        "page",
+        (Answer(200, page("<div>" * 1000 + BASE_TEXT + "</div>" * 1000).encode(), HTML),),
+        "ok",
+    ),
+    Case(  # the same text, declared UTF-8 but sent as windows-1252: read as such, no change
+        "charset_misdeclared",
+        "page",
+        (Answer(200, page(LATIN1_TEXT).encode("cp1252"), HTML),),
+        "ok",
+        baseline=(Answer(200, page(LATIN1_TEXT).encode("utf-8"), HTML),),
     ),
     Case(
         "not_modified_with_body",
@@ -309,6 +345,13 @@ CASES = [
 HOSTILE_FEEDS = [
     feed_case("feed_billion_laughs", (Answer(200, BILLION_LAUGHS, RSS),), "failed", r"entit"),
     feed_case("feed_external_entity", (Answer(200, XXE, RSS),), "failed", r"entit"),
+    feed_case("feed_entity_after_70kb", (Answer(200, XXE_PADDED, RSS),), "failed", r"entit"),
+    feed_case(
+        "feed_entity_utf16",
+        (Answer(200, XXE_UTF16, {"Content-Type": "application/rss+xml"}),),
+        "failed",
+        r"entit",
+    ),
 ]
 ALL = CASES + HOSTILE_FEEDS
 
@@ -324,6 +367,7 @@ class Crawls:
     folder: Path
     db_file: Path
     server: HostileServer
+    other: HostileServer  # the same host on another port
     fetches: list[dict[str, Fetch]]
     snapshots: list[dict[str, int]]
     changes: list[Change]
@@ -331,24 +375,18 @@ class Crawls:
     stderr: list[str]
 
 
-def _fill(answers: tuple[Answer, ...], server: HostileServer) -> tuple[Answer, ...]:
+def _fill(
+    answers: tuple[Answer, ...], server: HostileServer, other: HostileServer
+) -> tuple[Answer, ...]:
     """Put the server's address and times into scripted headers."""
     values = {
         "{offsite}": f"http://localhost:{server.port}/offsite",
+        "{other_port}": f"http://127.0.0.1:{other.port}/offsite",
         "{in_2h}": later(2),
         "{ago_1h}": later(-1),
     }
     return tuple(
-        Answer(
-            a.status,
-            a.body,
-            {k: values.get(v, v) for k, v in a.headers.items()},
-            a.delay,
-            a.drip,
-            a.length,
-            a.stream,
-        )
-        for a in answers
+        replace(a, headers={k: values.get(v, v) for k, v in a.headers.items()}) for a in answers
     )
 
 
@@ -362,7 +400,7 @@ def _snapshot_counts(session: Session) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawls]:
     folder = tmp_path_factory.mktemp("network")
-    with HostileServer() as server, HostileServer() as down:
+    with HostileServer() as server, HostileServer() as down, HostileServer() as other:
         urls = {"main": server.url, "down": down.url}
         env = write_deployment(
             folder, [(c.source_id, c.kind, urls[c.server] + target(c)) for c in ALL]
@@ -371,12 +409,13 @@ def crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawls]:
         sources = list(load_sources(settings.sources_path).values())
         engine = open_database(settings.database_url)
         server.script("/offsite", Answer(200, page("Another site entirely.").encode(), HTML))
-        result = Crawls(folder, folder / "history.db", server, [], [], [], [], [])
+        other.script("/offsite", Answer(200, page("Another server entirely.").encode(), HTML))
+        result = Crawls(folder, folder / "history.db", server, other, [], [], [], [], [])
         for number in range(3):
             for case in ALL:
                 answers = case.faulty if number == 1 else case.baseline
                 (server if case.server == "main" else down).script(
-                    target(case), *_fill(answers, server)
+                    target(case), *_fill(answers, server, other)
                 )
             if number == 1:
                 down.stop()
@@ -458,9 +497,18 @@ def test_a_redirect_to_another_host_is_not_followed(crawls: Crawls) -> None:
     assert not list(crawls.server.hits_for("/offsite"))
 
 
+def test_a_redirect_to_another_port_of_the_same_host_is_not_followed(crawls: Crawls) -> None:
+    assert not list(crawls.other.hits_for("/offsite"))
+
+
+def test_endless_headers_fail_fast(crawls: Crawls) -> None:
+    """Stopped at 64 KiB of headers (two tries), not at the 1 s download timeout."""
+    assert crawls.fetches[1]["endless_headers"].duration_ms < 900
+
+
 def test_a_304_body_is_ignored_and_the_validator_was_sent(crawls: Crawls) -> None:
-    hits = list(crawls.server.hits_for(target(CASES[13])))
-    assert CASES[13].source_id == "not_modified_with_body"
+    (case,) = [c for c in CASES if c.source_id == "not_modified_with_body"]
+    hits = list(crawls.server.hits_for(target(case)))
     assert [h.status for h in hits] == [200, 304, 200]
     assert hits[1].headers.get("If-None-Match") == '"v1"'
 

@@ -29,13 +29,13 @@ from sqlmodel import Session, func, select
 
 from db.engine import open_database
 from db.models import Alert, Change, Snapshot
-from monitor import history
 from monitor.config import Recipient, load_settings
-from monitor.crawl import CrawlSummary, run_crawl
+from monitor.history.writer import HistoryWriter
+from monitor.items import Observation
+from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
-from spiders.items import Observation
 from tests.alerts import factory
-from tests.alerts.helpers import outbox
+from tests.alerts.helpers import outbox_rows
 from tests.reliability.conftest import Smtp, queue
 from tests.reliability.helpers import (
     child_env,
@@ -88,7 +88,7 @@ def script(server: HostileServer, version: int) -> None:
 
 
 def crawl_child() -> int | None:
-    """The pid of our `monitor.crawl_process` child, once it exists."""
+    """The pid of our `monitor.runtime.crawl_process` child, once it exists."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -98,7 +98,7 @@ def crawl_child() -> int | None:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"monitor.crawl_process" in cmdline:
+        if ppid == os.getpid() and b"monitor.runtime.crawl_process" in cmdline:
             return int(entry.name)
     return None
 
@@ -205,13 +205,14 @@ def test_a_crawl_killed_during_the_baseline_still_raises_nothing_on_the_rerun(
         )
 
     with Session(engine) as session:
-        history.sync_sources(session, [source])
-        history.record(session, observe(1, first), first, source=source)
+        HistoryWriter([source]).sync_sources(session)
+        HistoryWriter([source]).record_observation(session, observe(1, first), first)
         session.commit()  # ... and the crawl process is killed here, before items 2 and 3
     rerun = first + timedelta(hours=6)
     with Session(engine) as session:
         raised = [
-            history.record(session, observe(n, rerun), rerun, source=source) for n in (1, 2, 3)
+            HistoryWriter([source]).record_observation(session, observe(n, rerun), rerun)
+            for n in (1, 2, 3)
         ]
         session.commit()
     assert raised == [None, None, None]
@@ -255,7 +256,7 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
         server.inbox.on_accept = kill_on_accept
         sender.communicate(timeout=60)
         assert sender.returncode == -signal.SIGKILL
-        stuck = [row for row in outbox(file_engine) if row.status == "sending"]
+        stuck = [row for row in outbox_rows(file_engine) if row.status == "sending"]
         assert stuck, "the kill must leave rows claimed"
         with sqlite3.connect(tmp_path / "history.db") as connection:  # the 10-minute lease passes
             connection.execute(
@@ -269,7 +270,7 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
     assert delivered == {r.email for r in RECIPIENTS}  # at least once each
     assert sorted(ids.values(), reverse=True)[0] <= 2  # at most one duplicate …
     assert sum(ids.values()) - len(ids) <= 1  # … and only the email in flight
-    assert {row.status for row in outbox(file_engine)} == {"sent"}
+    assert {row.status for row in outbox_rows(file_engine)} == {"sent"}
     assert integrity(tmp_path / "history.db") == "ok"
 
 
@@ -296,7 +297,7 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
         ids = Counter(str(m.message["Message-ID"]) for m in server.inbox.messages)
     assert [s.returncode for s in senders] == [0, 0], outputs
     assert len(ids) == len(RECIPIENTS) and set(ids.values()) == {1}
-    assert {row.status for row in outbox(file_engine)} == {"sent"}
+    assert {row.status for row in outbox_rows(file_engine)} == {"sent"}
     assert integrity(tmp_path / "history.db") == "ok"
 
 
@@ -305,12 +306,12 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 SLOW_WRITE_HOOK = """\
 import os, time
 if os.environ.get("FDAWATCH_TEST_SLOW_WRITE"):
-    import monitor.history as history
-    _snapshot = history._snapshot
+    from monitor.history import writer
+    _snapshot = writer.new_snapshot
     def _slow(*args, **kwargs):
         time.sleep(float(os.environ["FDAWATCH_TEST_SLOW_WRITE"]))
         return _snapshot(*args, **kwargs)
-    history._snapshot = _slow
+    writer.new_snapshot = _slow
 """
 
 
@@ -373,7 +374,7 @@ def test_alerts_send_on_a_read_only_database_is_one_clear_line_and_nothing_is_se
     assert line.startswith("fdawatch: error: cannot write to the database")
     assert "attempt to write a readonly database" in line and "the outbox keeps every alert" in line
     assert smtp.inbox.messages == []
-    assert [row.status for row in outbox(file_engine)] == ["pending"]
+    assert [row.status for row in outbox_rows(file_engine)] == ["pending"]
 
 
 def test_a_crawl_on_a_read_only_database_is_one_clear_line(tmp_path: Path) -> None:
@@ -394,7 +395,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
     source = factory.source_config()
     roomy = open_database(url)
     with Session(roomy) as session:
-        history.sync_sources(session, [source])
+        HistoryWriter([source]).sync_sources(session)
         session.commit()
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     base = Observation(
@@ -408,7 +409,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
         body=b"small",
     )
     with Session(roomy) as session:
-        history.record(session, base, at, source=source)
+        HistoryWriter([source]).record_observation(session, base, at)
         session.commit()
     size = (tmp_path / "history.db").stat().st_size
     full = open_database(url)
@@ -432,7 +433,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
     )
     recipients = (factory.ALICE,)
     with Session(full) as session, pytest.raises(OperationalError, match="disk is full"):
-        history.record(session, edited, later, source=source, recipients=recipients)
+        HistoryWriter([source], recipients=recipients).record_observation(session, edited, later)
         session.commit()
     full.dispose()
     with Session(roomy) as session:  # nothing half-written: no snapshot, change or alert
@@ -441,7 +442,7 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
             for t in (Snapshot, Change, Alert)
         ]
         assert counts == [1, 0, 0]
-        history.record(session, edited, later, source=source, recipients=recipients)
+        HistoryWriter([source], recipients=recipients).record_observation(session, edited, later)
         session.commit()
         counts = [
             session.exec(select(func.count()).select_from(t)).one()
@@ -450,3 +451,53 @@ def test_a_full_disk_rolls_the_whole_change_back_and_a_retry_records_it_once(
     roomy.dispose()
     assert counts == [2, 1, 1]
     assert integrity(tmp_path / "history.db") == "ok" and size > 0
+
+
+@pytest.mark.parametrize(
+    ("leases_held", "who"),
+    [
+        (
+            {"scheduler": "crawler-box:4242"},
+            "the scheduler lock is held by crawler-box:4242 (host:pid)",
+        ),
+        ({"source:fda_x": "worker-2:77"}, "live claims: worker-2:77 (source:fda_x)"),
+        ({}, "a crawl, `alerts send` or `fdawatch run`; the database does not say which"),
+    ],
+)
+def test_a_busy_database_is_one_line_naming_the_process_that_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leases_held: dict[str, str], who: str
+) -> None:
+    """Another process holds SQLite's write lock: say so (and who), not "check the URL"."""
+    from click.testing import CliRunner
+
+    from db import engine as engine_module
+    from db import leases
+    from monitor.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    engine = open_database(url)
+    for name, holder in leases_held.items():
+        leases.acquire(engine, name, holder, timedelta(minutes=10), datetime.now(UTC))
+    engine.dispose()
+    (tmp_path / "sources.toml").write_text(
+        '[[source]]\nid = "fda_x"\nkind = "page"\nurl = "https://www.fda.gov/x"\n', encoding="utf-8"
+    )
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 300)  # not 30 s in a test
+    writer = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the other process, mid-write
+    try:
+        for args in (["status"], ["alerts", "send"], ["changes"]):
+            result = CliRunner().invoke(
+                cli,
+                ["--database", url, "--sources", str(tmp_path / "sources.toml"), *args],
+                env={"FDAWATCH_CONFIG": "", "FDAWATCH_OUTBOX_DIR": str(tmp_path / "outbox")},
+            )
+            assert result.exit_code == 2, result.output
+            assert result.output.splitlines() == [
+                f"fdawatch: error: the database {url!r} is busy: another fdawatch process is "
+                f"writing to it and did not let go within 0.3 s; {who}; nothing was changed: try "
+                "again when it has finished"
+            ]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -1,6 +1,6 @@
 """A small deployment in a temp folder: sources.toml and fdawatch.toml pointing at a fixture server.
 
-Crawls run for real (`monitor.crawl.run_crawl`, one child process each) against
+Crawls run for real (`monitor.runtime.crawl.run_crawl`, one child process each) against
 `tests/fixtures/health/` on the loopback fixture server, with no crawl delay, one retry and a
 one-second download timeout, so a fault costs at most a second or two.
 """
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.config import Settings, load_settings
-from monitor.fixture_server import FixtureServer
 from monitor.sources import SourceConfig, load_sources
+from tests.support.fixture_server import FixtureServer
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH = ROOT / "tests" / "fixtures" / "health"
@@ -87,8 +87,8 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def fdawatch_command(*args: str) -> list[str]:
-    """`fdawatch run|status …` before the lead registers them: `python -m monitor.cli_run …`."""
-    return [sys.executable, "-m", "monitor.cli_run", *args]
+    """`fdawatch run|status …` as a child process (`python -m monitor …`)."""
+    return [sys.executable, "-m", "monitor", *args]
 
 
 def fdawatch(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,11 +23,11 @@ from sqlmodel import Session
 from db import leases
 from db.models import Source
 from monitor import scheduler as scheduler_module
-from monitor.alerts import SendReport
 from monitor.config import ConfigError, load_settings
-from monitor.scheduler import LEASE_NAME, SchedulerLease, Watcher, build_scheduler, serve
+from monitor.delivery.alerts import SendReport
+from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease, Watcher, build_scheduler, serve
+from monitor.runtime.timetable import source_trigger
 from monitor.sources import SourceConfig
-from monitor.timetable import source_trigger
 from tests.conftest import T0, make_source
 from tests.scheduler.test_scheduler import SETTINGS, Recorder, sources
 

@@ -22,8 +22,7 @@ from sqlmodel import Session, col, select
 from db import leases
 from db.engine import open_database
 from db.models import Alert, Change, CrawlRun, Source
-from monitor.fixture_server import FixtureServer
-from monitor.scheduler import LEASE_NAME
+from monitor.runtime.scheduler import LEASE_NAME
 from tests.scheduler.helpers import (
     HEALTH,
     child_env,
@@ -33,6 +32,7 @@ from tests.scheduler.helpers import (
     target,
     write_sources,
 )
+from tests.support.fixture_server import FixtureServer
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ import pytest
 from sqlmodel import Session, select
 
 from db.models import Alert, Source
-from monitor import history
 from monitor.config import Recipient
-from spiders.items import DRIFT, FAILED, NOT_MODIFIED, OK, SourceFetch
+from monitor.history.writer import HistoryWriter
+from monitor.items import DRIFT, FAILED, NOT_MODIFIED, OK, SourceFetch
 from tests.conftest import T0, make_source
 
 OPS = Recipient(email="ops@example.org")
@@ -29,7 +29,7 @@ def replay(
 ) -> list[list[str]]:
     """Record one fetch per outcome; return the notice kinds queued after each."""
     config = make_source(**source)
-    history.sync_sources(session, [config])
+    HistoryWriter([config]).sync_sources(session)
     queued: list[list[str]] = []
     for number, outcome in enumerate(outcomes):
         now = T0 + timedelta(hours=number)
@@ -41,13 +41,8 @@ def replay(
             http_status=500 if outcome == FAILED else 200,
             error="HTTP 500" if outcome == FAILED else None,
         )
-        history.record_fetch(
-            session,
-            fetch,
-            now,
-            source=config,
-            recipients=recipients,
-            failure_threshold=threshold,
+        HistoryWriter([config], recipients=recipients, failure_threshold=threshold).record_fetch(
+            session, fetch, now
         )
         session.commit()
         queued.append([a.kind for a in session.exec(select(Alert).order_by(Alert.id)).all()])

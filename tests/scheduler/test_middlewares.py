@@ -12,10 +12,12 @@ from email.utils import format_datetime
 
 import pytest
 from scrapy import Request, Spider
-from scrapy.http import Response
+from scrapy.http import HtmlResponse, Response
 from scrapy.utils.test import get_crawler
 
 from spiders.middlewares import (
+    LegacyCharsetMiddleware,
+    OffsiteRedirect,
     RateLimited,
     RedirectLoop,
     RedirectLoopMiddleware,
@@ -136,6 +138,29 @@ def test_retries_are_shared_with_retry_times_and_end_in_a_dated_error() -> None:
     assert sleep.waits == []
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "asked", "when"),
+    [
+        ("99999999999999999999999", "1e+23", "more than a year from now"),
+        ("9" * 400, "inf", "more than a year from now"),  # float() of it is infinite
+        (str(400 * 86400), "34560000", "more than a year from now"),
+        (str(300 * 86400), "25920000", "at 2027-08-29 09:00:00 UTC"),
+    ],
+)
+def test_an_absurd_retry_after_reads_as_rate_limited_not_an_overflow(
+    retry_after: str, asked: str, when: str
+) -> None:
+    middleware, sleep = retry_after_middleware()
+    request, response = answer(503, {"Retry-After": retry_after})
+    with pytest.raises(RateLimited) as raised:
+        asyncio.run(middleware.process_response(request, response))
+    assert str(raised.value) == (
+        f"HTTP 503 from {URL} asks to retry after {asked} s ({when}), longer than this crawl "
+        "waits (120 s); the next scheduled crawl tries again"
+    )
+    assert sleep.waits == []
+
+
 def redirect(location: str, meta: dict[str, object] | None = None, url: str = URL):  # type: ignore[no-untyped-def]
     request = Request(url, meta=dict(meta or {}))
     return request, Response(url, status=302, headers={"Location": location}, request=request)
@@ -195,3 +220,124 @@ def test_the_project_settings_enable_both_in_front_of_scrapys_own() -> None:
     order = settings.getwithbase("DOWNLOADER_MIDDLEWARES")
     assert order["spiders.middlewares.RetryAfterMiddleware"] > 550  # RetryMiddleware
     assert order["spiders.middlewares.RedirectLoopMiddleware"] > 600  # RedirectMiddleware
+
+
+@pytest.mark.parametrize(
+    ("url", "location", "reason"),
+    [
+        ("http://127.0.0.1:8000/x", "http://127.0.0.1:8001/meta/secret", "to another port"),
+        ("https://www.fda.gov/x", "https://www.fda.gov:8443/x", "to another port"),
+        ("https://www.fda.gov/x", "http://www.fda.gov/x", "from https to plain http"),
+        ("https://www.fda.gov/x", "http://fda.gov/x", "from https to plain http"),
+        ("http://127.0.0.1:8000/x", "http://localhost:8000/x", "to another host"),
+        ("https://www.fda.gov/x", "https://www.fda.gov:99999/x", "to another port"),
+    ],
+)
+def test_a_redirect_to_another_port_or_down_to_plain_http_is_refused_like_another_host(
+    url: str, location: str, reason: str
+) -> None:
+    middleware = RedirectLoopMiddleware(get_crawler(Spider, {"REDIRECT_MAX_TIMES": 10}))
+    request, response = redirect(location, {}, url)
+    with pytest.raises(OffsiteRedirect) as raised:
+        middleware.process_response(request, response)
+    assert str(raised.value) == (
+        f"redirected {reason}, not followed (if the page really moved there, set the source's "
+        f"url to it): {url} -> {location}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("https://fda.gov/x", "https://www.fda.gov/x"),
+        ("http://www.fda.gov/x", "https://www.fda.gov/x"),  # upgrade to https
+        ("http://www.fda.gov:80/x", "https://www.fda.gov/x"),  # default ports are no port
+        ("https://www.fda.gov/x", "https://www.fda.gov:443/y"),
+        ("http://127.0.0.1:8000/x", "/y"),
+    ],
+)
+def test_a_redirect_on_the_same_site_and_port_is_left_to_scrapy(url: str, location: str) -> None:
+    middleware = RedirectLoopMiddleware(get_crawler(Spider, {"REDIRECT_MAX_TIMES": 10}))
+    request, response = redirect(location, {}, url)
+    assert middleware.process_response(request, response) is response
+
+
+def test_a_downgrade_later_in_a_chain_is_refused_too() -> None:
+    """http source → https hop → back to plain http: the hop's https is not given up."""
+    middleware = RedirectLoopMiddleware(get_crawler(Spider, {"REDIRECT_MAX_TIMES": 10}))
+    request, response = redirect(
+        "http://www.fda.gov/z", {"redirect_urls": ["http://www.fda.gov/x"]}, "https://www.fda.gov/y"
+    )
+    with pytest.raises(OffsiteRedirect, match=r"^redirected from https to plain http"):
+        middleware.process_response(request, response)
+
+
+# --- charset: a page that says UTF-8 but is windows-1252 ----------------------------------------
+
+CHARSET_TEXT = "Información: “ketamina” – niños… Versión 2"
+
+
+def html_answer(body: bytes, content_type: str) -> tuple[Request, HtmlResponse]:
+    request = Request(URL)
+    headers = {"Content-Type": content_type}
+    return request, HtmlResponse(URL, headers=headers, body=body, request=request)
+
+
+def charset_page(text: str, meta: str = "") -> str:
+    return (
+        f"<html><head>{meta}<title>t</title></head><body><main><p>{text}</p></main></body></html>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "encoding"),
+    [
+        (charset_page(CHARSET_TEXT).encode("cp1252"), "text/html; charset=utf-8", "cp1252"),
+        (charset_page(CHARSET_TEXT).encode("cp1252"), "text/html; charset=UTF8", "cp1252"),
+        (  # declared in a <meta> instead of the header
+            charset_page(CHARSET_TEXT, '<meta charset="utf-8">').encode("cp1252"),
+            "text/html",
+            "cp1252",
+        ),
+        (charset_page(CHARSET_TEXT).encode("cp1252"), "text/html", "cp1252"),  # no charset
+        (charset_page(CHARSET_TEXT).encode("utf-8"), "text/html; charset=utf-8", "utf-8"),
+        (  # UTF-8 with one broken byte stays UTF-8: those bytes did change
+            charset_page(CHARSET_TEXT).encode("utf-8").replace(b"2", b"\xff"),
+            "text/html; charset=utf-8",
+            "utf-8",
+        ),
+        (  # declared windows-1252 is honoured as it is
+            charset_page(CHARSET_TEXT).encode("cp1252"),
+            "text/html; charset=windows-1252",
+            "cp1252",
+        ),
+        (  # a byte windows-1252 does not define: not windows-1252 either, left as declared
+            charset_page(CHARSET_TEXT).encode("cp1252") + b"\x81",
+            "text/html; charset=utf-8",
+            "utf-8",
+        ),
+    ],
+)
+def test_a_page_declaring_utf8_that_holds_windows_1252_is_read_as_windows_1252(
+    body: bytes, content_type: str, encoding: str
+) -> None:
+    request, response = html_answer(body, content_type)
+    read = LegacyCharsetMiddleware().process_response(request, response)
+    assert isinstance(read, HtmlResponse) and read.encoding == encoding
+
+
+def test_a_misdeclared_charset_normalises_to_the_same_text_as_the_baseline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Case 18 of the fault matrix: the same text, mis-declared, is no change (and no U+FFFD)."""
+    from monitor.core.normalize import html_to_text
+
+    baseline = charset_page(CHARSET_TEXT).encode("utf-8")
+    misdeclared = charset_page(CHARSET_TEXT).encode("cp1252")
+    texts = []
+    for body in (baseline, misdeclared):
+        request, response = html_answer(body, "text/html; charset=utf-8")
+        read = LegacyCharsetMiddleware().process_response(request, response)
+        texts.append(html_to_text(read.text).text)
+    assert texts == [CHARSET_TEXT, CHARSET_TEXT]
+    assert f"{URL} declares UTF-8 but its body is windows-1252" in caplog.text

@@ -18,9 +18,10 @@ from sqlmodel import Session
 
 from db import leases
 from db.models import Source
-from monitor import scheduler as scheduler_module
 from monitor.config import Settings
-from monitor.scheduler import (
+from monitor.errors import SourcesError
+from monitor.runtime import scheduler as scheduler_module
+from monitor.runtime.scheduler import (
     LEASE_NAME,
     LeaseHeld,
     SchedulerLease,
@@ -30,7 +31,7 @@ from monitor.scheduler import (
     run_once,
     serve,
 )
-from monitor.sources import SourceConfig, SourcesError
+from monitor.sources import SourceConfig
 from tests.conftest import T0, make_source
 
 SETTINGS = Settings(database_url="sqlite://", scheduler_jitter=0, scheduler_misfire_grace=30)

@@ -8,8 +8,8 @@ from dataclasses import replace
 from sqlalchemy import Engine
 
 from db import leases
-from monitor.claims import lease_name
-from monitor.scheduler import LEASE_NAME, SchedulerLease, Watcher, run_once
+from monitor.runtime.claims import lease_name
+from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease, Watcher, run_once
 from tests.conftest import make_source
 from tests.scheduler.test_scheduler import SETTINGS, Recorder, sources
 

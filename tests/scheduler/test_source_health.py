@@ -21,9 +21,9 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Alert, Change, Fetch, Source
-from monitor.crawl import run_crawl
-from monitor.fixture_server import FixtureServer
+from monitor.runtime.crawl import run_crawl
 from tests.scheduler.helpers import DRIFT_PAGE, HEALTH, deployment, target, write_sources
+from tests.support.fixture_server import FixtureServer
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,12 @@ from sqlmodel import Session
 
 from db import leases
 from db.models import Source
-from monitor.cli import FdawatchGroup
-from monitor.cli_run import run_command, status_command
+from monitor.cli.app import FdawatchGroup
+from monitor.cli.run import run_command, status_command
 from monitor.config import Settings
-from monitor.scheduler import LEASE_NAME
+from monitor.runtime.scheduler import LEASE_NAME
+from monitor.runtime.status import status_rows
 from monitor.sources import SourceConfig
-from monitor.status import status_rows
 from tests.conftest import T0, make_source
 
 NOW = T0  # Monday 2026-11-02 09:00 UTC

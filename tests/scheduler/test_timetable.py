@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 from db.models import Source
 from monitor.config import Settings
-from monitor.scheduler import Watcher, build_scheduler
+from monitor.runtime.scheduler import Watcher, build_scheduler
+from monitor.runtime.status import status_rows
+from monitor.runtime.timetable import next_check, schedule_offset, source_trigger
 from monitor.sources import SourceConfig
-from monitor.status import status_rows
-from monitor.timetable import next_check, schedule_offset, source_trigger
 from tests.conftest import T0, make_source
 
 URL = "postgresql+psycopg://fdawatch:secret@db.clinic.example:5432/fdawatch"

@@ -15,9 +15,9 @@ from scrapy import Request
 from scrapy.http import HtmlResponse, Response
 from scrapy.utils.test import get_crawler
 
+from monitor.items import Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import WatchSpider
-from spiders.items import Observation, SourceFetch
 
 SpiderT = TypeVar("SpiderT", bound=WatchSpider)
 LATENCY_SECONDS = 0.25

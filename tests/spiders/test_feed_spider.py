@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
 
+from monitor.items import FAILED, NOT_MODIFIED, OK
 from monitor.sources import SourceConfig
-from spiders.feed import STAT_DUPLICATE_KEY, STAT_WITHOUT_KEY, FeedSpider
-from spiders.items import FAILED, NOT_MODIFIED, OK
+from spiders.feed import (
+    ENTITY_REFUSAL,
+    STAT_DUPLICATE_KEY,
+    STAT_WITHOUT_KEY,
+    FeedSpider,
+    declares_entities,
+)
 
 RSS = Path(__file__).parent.parent / "fixtures" / "rss"
 FOOD_RECALLS = RSS / "fda-food-safety-recalls-history" / "001_20241114T1258Z_d2a4a52c.xml"
@@ -250,3 +257,82 @@ def test_atom_entries_are_read_with_their_own_date(
     assert entry.content == "<p>REMS changed</p>"
     assert entry.published == published
     assert fetch.outcome == OK
+
+
+# --- entities: refused wherever and however they are written ------------------------------------
+
+XXE_PROLOG = '<!DOCTYPE rss [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>\n'
+XXE_ITEM = "<item><title>Secret &xxe;</title><link>https://www.fda.gov/xxe</link></item>"
+PADDING = "<!-- " + "SYNTHETIC padding " * 4000 + "-->\n"  # ~70 KB before the DOCTYPE
+
+
+def entity_feed(
+    encoding: str, *, prolog: str = XXE_PROLOG, padding: str = "", item: str = XXE_ITEM
+) -> bytes:
+    """A SYNTHETIC feed that declares an external entity, written in `encoding`."""
+    declaration = f'<?xml version="1.0" encoding="{encoding}"?>\n'
+    text = (
+        f"{declaration}{padding}{prolog}"
+        '<rss version="2.0"><channel><title>Drug Recalls</title><link>https://www.fda.gov/</link>'
+        f"{item}</channel></rss>"
+    )
+    return text.encode(encoding)
+
+
+#: UTF-16 with neither a byte-order mark nor an XML declaration; it starts with a blank line.
+BARE_UTF16LE = (
+    "\n" + XXE_PROLOG + f'<rss version="2.0"><channel>{XXE_ITEM}</channel></rss>'
+).encode("utf-16-le")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (entity_feed("utf-8"), "application/rss+xml; charset=utf-8"),
+        (entity_feed("utf-8", padding=PADDING), "application/rss+xml"),  # past the first 64 KiB
+        (entity_feed("utf-16"), "application/rss+xml"),  # UTF-16 with its byte-order mark
+        (entity_feed("utf-16-be"), "application/rss+xml"),  # no mark: XML's own first bytes
+        (entity_feed("utf-16-le", padding=PADDING), "application/xml"),
+        (entity_feed("utf-32"), "application/rss+xml"),
+        (  # no mark and no XML declaration: the HTTP charset says how to read it
+            BARE_UTF16LE,
+            "application/rss+xml; charset=utf-16le",
+        ),
+    ],
+    ids=["plain", "after_70kb_comment", "utf16_bom", "utf16be", "utf16le_padded", "utf32", "http"],
+)
+def test_a_feed_declaring_entities_is_refused_whatever_its_size_or_encoding(
+    feed_spider, respond, drain, feed_source, body: bytes, content_type: str
+) -> None:
+    response = respond(feed_source, body, headers={"Content-Type": content_type})
+
+    observations, fetch = drain(feed_spider.parse(response))
+
+    assert observations == []
+    assert fetch.outcome == FAILED
+    assert fetch.error == ENTITY_REFUSAL
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-be", "utf-32"])
+def test_the_same_feed_without_entities_is_read_in_every_encoding(
+    feed_spider, respond, drain, feed_source, encoding: str
+) -> None:
+    item = XXE_ITEM.replace("&xxe;", "(none)")
+    body = entity_feed(encoding, prolog="", padding=PADDING, item=item)
+    response = respond(feed_source, body, headers={"Content-Type": "application/rss+xml"})
+
+    (entry,), fetch = drain(feed_spider.parse(response))
+
+    assert (entry.key, entry.title, fetch.outcome) == (
+        "https://www.fda.gov/xxe",
+        "Secret (none)",
+        OK,
+    )
+
+
+def test_the_entity_check_of_a_20_mb_utf16_body_takes_well_under_a_second() -> None:
+    body = entity_feed("utf-16", prolog="", padding=PADDING * 140)  # ~20 MB, no entity
+    assert len(body) > 19_000_000
+    started = time.perf_counter()
+    assert not declares_entities(body, "application/rss+xml; charset=utf-16")
+    assert time.perf_counter() - started < 1.0

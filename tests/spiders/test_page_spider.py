@@ -28,9 +28,9 @@ from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 from twisted.web.http import _DataLoss
 
+from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK
 from monitor.sources import SourceConfig
 from spiders.feed import FeedSpider
-from spiders.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK
 from spiders.page import PageSpider
 
 PAGE_HTML = b"""<!DOCTYPE html>

@@ -1,0 +1,59 @@
+"""The `fdawatch` command: a thin click layer over the monitor's Python API.
+
+Every command's docstring is its `--help` and ends with an example. Bad input (a broken
+sources.toml, an unknown source id, a bad setting) is reported in one line naming it, with exit
+code 2, before anything is written to the history. One module per command family:
+`sources` (sources, crawl), `changes` (changes, show, history), `alerts`, `digest` (digest,
+serve, evidence), `run` (run, status), `labels` (label-sections); each loads only when named.
+"""
+
+from __future__ import annotations
+
+import click
+
+from monitor.cli.app import AppContext, FdawatchGroup
+
+#: Command name → "module:attribute" (click's lazy-group recipe).
+COMMANDS = {
+    "sources": "monitor.cli.sources:sources_command",
+    "crawl": "monitor.cli.sources:crawl_command",
+    "changes": "monitor.cli.changes:changes_command",
+    "show": "monitor.cli.changes:show_command",
+    "history": "monitor.cli.changes:history_command",
+    "alerts": "monitor.cli.alerts:alerts",
+    "digest": "monitor.cli.digest:digest_command",
+    "serve": "monitor.cli.digest:serve_command",
+    "evidence": "monitor.cli.digest:evidence_command",
+    "run": "monitor.cli.run:run_command",
+    "status": "monitor.cli.run:status_command",
+    "label-sections": "monitor.cli.labels:label_sections",
+}
+#: Passed as `obj` by `main`: this process is the `fdawatch` command itself.
+ONE_SHOT = "fdawatch-one-shot"
+
+
+@click.group(cls=FdawatchGroup, lazy_subcommands=COMMANDS)
+@click.option(
+    "--sources",
+    "sources_path",
+    metavar="PATH",
+    help="sources.toml to use (default: ./sources.toml or $FDAWATCH_SOURCES).",
+)
+@click.option(
+    "--database",
+    "database_url",
+    metavar="URL",
+    help="SQLAlchemy URL (default: sqlite:///var/fdawatch.db or $FDAWATCH_DATABASE_URL).",
+)
+@click.version_option(package_name="fdawatch")
+@click.pass_context
+def cli(ctx: click.Context, sources_path: str | None, database_url: str | None) -> None:
+    """fdawatch: watch FDA communications on compounded ketamine and esketamine (Spravato).
+
+    Example: fdawatch crawl --all && fdawatch changes --since 7d
+    """
+    ctx.obj = AppContext(sources_path, database_url, one_shot=ctx.obj == ONE_SHOT)
+
+
+def main() -> None:
+    cli(prog_name="fdawatch", obj=ONE_SHOT)

@@ -1,0 +1,179 @@
+"""`fdawatch digest`, `fdawatch serve` and `fdawatch evidence`: the clinic owner's view.
+
+Like `cli_alerts`, the commands only need `ctx.obj` to provide `settings`, `engine()`,
+`sources()` and `now()` (`monitor.cli.app.App`), so they can be tested and registered alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlmodel import Session
+
+from monitor.cli.app import App, parse_since, sources_for_rendering
+from monitor.site import evidence
+from monitor.site.build import build_site
+
+LOOPBACK = "127.0.0.1"
+
+
+_UNITS = {"h": "hour", "d": "day", "w": "week"}
+
+
+def window_title(since: str) -> str:
+    """`7d` → `the last 7 days`; an ISO date gives "" (the site then prints the dates)."""
+    count, unit = since[:-1], since[-1:]
+    if not count.isdigit() or unit not in _UNITS:
+        return ""
+    return f"the last {count} {_UNITS[unit]}{'s' if int(count) != 1 else ''}"
+
+
+@click.command("digest")
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    help="The index lists changes detected since: 7d, 24h, 2w or an ISO date.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the site into (default: var/site under $FDAWATCH_VAR_DIR).",
+)
+@click.pass_obj
+def digest_command(app: App, since: str, out: Path | None) -> None:
+    """Write the digest site: index, one page per change and per source, Atom feed, evidence.
+
+    The site is static and self-contained (no JavaScript, no external assets): open
+    index.html from disk, run `fdawatch serve`, or copy the folder to a web server.
+
+    Example: fdawatch digest --since 7d --out ./var/site
+    """
+    now = app.now()
+    cutoff = parse_since(since, now)
+    assert cutoff is not None  # since has a default and parse_since rejects ""
+    folder = out or app.settings.var_dir / "site"
+    try:
+        report = build_site(
+            app.engine(),
+            app.settings,
+            sources_for_rendering(app),
+            folder,
+            since=cutoff,
+            now=now,
+            window=window_title(since),
+        )
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot write the site to {folder}: {error.strerror or error}; pick another --out"
+        ) from None
+    click.echo(
+        f"wrote {report.change_pages} change pages, {report.source_pages} source pages, "
+        f"{report.bundles} evidence bundles and feed.atom; "
+        f"{report.digest.total} changes since {cutoff:%Y-%m-%d %H:%M} UTC ({report.digest.counts})"
+    )
+    click.echo(f"digest: {report.index}")
+
+
+class _SiteHandler(SimpleHTTPRequestHandler):
+    """Serves the site folder, with the Atom and zip types; logs each request on stderr."""
+
+    extensions_map: Any = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".atom": "application/atom+xml",
+        ".zip": "application/zip",
+    }
+
+
+def site_server(directory: Path, port: int) -> ThreadingHTTPServer:
+    """An HTTP server for `directory` on 127.0.0.1:`port` (0: any free port); not started."""
+    if not (directory / "index.html").is_file():
+        raise click.ClickException(
+            f"no site in {directory}: run `fdawatch digest --out {directory}` first, or pass --dir"
+        )
+    handler = functools.partial(_SiteHandler, directory=str(directory))
+    try:
+        return ThreadingHTTPServer((LOOPBACK, port), handler)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {LOOPBACK} is in use; pick another with --port"
+            ) from None
+        raise click.ClickException(f"cannot listen on {LOOPBACK}:{port}: {error}") from None
+
+
+def serve_in_thread(directory: Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Start `site_server` in a daemon thread; return it and its base URL (tests use this)."""
+    server = site_server(directory, port)
+    threading.Thread(target=server.serve_forever, daemon=True, name="fdawatch-serve").start()
+    host, bound = server.server_address[:2]
+    return server, f"http://{host!s}:{bound}/"
+
+
+@click.command("serve")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port on 127.0.0.1.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The site folder (default: var/site under $FDAWATCH_VAR_DIR).",
+)
+@click.pass_obj
+def serve_command(app: App, port: int, directory: Path | None) -> None:
+    """Serve the digest site on 127.0.0.1 for viewing in a browser (Ctrl-C stops it).
+
+    Only this machine can connect. Write the site first with `fdawatch digest`.
+
+    Example: fdawatch serve --port 8000 --dir ./var/site
+    """
+    folder = directory or app.settings.var_dir / "site"
+    server = site_server(folder, port)
+    host, bound = server.server_address[:2]
+    click.echo(f"serving {folder} at http://{host!s}:{bound}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@click.command("evidence")
+@click.argument("change_id", type=int)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The zip to write (default: var/evidence/change-<id>.zip).",
+)
+@click.pass_obj
+def evidence_command(app: App, change_id: int, out: Path | None) -> None:
+    """Write a change's evidence bundle: raw bodies as fetched, texts, diff, manifest.json.
+
+    manifest.json records URLs, fetch times, HTTP status and headers and the SHA-256 of
+    every file in the zip, for compliance records.
+
+    Example: fdawatch evidence 12 --out change-12.zip
+    """
+    path = out or app.settings.var_dir / "evidence" / evidence.bundle_name(change_id)
+    with Session(app.engine()) as session:
+        data = evidence.build_bundle(session, change_id)
+    try:
+        evidence.write_atomic(path, data)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot write {path}: {error.strerror or error}; pick another --out"
+        ) from None
+    click.echo(str(path))
+

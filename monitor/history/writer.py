@@ -1,0 +1,303 @@
+"""The only writer of the history: crawl runs, observations, fetches and source health.
+
+`HistoryWriter` is made once per crawl (or test) from the deployment's settings and the sources
+being crawled; it alone opens and closes `CrawlRun`s, turns observations into snapshots and
+changes, and records how each fetch went. An observation is normalized, hashed and compared with
+its document's current snapshot. Same hash: nothing new. A new document: a baseline snapshot (the
+first fetch of a source never raises changes) or, after the baseline, a `new` change. A different
+hash: a new snapshot and a `changed` change with its diff. A fetch record keeps the validators,
+confirms removals, notes moves and keeps the source's health. A failed fetch is never a content
+change. Nothing here commits: the caller owns the transaction, so a change and its alert rows
+land together or not at all. This module never loads email rendering (only the outbox rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
+
+from db.engine import in_batches
+from db.models import Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
+from monitor.config import Recipient, Settings
+from monitor.core.canonical import input_sha256, normalized_text
+from monitor.core.normalize import content_sha256
+from monitor.core.terms import expand_terms, match_terms
+from monitor.history.changes import ChangeWriter
+from monitor.history.health import DEFAULT_BACKOFF, UNHEALTHY, HealthKeeper
+from monitor.history.snapshots import Known, SourceState, new_snapshot, unregistered
+from monitor.items import BLOCKED, FAILED, GONE, HELD, NOT_MODIFIED, OK, Observation, SourceFetch
+from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
+
+
+def source_rows(session: Session, ids: Iterable[str]) -> dict[str, Source]:
+    """The `Source` rows of `ids` that exist: one query per 500 sources, not one per source."""
+    rows: dict[str, Source] = {}
+    for chunk in in_batches(sorted(set(ids))):
+        rows.update(
+            (row.id, row) for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
+        )
+    return rows
+
+
+class HistoryWriter:
+    """Writes one crawl's history: its run, observations, fetches and the sources' health."""
+
+    def __init__(
+        self,
+        sources: Mapping[str, SourceConfig] | Iterable[SourceConfig],
+        *,
+        recipients: Sequence[Recipient] = (),
+        failure_threshold: int = 3,
+        backoff: tuple[float, float] = DEFAULT_BACKOFF,
+        run_id: int | None = None,
+    ) -> None:
+        self.sources = dict(
+            sources.items() if isinstance(sources, Mapping) else ((s.id, s) for s in sources)
+        )
+        self.recipients = tuple(recipients)
+        self.health = HealthKeeper(self.recipients, failure_threshold, backoff)
+        self.changes = ChangeWriter(self.recipients, run_id)
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        sources: Mapping[str, SourceConfig] | Iterable[SourceConfig],
+        run_id: int | None = None,
+    ) -> HistoryWriter:
+        return cls(
+            sources,
+            recipients=settings.recipients,
+            failure_threshold=settings.failure_threshold,
+            backoff=(settings.blocked_backoff, settings.blocked_backoff_max),
+            run_id=run_id,
+        )
+
+    @property
+    def run_id(self) -> int | None:
+        return self.changes.run_id
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def sync_sources(self, session: Session) -> None:
+        """Create or update the `Source` rows; a new URL forgets the old validators."""
+        known = source_rows(session, self.sources)
+        for config in self.sources.values():
+            row = known.get(config.id)
+            if row is None:
+                session.add(
+                    Source(id=config.id, kind=config.kind, url=config.url, title=config.title)
+                )
+                continue
+            if row.url != config.url:
+                row.etag = row.last_modified = None
+            row.kind, row.url, row.title = config.kind, config.url, config.title
+            session.add(row)
+
+    def open_run(self, session: Session, now: datetime, source_ids: Sequence[str] = ()) -> int:
+        """Register the sources and open a crawl run; later writes belong to it. Commits."""
+        self.sync_sources(session)
+        run = CrawlRun(started_at=now, source_ids=list(source_ids))
+        session.add(run)
+        session.commit()
+        assert run.id is not None
+        self.changes = ChangeWriter(self.recipients, run.id)
+        return run.id
+
+    def finish_run(
+        self,
+        session: Session,
+        now: datetime,
+        status: str = "finished",
+        reported: Sequence[str] = (),
+    ) -> CrawlRun:
+        """Close the run: its counts come from the fetch records written during it.
+
+        A selected source with no fetch record (the crawl process died, or was killed on its
+        timeout) gets a failed fetch, so its failures in a row stay honest and a source that hangs
+        the crawler raises a "source failing" notice like any other broken source.
+        `reported` adds sources a standalone `scrapy crawl` chose by itself.
+        """
+        run = session.get(CrawlRun, self.run_id)
+        assert run is not None
+        run.source_ids = sorted({*run.source_ids, *reported})
+        rows = session.exec(
+            select(Fetch.source_id, Fetch.outcome, Fetch.changes)
+            .where(Fetch.run_id == run.id)
+            .order_by(col(Fetch.id))  # a source fetched twice in a run counts by its last fetch
+        ).all()
+        last = {source_id: (outcome, changes) for source_id, outcome, changes in rows}
+        for source_id in run.source_ids:
+            source = self.sources.get(source_id)
+            if source_id not in last and source is not None:
+                error = f"crawl process {status}: no response recorded"
+                self.record_fetch(
+                    session, SourceFetch(source_id, source.url, FAILED, now, error=error), now
+                )
+                last[source_id] = (FAILED, 0)
+        run.checked = len(run.source_ids)
+        run.changed = sum(1 for _, changes in last.values() if changes > 0)
+        run.failed = sum(1 for outcome, _ in last.values() if outcome in (*UNHEALTHY, HELD))
+        run.failed += sum(1 for source_id in run.source_ids if source_id not in last)
+        run.unchanged = run.checked - run.changed - run.failed
+        run.finished_at = now
+        run.status = status
+        session.add(run)
+        return run
+
+    # -- observations ----------------------------------------------------------------------------
+
+    def state(self, session: Session, source_id: str) -> SourceState:
+        """Load a source's state once per fetch, for all its observations."""
+        return SourceState.load(session, source_id)
+
+    def record_observation(
+        self,
+        session: Session,
+        observation: Observation,
+        now: datetime,
+        state: SourceState | None = None,
+    ) -> Change | None:
+        """Record one observation; return the change it makes, if any (nothing is committed).
+
+        Pass the same `state` for every observation of one fetch (see `SourceState`).
+        """
+        source = self.sources[observation.source_id]
+        state = state or SourceState.load(session, source.id)
+        row = state.row
+        known = state.documents.get(observation.key)
+        input_sha = input_sha256(observation)
+        if known and known.document.missing_checks:
+            known.document.missing_checks = 0  # seen again: an earlier 404 was not final
+        if known and known.document.removed_at is None and known.input_sha256 == input_sha:
+            known.document.last_seen_at = now  # the very input of the current version: unchanged
+            return None
+        text, meta = normalized_text(observation)
+        if not text:
+            return None
+        meta["input_sha256"] = input_sha
+        if known is None and source.terms:
+            wanted = expand_terms(source.terms)
+            if not match_terms(f"{observation.title}\n{text}", wanted):
+                return None  # a feed item outside the watched terms is not kept
+        if row.first_fetched_at is None:
+            row.first_fetched_at = observation.fetched_at
+        # Until one fetch of the source has been fully recorded (its fetch record marks it a
+        # success), everything is baseline: a crawl killed halfway through its first fetch, or a
+        # feed whose first fetch kept no item, must not turn the rest of its baseline into "new".
+        baseline = row.last_success_at is None
+        sha = content_sha256(text)
+        if known is None:
+            snapshot = new_snapshot(session, observation, text, sha, meta, state, first=True)
+            document = Document(
+                source_id=source.id,
+                doc_key=observation.key,
+                current_snapshot_id=snapshot.id,
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+            session.add(document)
+            state.documents[observation.key] = Known(document, sha, input_sha)
+            if baseline:
+                return None
+            return self.changes.write(
+                session, source, kind="new", key=observation.key, old=None, new=snapshot, now=now
+            )
+        document = known.document
+        document.last_seen_at = now
+        if document.removed_at is None and known.sha256 == sha:
+            # Compared by hash, the stored text is never loaded. A new input with the same text (a
+            # date or markup change) keeps the old input hash, as snapshots are append-only: such
+            # a document is parsed again on each fetch until its text changes.
+            return None
+        current = session.get(Snapshot, document.current_snapshot_id)
+        assert current is not None
+        snapshot = new_snapshot(session, observation, text, sha, meta, state)
+        document.current_snapshot_id = snapshot.id
+        document.removed_at = None
+        state.documents[observation.key] = Known(document, sha, input_sha)
+        return self.changes.write(
+            session, source, kind="changed", key=observation.key, old=current, new=snapshot,
+            now=now,
+        )  # fmt: skip
+
+    # -- fetches ---------------------------------------------------------------------------------
+
+    def record_fetch(
+        self,
+        session: Session,
+        fetch: SourceFetch,
+        now: datetime,
+        changes: int = 0,
+        row: Source | None = None,
+    ) -> Fetch:
+        """Record how a fetch went; keep validators only from a fully recorded 200 response.
+
+        `row` is the source's row when the caller already loaded it.
+        """
+        source = self.sources[fetch.source_id]
+        row = row or session.get(Source, source.id)
+        if row is None:
+            raise unregistered(source.id)
+        if fetch.outcome == GONE and source.kind == "page":
+            changes += self.changes.gone(session, now, source)
+        if fetch.outcome == OK and source.kind in RESULT_SET_KINDS:
+            changes += self.changes.absent(session, fetch, now, source)
+        if fetch.outcome == OK:
+            row.etag, row.last_modified = fetch.etag, fetch.last_modified
+            changes += self.changes.moved(session, row, fetch, now, source)
+        if fetch.outcome == BLOCKED:
+            self.health.note_refusal(session, fetch, now)
+        elif fetch.outcome in (OK, NOT_MODIFIED, GONE) and session.get(
+            HostBackoff, host_key(fetch.url)
+        ):
+            self.health.forget_refusals(session, {host_key(fetch.url)})
+        self.health.update(session, row, fetch, now, source)
+        entry = Fetch(**_fetch_values(fetch, self.run_id, changes))
+        session.add(entry)
+        return entry
+
+    def record_not_modified(
+        self, session: Session, fetches: Sequence[SourceFetch], now: datetime
+    ) -> None:
+        """Record many 304 answers at once: what `record_fetch` does, in a few statements.
+
+        A 304 carries no content, so only the sources' health changes (a source failing before
+        recovers, with its notice); the fetch rows go in as one multi-row INSERT instead of one
+        ORM object each. An unchanged pass of a thousand sources is mostly this.
+        """
+        if any(fetch.outcome != NOT_MODIFIED for fetch in fetches):
+            raise ValueError("record_not_modified takes only NOT_MODIFIED fetches")
+        rows = source_rows(session, [fetch.source_id for fetch in fetches])
+        for fetch in fetches:
+            row = rows.get(fetch.source_id)
+            if row is None:
+                raise unregistered(fetch.source_id)
+            self.health.update(session, row, fetch, now, self.sources[fetch.source_id])
+        if fetches:
+            if self.health.any_refusals(session):
+                self.health.forget_refusals(session, {host_key(fetch.url) for fetch in fetches})
+            values = [_fetch_values(fetch, self.run_id, 0) for fetch in fetches]
+            session.execute(insert(Fetch), values)
+
+
+def _fetch_values(fetch: SourceFetch, run_id: int | None, changes: int) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "source_id": fetch.source_id,
+        "url": fetch.url,
+        "outcome": fetch.outcome,
+        "http_status": fetch.http_status,
+        "error": fetch.error,
+        "documents": fetch.documents,
+        "changes": changes,
+        "bytes": fetch.bytes,
+        "duration_ms": fetch.duration_ms,
+        "fetched_at": fetch.fetched_at,
+        "final_url": fetch.final_url,
+        "server": fetch.server,
+    }
