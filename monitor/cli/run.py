@@ -1,8 +1,7 @@
 """`fdawatch run` (the scheduler daemon, or one pass with --once) and `fdawatch status`.
 
 Standalone click commands: they only need `ctx.obj` to provide `settings`, `engine()`,
-`sources()` and `now()` (`App`), so the main group registers them with `add_command`.
-Until it does, `python -m monitor.cli_run run|status …` runs them under the main group.
+`sources()` and `now()` (`monitor.cli.app.App`).
 """
 
 from __future__ import annotations
@@ -212,4 +211,3 @@ def status_command(app: App, as_json: bool) -> None:
         *("next check", "every"),
     ]
     click.echo(table(cells, [*headers, "last error"]))
-

@@ -1,8 +1,8 @@
 """The `fdawatch run` daemon: sources crawled on their schedule in batches, alerts never starved.
 
-Timing (`monitor.runtime.timetable`): one APScheduler job per source fires at the source's fixed times
-(its interval grid or its crontab, plus the deployment's stable offset). The job only marks the
-source due and returns: it never waits, so it never holds a scheduler thread. One crawl runner
+Timing (`monitor.runtime.timetable`): one APScheduler job per source fires at the source's fixed
+times (its interval grid or its crontab, plus the deployment's stable offset). The job only marks
+the source due and returns: it never waits, so it never holds a scheduler thread. One crawl runner
 thread takes everything due, waits a short batch window for sources due at about the same moment,
 drops those checked less than half a period ago (an earlier batch already did them) and crawls the
 rest in ONE child process (at most `[scheduler] max_batch` sources, bounded by the crawl timeout;
@@ -22,6 +22,7 @@ The "scheduler" lease in the database (`db/leases.py`) keeps a second daemon, or
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -48,7 +49,6 @@ from monitor.errors import LeaseHeld
 from monitor.runtime import claims
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.runtime.timetable import cron_trigger, next_check, schedule_offset, source_trigger
-from monitor.site.digest import queue_due_digests
 from monitor.sources import SourceConfig
 
 __all__ = [
@@ -417,6 +417,16 @@ class Watcher:
         self._wake.set()
 
 
+def digest_job() -> Callable[..., Any] | None:
+    """`monitor.site.digest.queue_due_digests(engine, settings, sources, now)`, when it exists."""
+    try:
+        module = importlib.import_module("monitor.site.digest")
+    except ImportError:
+        return None
+    function = getattr(module, "queue_due_digests", None)
+    return function if callable(function) else None
+
+
 def build_scheduler(
     watcher: Watcher, scheduler: BaseScheduler | None = None, now: datetime | None = None
 ) -> BaseScheduler:
@@ -453,16 +463,18 @@ def build_scheduler(
         ("send-alerts", "send alerts", watcher.send_alerts, SEND_SECONDS, now, 2),
         ("heartbeat", "renew the scheduler lock", watcher.heartbeat, HEARTBEAT_SECONDS, None, 1),
     ]
-    chores.append(
-        (
-            "digests",
-            "queue due digests",
-            lambda: queue_due_digests(watcher.engine, settings, watcher.sources, watcher.clock()),
-            DIGEST_SECONDS,
-            now,
-            1,
+    digests = digest_job()
+    if digests is not None:
+        chores.append(
+            (
+                "digests",
+                "queue due digests",
+                lambda: digests(watcher.engine, settings, watcher.sources, watcher.clock()),
+                DIGEST_SECONDS,
+                now,
+                1,
+            )
         )
-    )
     for job_id, name, function, seconds, first_run, instances in chores:
         timing = {"next_run_time": first_run} if first_run else {}
         scheduler.add_job(

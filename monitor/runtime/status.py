@@ -20,10 +20,6 @@ from monitor.config import Settings
 from monitor.runtime.timetable import next_check, schedule_offset
 from monitor.sources import SourceConfig, host_key
 
-#: Health states, worst last: `degraded` = failing, but fewer times in a row than the threshold;
-#: `blocked` = a CDN or bot defence refuses our requests (shown at once, with its evidence).
-STATES = ("new", "ok", "degraded", "failing", "drift", "blocked")
-
 
 @dataclass(frozen=True)
 class StatusRow:

@@ -22,9 +22,9 @@ from sqlmodel import Session
 
 from db import leases
 from db.models import Source
-from monitor import scheduler as scheduler_module
 from monitor.config import ConfigError, load_settings
 from monitor.delivery.alerts import SendReport
+from monitor.runtime import scheduler as scheduler_module
 from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease, Watcher, build_scheduler, serve
 from monitor.runtime.timetable import source_trigger
 from monitor.sources import SourceConfig
