@@ -19,16 +19,10 @@ from sqlmodel import Session
 from db import leases
 from monitor.cli.alerts import describe_report
 from monitor.cli.app import App, table
-from monitor.runtime.scheduler import (
-    DEFAULT_CRAWL_TIMEOUT,
-    LEASE_NAME,
-    LeaseHeld,
-    Watcher,
-    run_once,
-    serve,
-    source_trigger,
-)
+from monitor.errors import LeaseHeld
+from monitor.runtime.scheduler import DEFAULT_CRAWL_TIMEOUT, LEASE_NAME, Watcher, run_once, serve
 from monitor.runtime.status import StatusRow, status_rows
+from monitor.runtime.timetable import source_trigger
 from monitor.sources import select as select_sources
 
 EXIT_LOCKED = 2
@@ -151,7 +145,7 @@ def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
     if summary.status != "finished":
         click.echo(f"the crawl process {summary.status}:\n{summary.stderr_tail}", err=True)
         sys.exit(EXIT_CRAWL_FAILED)
-    report = watcher.last_send
+    report = watcher.deliverers.last_send
     if report is not None and not report.nothing_due:
         click.echo(describe_report(report, app.settings))
 

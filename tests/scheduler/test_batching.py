@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,22 +23,13 @@ from db import leases
 from db.models import Source
 from monitor.config import ConfigError, load_settings
 from monitor.delivery.alerts import SendReport
+from monitor.runtime import deliverers as deliverers_module
 from monitor.runtime import scheduler as scheduler_module
 from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease, Watcher, build_scheduler, serve
 from monitor.runtime.timetable import source_trigger
 from monitor.sources import SourceConfig
 from tests.conftest import T0, make_source
-from tests.scheduler.test_scheduler import SETTINGS, Recorder, sources
-
-DEADLINE = 60.0  # seconds a test waits for something that must happen (never a speed check)
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    end = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
+from tests.scheduler.test_scheduler import DEADLINE, SETTINGS, Recorder, sources, wait_for
 
 
 class Clock:
@@ -208,7 +198,7 @@ def test_alerts_and_the_lock_renewal_run_while_a_long_crawl_runs(
         sends.append(started.is_set() and not release.is_set())
         return SendReport(via="test")
 
-    monkeypatch.setattr(scheduler_module, "send_pending", send_pending)
+    monkeypatch.setattr(deliverers_module, "send_pending", send_pending)
 
     def long_crawl(batch: Sequence[SourceConfig]) -> None:
         started.set()
@@ -249,7 +239,7 @@ def test_sigterm_finishes_the_crawl_then_sends_what_it_queued(
         first_send.set()
         return report
 
-    monkeypatch.setattr(scheduler_module, "send_pending", send_pending)
+    monkeypatch.setattr(deliverers_module, "send_pending", send_pending)
     monkeypatch.setattr(scheduler_module, "send_soon", lambda scheduler: None)  # only the drain
 
     def crawl(batch: Sequence[SourceConfig]) -> None:
@@ -272,12 +262,14 @@ def test_the_exit_drain_gives_up_on_a_hanging_mail_server(
 ) -> None:
     hang = threading.Event()
     monkeypatch.setattr(
-        scheduler_module, "send_pending", lambda *args, **kw: (hang.wait(DEADLINE), SendReport())[1]
+        deliverers_module,
+        "send_pending",
+        lambda *args, **kw: (hang.wait(DEADLINE), SendReport())[1],
     )
     watcher = Watcher(engine, SETTINGS, {}, crawl=Recorder())
     caplog.set_level(logging.INFO, logger="fdawatch")
     try:
-        assert watcher.drain_outbox(timeout=0.1) is None
+        assert watcher.deliverers.drain_outbox(timeout=0.1) is None
     finally:
         hang.set()
     assert "gave up sending the queued alerts after 0 s; they are sent at the next start" in (
