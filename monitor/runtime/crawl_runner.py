@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 from db.models import Source
 from monitor.config import Settings
 from monitor.runtime import claims
+from monitor.runtime.awake import join_awake
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.runtime.lease import SchedulerLease
 from monitor.runtime.timetable import next_check, schedule_offset
@@ -226,7 +227,7 @@ class CrawlRunner:
         """Stop the runner after its running crawl (if any) and wait for it."""
         self.stop()
         if self._runner is not None:
-            self._runner.join()
+            join_awake(self._runner)  # a second SIGTERM still exits at once
             self._runner = None
 
     def stop(self) -> None:

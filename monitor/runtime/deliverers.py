@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.delivery.alerts import SendReport, send_pending
+from monitor.runtime.awake import join_awake
 from monitor.runtime.lease import SchedulerLease
 from monitor.sources import SourceConfig
 
@@ -82,8 +83,7 @@ class Deliverers:
             target=lambda: reports.append(self.send_alerts()), name="fdawatch-drain", daemon=True
         )
         sender.start()
-        sender.join(timeout)
-        if sender.is_alive():
+        if not join_awake(sender, timeout):
             log.warning(
                 "gave up sending the queued alerts after %.0f s; they are sent at the next start",
                 timeout,

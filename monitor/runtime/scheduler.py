@@ -27,6 +27,7 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -34,6 +35,7 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.errors import LeaseHeld
+from monitor.runtime.awake import wait_awake
 from monitor.runtime.crawl import CrawlSummary
 from monitor.runtime.crawl_runner import (
     BATCH_WINDOW_SECONDS,
@@ -214,14 +216,10 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
     `deliverers.DRAIN_SECONDS`), then the lock is released. Raises LeaseHeld when another
     scheduler holds the lock and `wait_for_lock` is off.
     """
-    scheduler = BlockingScheduler(timezone=UTC)
-
-    def stop() -> None:
-        watcher.stop()
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-
-    with stop_on_signals(stop):
+    # The jobs run in the scheduler's own thread; the main thread only waits for the stop, waking
+    # often (`wait_awake`): a SIGTERM that another thread received is then handled at once.
+    scheduler = BackgroundScheduler(timezone=UTC)
+    with stop_on_signals(watcher.stop):
         if not watcher.shared and not watcher.lease.acquire():
             if not wait_for_lock:
                 raise LeaseHeld(watcher.lease.held_message())
@@ -240,6 +238,8 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
                 )
                 watcher.start_runner()
                 scheduler.start()
+                wait_awake(watcher.stopping)
+                scheduler.shutdown(wait=False)
             # The heartbeat job stopped with the scheduler: keep the lock while we finish.
             with contextlib.nullcontext() if watcher.shared else watcher.lease.kept():
                 watcher.join_runner()
