@@ -287,16 +287,31 @@ def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     return table
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `env` (default: the process environment) and the deployment file."""
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: Path | None = None
+) -> Settings:
+    """Settings from `env` (default: the process environment) and the deployment file.
+
+    `config_path` (the `--config` option) names the deployment file; it wins over
+    FDAWATCH_CONFIG and, unlike the default ./fdawatch.toml, must exist.
+    """
     env = os.environ if env is None else env
     var_dir = Path(env.get("FDAWATCH_VAR_DIR") or "var")
-    config_path = Path(env.get("FDAWATCH_CONFIG") or "fdawatch.toml")
     data: dict[str, Any] = {}
-    if config_path.exists():
+    if config_path is not None:
+        if not config_path.exists():
+            raise ConfigError(
+                f"--config {config_path}: no such file; give the path of your fdawatch.toml"
+            )
         data = _read_toml(config_path)
-    elif env.get("FDAWATCH_CONFIG"):
-        raise ConfigError(f"FDAWATCH_CONFIG={config_path} does not exist; create it or unset it")
+    else:
+        config_path = Path(env.get("FDAWATCH_CONFIG") or "fdawatch.toml")
+        if config_path.exists():
+            data = _read_toml(config_path)
+        elif env.get("FDAWATCH_CONFIG"):
+            raise ConfigError(
+                f"FDAWATCH_CONFIG={config_path} does not exist; create it or unset it"
+            )
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ConfigError(

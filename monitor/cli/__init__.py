@@ -28,11 +28,32 @@ COMMANDS = {
     "status": "monitor.cli.run:status_command",
     "label-sections": "monitor.cli.labels:label_sections",
 }
+#: What `fdawatch --help` lists, so it need not import every command (and SQLAlchemy, Jinja,
+#: APScheduler with them); each is its command's first sentence, which a test checks.
+SUMMARIES = {
+    "alerts": "Email alerts: send the queued ones, list the outbox, preview one change's email.",
+    "changes": "List detected changes, newest first.",
+    "crawl": "Fetch sources once (one Scrapy process for all of them) and record what changed.",
+    "digest": "Write the digest site: index, one page per change and per source, Atom feed, "
+    "evidence.",
+    "evidence": "Write a change's evidence bundle: raw bodies as fetched, texts, diff, "
+    "manifest.json.",
+    "history": "Show a source's health, stored versions, changes and recent fetches.",
+    "label-sections": "Print the sections of an SPL XML or openFDA label JSON FILE as JSON lines.",
+    "run": "Crawl every source on its schedule (interval or cron, from sources.toml) until "
+    "stopped.",
+    "serve": "Serve the digest site on 127.0.0.1 for viewing in a browser (Ctrl-C stops it).",
+    "show": "Show one change: source, times, severity with its reasons, and the diff.",
+    "sources": "List the watched sources from sources.toml with their health, or check them "
+    "live.",
+    "status": "Show each source's health: failures in a row, last check, success and change, "
+    "next check.",
+}
 #: Passed as `obj` by `main`: this process is the `fdawatch` command itself.
 ONE_SHOT = "fdawatch-one-shot"
 
 
-@click.group(cls=FdawatchGroup, lazy_subcommands=COMMANDS)
+@click.group(cls=FdawatchGroup, lazy_subcommands=COMMANDS, summaries=SUMMARIES)
 @click.option(
     "--sources",
     "sources_path",
@@ -45,14 +66,26 @@ ONE_SHOT = "fdawatch-one-shot"
     metavar="URL",
     help="SQLAlchemy URL (default: sqlite:///var/fdawatch.db or $FDAWATCH_DATABASE_URL).",
 )
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="fdawatch.toml to use: recipients, mail, crawl politeness (default: ./fdawatch.toml "
+    "or $FDAWATCH_CONFIG).",
+)
 @click.version_option(package_name="fdawatch")
 @click.pass_context
-def cli(ctx: click.Context, sources_path: str | None, database_url: str | None) -> None:
+def cli(
+    ctx: click.Context, sources_path: str | None, database_url: str | None, config_path: str | None
+) -> None:
     """fdawatch: watch FDA communications on compounded ketamine and esketamine (Spravato).
+
+    Commands that only read (changes, show, history, status, sources, alerts list, digest,
+    evidence) never create a database: `fdawatch crawl` does.
 
     Example: fdawatch crawl --all && fdawatch changes --since 7d
     """
-    ctx.obj = AppContext(sources_path, database_url, one_shot=ctx.obj == ONE_SHOT)
+    ctx.obj = AppContext(sources_path, database_url, config_path, one_shot=ctx.obj == ONE_SHOT)
 
 
 def main() -> None:

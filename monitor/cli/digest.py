@@ -1,7 +1,9 @@
 """`fdawatch digest`, `fdawatch serve` and `fdawatch evidence`: the clinic owner's view.
 
-Like `cli_alerts`, the commands only need `ctx.obj` to provide `settings`, `engine()`,
+Like `alerts`, the commands only need `ctx.obj` to provide `settings`, `history()`,
 `sources()` and `now()` (`monitor.cli.app.App`), so they can be tested and registered alone.
+One vocabulary: `--dir` is the site folder (`digest` writes it, `serve` serves it); `--out` is
+always a file (`evidence`, `alerts preview`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import click
 from sqlmodel import Session
 
 from monitor.cli.app import App, parse_since, sources_for_rendering
-from monitor.site import evidence
-from monitor.site.build import build_site
+from monitor.errors import CommandError
 
 LOOPBACK = "127.0.0.1"
 
@@ -42,26 +43,39 @@ def window_title(since: str) -> str:
     help="The index lists changes detected since: 7d, 24h, 2w or an ISO date.",
 )
 @click.option(
-    "--out",
+    "--dir",
+    "directory",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the site into (default: var/site under $FDAWATCH_VAR_DIR).",
 )
+@click.option(
+    "--out",
+    "old_out",
+    type=click.Path(file_okay=False, path_type=Path),
+    hidden=True,
+    help="The former name of --dir.",
+)
 @click.pass_obj
-def digest_command(app: App, since: str, out: Path | None) -> None:
+def digest_command(app: App, since: str, directory: Path | None, old_out: Path | None) -> None:
     """Write the digest site: index, one page per change and per source, Atom feed, evidence.
 
     The site is static and self-contained (no JavaScript, no external assets): open
     index.html from disk, run `fdawatch serve`, or copy the folder to a web server.
 
-    Example: fdawatch digest --since 7d --out ./var/site
+    Example: fdawatch digest --since 7d --dir ./var/site
     """
+    from monitor.site.build import build_site
+
+    if old_out is not None:
+        click.echo("fdawatch: warning: `digest --out` is now `digest --dir`", err=True)
     now = app.now()
     cutoff = parse_since(since, now)
     assert cutoff is not None  # since has a default and parse_since rejects ""
-    folder = out or app.settings.var_dir / "site"
+    folder = directory or old_out or app.settings.var_dir / "site"
+    engine = app.history()
     try:
         report = build_site(
-            app.engine(),
+            engine,
             app.settings,
             sources_for_rendering(app),
             folder,
@@ -70,8 +84,8 @@ def digest_command(app: App, since: str, out: Path | None) -> None:
             window=window_title(since),
         )
     except OSError as error:
-        raise click.ClickException(
-            f"cannot write the site to {folder}: {error.strerror or error}; pick another --out"
+        raise CommandError(
+            f"cannot write the site to {folder}: {error.strerror or error}; pick another --dir"
         ) from None
     click.echo(
         f"wrote {report.change_pages} change pages, {report.source_pages} source pages, "
@@ -94,18 +108,20 @@ class _SiteHandler(SimpleHTTPRequestHandler):
 def site_server(directory: Path, port: int) -> ThreadingHTTPServer:
     """An HTTP server for `directory` on 127.0.0.1:`port` (0: any free port); not started."""
     if not (directory / "index.html").is_file():
-        raise click.ClickException(
-            f"no site in {directory}: run `fdawatch digest --out {directory}` first, or pass --dir"
+        raise CommandError(
+            f"no site in {directory}: run `fdawatch digest --dir {directory}` first, or pass --dir"
         )
     handler = functools.partial(_SiteHandler, directory=str(directory))
     try:
         return ThreadingHTTPServer((LOOPBACK, port), handler)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
-            raise click.ClickException(
+            raise CommandError(
                 f"port {port} on {LOOPBACK} is in use; pick another with --port"
             ) from None
-        raise click.ClickException(f"cannot listen on {LOOPBACK}:{port}: {error}") from None
+        raise CommandError(
+            f"cannot listen on {LOOPBACK}:{port}: {error.strerror or error}; pick another --port"
+        ) from None
 
 
 def serve_in_thread(directory: Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
@@ -166,14 +182,15 @@ def evidence_command(app: App, change_id: int, out: Path | None) -> None:
 
     Example: fdawatch evidence 12 --out change-12.zip
     """
+    from monitor.site import evidence
+
     path = out or app.settings.var_dir / "evidence" / evidence.bundle_name(change_id)
-    with Session(app.engine()) as session:
+    with Session(app.history()) as session:
         data = evidence.build_bundle(session, change_id)
     try:
         evidence.write_atomic(path, data)
     except OSError as error:
-        raise click.ClickException(
+        raise CommandError(
             f"cannot write {path}: {error.strerror or error}; pick another --out"
         ) from None
     click.echo(str(path))
-

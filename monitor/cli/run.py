@@ -1,7 +1,8 @@
 """`fdawatch run` (the scheduler daemon, or one pass with --once) and `fdawatch status`.
 
-Standalone click commands: they only need `ctx.obj` to provide `settings`, `engine()`,
-`sources()` and `now()` (`monitor.cli.app.App`).
+Standalone click commands: they only need `ctx.obj` to provide `settings`, `engine()` (`run`),
+`history()` (`status`, which never creates a database), `sources()` and `now()`
+(`monitor.cli.app.App`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import click
 from sqlmodel import Session
 
 from db import leases
-from monitor.cli.alerts import describe_report
-from monitor.cli.app import App, table
+from db.source_health import source_health
+from monitor.cli.alerts import print_report
+from monitor.cli.app import App, table, warn_about_sources
 from monitor.errors import LeaseHeld
 from monitor.runtime.scheduler import DEFAULT_CRAWL_TIMEOUT, LEASE_NAME, Watcher, run_once, serve
 from monitor.runtime.status import StatusRow, status_rows
@@ -146,8 +148,8 @@ def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
         click.echo(f"the crawl process {summary.status}:\n{summary.stderr_tail}", err=True)
         sys.exit(EXIT_CRAWL_FAILED)
     report = watcher.deliverers.last_send
-    if report is not None and not report.nothing_due:
-        click.echo(describe_report(report, app.settings))
+    if report is not None:
+        print_report(report, app.settings, quiet_when_idle=True)
 
 
 def _when(value: datetime | None) -> str:
@@ -177,7 +179,8 @@ def status_command(app: App, as_json: bool) -> None:
     """
     now = app.now()
     sources = app.sources()
-    engine = app.engine()
+    engine = app.history()
+    warn_about_sources(app, source_health(engine), sources)
     with Session(engine) as session:
         rows = status_rows(session, sources, app.settings, now)
     if as_json:

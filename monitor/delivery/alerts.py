@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
+from db.installation import install_id
 from db.models import Alert, Change
 from monitor.config import Settings
 from monitor.delivery.mailer import Mailer, mailer_for
@@ -24,6 +25,7 @@ from monitor.delivery.outbox import (
     alert_key,
     claim_due,
     message_id,
+    message_id_domain,
     recipients_for,
     retry_delay,
 )
@@ -38,6 +40,7 @@ from monitor.delivery.render import (
     notice_view,
 )
 from monitor.errors import DeliveryError, NotFound
+from monitor.history.health import untold_problems
 from monitor.site import digest
 from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
@@ -56,6 +59,8 @@ class SendReport:
     failed_alerts: int = 0
     delivered: list[str] = field(default_factory=list)  # mailer descriptions (.eml paths)
     errors: list[str] = field(default_factory=list)
+    #: Source-health notices nobody received (no recipient follows the source), as warnings.
+    untold: list[str] = field(default_factory=list)
 
     @property
     def nothing_due(self) -> bool:
@@ -200,10 +205,14 @@ def send_pending(
     """Drain the outbox once: claim, group per recipient, send, record each outcome."""
     mailer = mailer or mailer_for(settings)
     report = SendReport(via=mailer.describe())
+    with Session(engine) as session:
+        report.untold = untold_problems(session, sources, settings.failure_threshold)
     claimed = claim_due(engine, now)
     if not claimed:
         return report
+    domain = message_id_domain(settings.mail_from)
     with Session(engine, expire_on_commit=False) as session:
+        installation = install_id(session)
         rows = session.exec(select(Alert).where(col(Alert.id).in_(claimed))).all()
         unreachable: DeliveryError | None = None
         for email in _group(sorted(rows, key=lambda r: r.id or 0)):
@@ -212,7 +221,7 @@ def send_pending(
                 _count_release(report, email, unreachable)
                 continue
             mid = email.rows[0].message_id or message_id(
-                email.recipient, (alert_key(r) for r in email.rows)
+                email.recipient, (alert_key(r) for r in email.rows), installation, domain
             )
             try:
                 message = _build(session, email, settings, sources, now, mid)
@@ -275,6 +284,12 @@ def preview(
     change = session.get(Change, change_id)
     if change is None:
         raise NotFound(f"no change with id {change_id}; `fdawatch changes` lists them")
+    mid = message_id(
+        "preview",
+        [f"change:{change_id}"],
+        install_id(session),
+        message_id_domain(settings.mail_from),
+    )
     tags = sources[change.source_id].tags if change.source_id in sources else ()
     recipients = recipients_for(settings.recipients, change.source_id, tags, change.severity)
     view = change_view(session, change, settings, sources)
@@ -283,6 +298,6 @@ def preview(
         [],
         settings=settings,
         recipients=recipients,
-        message_id=message_id("preview", [f"change:{change_id}"]),
+        message_id=mid,
         now=now or change.detected_at,
     )

@@ -23,13 +23,22 @@ from sqlmodel import Session, col, select
 from db.engine import in_batches
 from db.models import Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
 from monitor.config import Recipient, Settings
-from monitor.core.canonical import input_sha256, normalized_text
-from monitor.core.normalize import content_sha256
+from monitor.core.canonical import input_sha256, normalized_text, version_sha256
 from monitor.core.terms import expand_terms, match_terms
 from monitor.history.changes import ChangeWriter
 from monitor.history.health import DEFAULT_BACKOFF, UNHEALTHY, HealthKeeper
 from monitor.history.snapshots import Known, SourceState, new_snapshot, unregistered
-from monitor.items import BLOCKED, FAILED, GONE, HELD, NOT_MODIFIED, OK, Observation, SourceFetch
+from monitor.items import (
+    BLOCKED,
+    DOCUMENT,
+    FAILED,
+    GONE,
+    HELD,
+    NOT_MODIFIED,
+    OK,
+    Observation,
+    SourceFetch,
+)
 from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
 
 
@@ -95,6 +104,8 @@ class HistoryWriter:
                 continue
             if row.url != config.url:
                 row.etag = row.last_modified = None
+            if not config.follow_documents:
+                row.documents_since = None  # following again later starts a new baseline
             row.kind, row.url, row.title = config.kind, config.url, config.title
             session.add(row)
 
@@ -186,11 +197,8 @@ class HistoryWriter:
                 return None  # a feed item outside the watched terms is not kept
         if row.first_fetched_at is None:
             row.first_fetched_at = observation.fetched_at
-        # Until one fetch of the source has been fully recorded (its fetch record marks it a
-        # success), everything is baseline: a crawl killed halfway through its first fetch, or a
-        # feed whose first fetch kept no item, must not turn the rest of its baseline into "new".
-        baseline = row.last_success_at is None
-        sha = content_sha256(text)
+        baseline = in_baseline(row, observation)
+        sha = version_sha256(observation.content_type, text)
         if known is None:
             snapshot = new_snapshot(session, observation, text, sha, meta, state, first=True)
             document = Document(
@@ -250,6 +258,8 @@ class HistoryWriter:
         if fetch.outcome == OK:
             row.etag, row.last_modified = fetch.etag, fetch.last_modified
             changes += self.changes.moved(session, row, fetch, now, source)
+        if fetch.outcome == OK and source.follow_documents:
+            changes += self.record_links(session, row, fetch, now, source)
         if fetch.outcome == BLOCKED:
             self.health.note_refusal(session, fetch, now)
         elif fetch.outcome in (OK, NOT_MODIFIED, GONE) and session.get(
@@ -260,6 +270,22 @@ class HistoryWriter:
         entry = Fetch(**_fetch_values(fetch, self.run_id, changes))
         session.add(entry)
         return entry
+
+    def record_links(
+        self, session: Session, row: Source, fetch: SourceFetch, now: datetime, source: SourceConfig
+    ) -> int:
+        """A complete fetch of a source that follows its documents: the links it still has.
+
+        The first one ends the documents' baseline. A document no longer linked (or answering
+        404) counts towards its removal, noted on the page's change; an API source's result set
+        already counts its absences.
+        """
+        if row.documents_since is None:
+            row.documents_since = now
+        self.changes.relinked(session, source, fetch.document_keys)
+        if source.kind in RESULT_SET_KINDS:
+            return 0
+        return self.changes.unlinked(session, fetch, now, source)
 
     def record_not_modified(
         self, session: Session, fetches: Sequence[SourceFetch], now: datetime
@@ -283,6 +309,20 @@ class HistoryWriter:
                 self.health.forget_refusals(session, {host_key(fetch.url) for fetch in fetches})
             values = [_fetch_values(fetch, self.run_id, 0) for fetch in fetches]
             session.execute(insert(Fetch), values)
+
+
+def in_baseline(row: Source, observation: Observation) -> bool:
+    """Whether a document seen for the first time is baseline (kept silently) rather than new.
+
+    Until one fetch of the source has been fully recorded (its fetch record marks it a success),
+    everything is baseline: a crawl killed halfway through its first fetch, or a feed whose first
+    fetch kept no item, must not turn the rest of its baseline into "new". A linked document is
+    baseline until a fetch that followed the source's documents has been fully recorded, so
+    turning `follow_documents` on is not a burst of "new" documents.
+    """
+    if observation.content_type == DOCUMENT and row.documents_since is None:
+        return True
+    return row.last_success_at is None
 
 
 def _fetch_values(fetch: SourceFetch, run_id: int | None, changes: int) -> dict[str, Any]:

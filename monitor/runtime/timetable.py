@@ -27,8 +27,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.cron import parse_cron
 from monitor.errors import SourcesError
-from monitor.sources import SourceConfig, parse_cron
+from monitor.sources import SourceConfig
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)

@@ -29,7 +29,9 @@ from monitor.errors import EvidenceError
 FORMAT = "fdawatch-evidence/1"
 MANIFEST = "manifest.json"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold
-_EXTENSIONS = {"html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json"}
+_EXTENSIONS = {
+    "html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json", "pdf": ".pdf",
+}  # fmt: skip
 
 
 def bundle_name(change_id: int) -> str:

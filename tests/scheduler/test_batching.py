@@ -27,18 +27,9 @@ from monitor.runtime import scheduler as scheduler_module
 from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease, Watcher, build_scheduler, serve
 from monitor.runtime.timetable import source_trigger
 from monitor.sources import SourceConfig
-from tests.conftest import T0, make_source
 from tests.scheduler.test_scheduler import DEADLINE, SETTINGS, Recorder, sources, wait_for
-
-
-class Clock:
-    """A settable clock for the watcher."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.support.clock import T0, Clock
+from tests.support.sources import make_source
 
 
 class Checker(Recorder):

@@ -32,7 +32,7 @@ from tests.scheduler.helpers import (
     target,
     write_sources,
 )
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def running_daemon(
 def test_the_daemon_crawls_refuses_a_second_one_and_stops_cleanly_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         # The first crawl lasts ~15 s: a 429 asks to come back then (the daemon's crawl waits it
         # out and retries), long enough for a second `fdawatch run` to start on a loaded
         # machine. sources.toml refuses intervals under 1m, so this one crawl is the crawl the
@@ -107,7 +107,7 @@ def test_the_daemon_crawls_refuses_a_second_one_and_stops_cleanly_on_sigterm(
 def test_two_once_runs_at_the_same_time_take_turns_and_record_each_change_once(
     tmp_path: Path,
 ) -> None:
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         write_sources(tmp_path / "sources.toml", server, [("alert", "page"), ("feed", "feed")])
         env = child_env(environment(tmp_path))
         baseline = fdawatch(env, tmp_path, "run", "--once")
@@ -145,7 +145,7 @@ def test_two_once_runs_at_the_same_time_take_turns_and_record_each_change_once(
 def test_sigterm_during_a_crawl_that_finds_a_change_sends_its_alert_before_exiting(
     tmp_path: Path,
 ) -> None:
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         write_sources(tmp_path / "sources.toml", server, [("alert", "page")], interval="1h")
         env = child_env(environment(tmp_path))
         baseline = fdawatch(env, tmp_path, "run", "--once")

@@ -116,6 +116,9 @@ class App:
     def engine(self) -> Engine:
         return self._engine
 
+    def history(self) -> Engine:
+        return self._engine
+
     def sources(self) -> dict[str, SourceConfig]:
         return self._sources
 

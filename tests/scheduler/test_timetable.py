@@ -19,7 +19,8 @@ from monitor.runtime.scheduler import Watcher, build_scheduler
 from monitor.runtime.status import status_rows
 from monitor.runtime.timetable import next_check, schedule_offset, source_trigger
 from monitor.sources import SourceConfig
-from tests.conftest import T0, make_source
+from tests.support.clock import T0
+from tests.support.sources import make_source
 
 URL = "postgresql+psycopg://fdawatch:secret@db.clinic.example:5432/fdawatch"
 SETTINGS = Settings(database_url=URL, scheduler_jitter=60, scheduler_misfire_grace=30)
