@@ -2,7 +2,8 @@
 
 This is the only module that reads the environment. Everything else receives a
 `Settings` value. Secrets (SMTP password, API keys) come from the environment only, never from
-files, and are never printed: `Settings.__repr__` hides them.
+files, and are never printed: `Settings.__repr__` hides them. The SMTP variables are parsed by
+`monitor.smtp_settings`, which is handed the environment from here.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
 
 from monitor.errors import ConfigError
+from monitor.smtp_settings import SmtpSettings, smtp_from_env
+from monitor.smtp_settings import setting_number as _number
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
 DEFAULT_USER_AGENT = (
@@ -25,18 +27,6 @@ DEFAULT_USER_AGENT = (
 )
 SEVERITIES = ("T1", "T2", "T3", "T4", "T5")
 DIGEST_CHOICES = ("none", "daily", "weekly")
-MAX_PORT = 65535
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 25
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    starttls: bool = False
-    ssl: bool = False
-    timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -104,83 +94,10 @@ def user_agent(base: str, contact: str) -> str:
     return f"{base} (contact: {contact})"
 
 
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no")
-
-
 def _boolean(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where} must be true or false, not {value!r}")
     return value
-
-
-def _number(value: Any, where: str, kind: type[int] | type[float], minimum: float = 0) -> Any:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a number, not {value!r}")
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number, not {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{where} must be at least {minimum}, not {value!r}")
-    return number
-
-
-def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
-    url = env.get("FDAWATCH_SMTP_URL")
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
-            raise ConfigError(
-                "FDAWATCH_SMTP_URL must look like smtp://user:password@host:25, "
-                "smtps://… (TLS) or smtp+starttls://…"
-            )
-        ssl = parts.scheme == "smtps"
-        return SmtpSettings(
-            host=parts.hostname,
-            port=_smtp_url_port(parts) or (465 if ssl else 25),
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            starttls=parts.scheme == "smtp+starttls",
-            ssl=ssl,
-        )
-    host = env.get("FDAWATCH_SMTP_HOST")
-    if not host:
-        return None
-    ssl = _env_bool(env, "FDAWATCH_SMTP_SSL", False)
-    port = _number(env.get("FDAWATCH_SMTP_PORT", 465 if ssl else 25), "FDAWATCH_SMTP_PORT", int, 1)
-    if port > MAX_PORT:
-        raise ConfigError(f"FDAWATCH_SMTP_PORT must be a port from 1 to {MAX_PORT}, not {port}")
-    return SmtpSettings(
-        host=host,
-        port=port,
-        user=env.get("FDAWATCH_SMTP_USER") or None,
-        password=env.get("FDAWATCH_SMTP_PASSWORD") or None,
-        starttls=_env_bool(env, "FDAWATCH_SMTP_STARTTLS", False),
-        ssl=ssl,
-    )
-
-
-def _smtp_url_port(parts: SplitResult) -> int | None:
-    """The port of FDAWATCH_SMTP_URL; a bad one is an error naming it, never the password."""
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= MAX_PORT:
-        written = parts.netloc.rpartition(":")[2]
-        raise ConfigError(
-            f"FDAWATCH_SMTP_URL has the port {written!r}: write a number from 1 to {MAX_PORT}, "
-            "as in smtp://user:password@host:587"
-        )
-    return port
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -367,7 +284,7 @@ def load_settings(
             f"{config_path}: [crawl] blocked_backoff_max",
             float,
         ),
-        smtp=_smtp_from_env(env),
+        smtp=smtp_from_env(env),
         mail_from=env.get("FDAWATCH_MAIL_FROM") or str(mail.get("from", Settings.mail_from)),
         recipients=tuple(_recipient(r, i, config_path) for i, r in enumerate(recipients)),
         storm_cap=_number(mail.get("storm_cap", 20), f"{config_path}: [mail] storm_cap", int, 1),
