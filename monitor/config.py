@@ -84,13 +84,14 @@ class Settings:
     failure_threshold: int = 3
     site_url: str = ""  # where the digest site is published, for links in emails
     openfda_api_key: str | None = field(default=None, repr=False)
-    scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
+    scheduler_jitter: float = 60.0  # at most this many seconds of stable offset on fire times
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
     scheduler_shared: bool = False  # several daemons share one database's sources (claims)
     #: Signed review links (FDAWATCH_SECRET_KEY) and escalation of changes nobody reviewed.
     review: ReviewSettings = field(default_factory=ReviewSettings)
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     report: ReportSettings | None = None  # [report]: the daily watch report, when configured
+    scheduler_max_batch: int = 50  # at most this many sources in one crawl process
 
 
 def user_agent(base: str, contact: str) -> str:
@@ -168,7 +169,7 @@ _SECTIONS = {
     "mail": {"from", "outbox_dir", "storm_cap"},
     "health": {"failure_threshold"},
     "site": {"url"},
-    "scheduler": {"jitter", "misfire_grace", "shared"},
+    "scheduler": {"jitter", "misfire_grace", "shared", "max_batch"},
     "review": REVIEW_KEYS,
     "escalation": ESCALATION_KEYS,
     "report": REPORT_KEYS,
@@ -339,6 +340,9 @@ def load_settings(
             _section(data, "escalation", config_path), f"{config_path}: [escalation]"
         ),
         report=report_settings(_section(data, "report", config_path), config_path, EMAIL_PATTERN),
+        scheduler_max_batch=_number(
+            scheduler.get("max_batch", 50), f"{config_path}: [scheduler] max_batch", int, 1
+        ),
     )
 
 

@@ -51,8 +51,8 @@ SUMMARIES = {
     "show": "Show one change: source, times, severity with its reasons, and the diff.",
     "sources": "List the watched sources from sources.toml with their health, or check them "
     "live.",
-    "status": "Show each source's health: last success, last change, failures in a row, next "
-    "run.",
+    "status": "Show each source's health: failures in a row, last check, success and change, "
+    "next check.",
 }
 #: Passed as `obj` by `main`: this process is the `fdawatch` command itself.
 ONE_SHOT = "fdawatch-one-shot"

@@ -22,16 +22,10 @@ from db.source_health import source_health
 from monitor.cli.alerts import print_report
 from monitor.cli.app import App, table, warn_about_sources
 from monitor.delivery.alerts import SendReport
-from monitor.runtime.scheduler import (
-    DEFAULT_CRAWL_TIMEOUT,
-    LEASE_NAME,
-    LeaseHeld,
-    Watcher,
-    run_once,
-    serve,
-    source_trigger,
-)
+from monitor.errors import LeaseHeld
+from monitor.runtime.scheduler import DEFAULT_CRAWL_TIMEOUT, LEASE_NAME, Watcher, run_once, serve
 from monitor.runtime.status import StatusRow, problem_line, status_rows
+from monitor.runtime.timetable import source_trigger
 from monitor.sources import select as select_sources
 
 EXIT_LOCKED = 2
@@ -103,11 +97,12 @@ def run_command(
 ) -> None:
     """Crawl every source on its schedule (interval or cron, from sources.toml) until stopped.
 
-    Sends queued alerts every minute, queues due digests hourly and, with [report] in
-    fdawatch.toml, the daily watch report once a day (UTC). SIGTERM or Ctrl-C stops it
-    after the running crawl. One scheduler per database: a second one exits with code 2 (or
-    waits, with --wait). With --once it crawls the selected sources (default: all) a single
-    time, sends the alerts and exits: for cron or a systemd timer.
+    Sources due at the same moment share one crawl process. Sends queued alerts after each
+    crawl and every minute, queues due digests hourly and, with [report] in fdawatch.toml, the
+    daily watch report once a day (UTC). SIGTERM or Ctrl-C stops it after the running crawl,
+    once the queued alerts are sent (at most 30 s). One scheduler per database: a second one
+    exits with code 2 (or waits, with --wait). With --once it crawls the selected sources
+    (default: all) a single time, sends the alerts and exits: for cron or a systemd timer.
 
     Example: fdawatch run --once
     """
@@ -160,8 +155,8 @@ def _once(app: App, watcher: Watcher, lock_timeout: float) -> None:
     if summary.status != "finished":
         click.echo(f"the crawl process {summary.status}:\n{summary.stderr_tail}", err=True)
         sys.exit(EXIT_CRAWL_FAILED)
-    if watcher.last_send is not None:
-        print_report(watcher.last_send, app.settings, quiet_when_idle=True)
+    if watcher.deliverers.last_send is not None:
+        print_report(watcher.deliverers.last_send, app.settings, quiet_when_idle=True)
     if report is not None:
         print_report(report, app.settings, quiet_when_idle=True)
 
@@ -174,15 +169,20 @@ def _daily_report(app: App, watcher: Watcher) -> SendReport | None:
 
     if not report_job(watcher.engine, app.settings, watcher.sources, app.now()):
         return None
-    return watcher.send_alerts()
+    return watcher.deliverers.send_alerts()
 
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else "never"
 
 
+def _checked(value: datetime | None) -> str:
+    """Checks can be a minute apart: the last and next check are shown to the second."""
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "never"
+
+
 def _next(row: StatusRow, now: datetime) -> str:
-    return "due now" if row.next_run_at <= now else f"{row.next_run_at:%Y-%m-%d %H:%M}"
+    return "due now" if row.next_run_at <= now else _checked(row.next_run_at)
 
 
 @click.command("status")
@@ -195,10 +195,11 @@ def _next(row: StatusRow, now: datetime) -> str:
 )
 @click.pass_obj
 def status_command(app: App, as_json: bool, check: bool) -> None:
-    """Show each source's health: last success, last change, failures in a row, next run.
+    """Show each source's health: failures in a row, last check, success and change, next check.
 
     States: new (never checked), ok, degraded (failing, below the alert threshold), failing,
-    drift (the page's layout no longer matches its selector). Fresh: a check succeeded within
+    drift (the page's layout no longer matches its selector), blocked. The next check is when the
+    daemon crawls the source next ("due now": at its next batch). Fresh: a check succeeded within
     two scheduled checks and the source is neither blocked nor failing; otherwise it is stale.
     Times are UTC. With --check, exit 1 when any source is not fresh.
 
@@ -227,6 +228,7 @@ def status_command(app: App, as_json: bool, check: bool) -> None:
             row.source_id,
             row.state,
             f"{row.failures_in_row}/{row.failure_threshold}",
+            _checked(row.last_checked_at),
             _when(row.last_success_at),
             _when(row.last_change_at),
             _next(row, now),
@@ -236,6 +238,8 @@ def status_command(app: App, as_json: bool, check: bool) -> None:
         ]
         for row in rows
     ]
-    headers = ["source", "state", "fails", "last success", "last change", "next run", "fresh"]
-    headers.append("every")
+    headers = [
+        *("source", "state", "fails", "last check", "last success", "last change"),
+        *("next check", "fresh", "every"),
+    ]
     click.echo(table(cells, [*headers, "last error"]))
