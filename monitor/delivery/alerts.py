@@ -29,6 +29,7 @@ from monitor.delivery.outbox import (
     recipients_for,
     retry_delay,
 )
+from monitor.delivery.reading import rank
 from monitor.delivery.render import (
     ChangeView,
     ListedChange,
@@ -112,9 +113,9 @@ def _change_views(
     if missing:
         row = next(row for row in rows if row.change_id in missing)
         raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
-    ordered = sorted(changes, key=lambda c: (c.severity, c.detected_at, c.id))
+    ordered = sorted(changes, key=rank)
     full = [change_view(session, change, settings, sources) for change in ordered[:cap]]
-    listed = [listed_change(session, change, sources) for change in ordered[cap:]]
+    listed = [listed_change(session, change, settings, sources) for change in ordered[cap:]]
     return full, listed
 
 

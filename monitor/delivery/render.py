@@ -27,6 +27,8 @@ from sqlmodel import Session
 from db.models import Change, Snapshot, Source
 from monitor.config import Settings
 from monitor.core.diff import paired_changes, unified
+from monitor.core.outline import Hunk
+from monitor.delivery import plain, reading
 from monitor.sources import SourceConfig
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -98,6 +100,7 @@ def environment() -> Environment:
     env.filters["time"] = format_time
     env.filters["link"] = link_url
     env.globals["severity_labels"] = SEVERITY_LABELS
+    env.globals["tier_meanings"] = plain.TIER_MEANINGS
     return env
 
 
@@ -134,13 +137,13 @@ class ChangeView:
     line_changes: list[Any]
     line_changes_truncated: int
     evidence_url: str | None
-    show_hint: str = field(default="")
-
-    @property
-    def subject(self) -> str:
-        """`<severity> <source title>: <one-line summary>` without header-breaking characters."""
-        summary = self.summary or self.title or f"{self.kind} document"
-        return header_text(f"{self.severity} {self.source_title}: {summary}")
+    hunks: list[Hunk] = field(default_factory=list)
+    headline: str = ""  # what changed, from the most significant section (reading.py)
+    subject: str = ""  # `T1 Spravato REMS: REMS Requirements changed`
+    hunks_truncated: int = 0  # changed lines past MAX_LINE_CHANGES, not shown in the email
+    reasons: list[str] = field(default_factory=list)  # severity reasons as sentences
+    open_label: str = "Open the source page"  # or "Open on fda.gov"
+    content_date: str = ""  # FDA's own "Content current as of" date, when the page shows one
 
 
 def _snapshot(session: Session, snapshot_id: int | None) -> Snapshot | None:
@@ -183,15 +186,19 @@ def change_view(
     diff = body_text(change.diff) or unified(old_text, new_text, "previous", "current")
     diff_lines = diff.splitlines()
     pairs = paired_changes(old_text, new_text)
-    title = change.title or (new.title if new else old.title if old else "")
+    title = body_text(change.title or (new.title if new else old.title if old else ""))
+    found = reading.change_hunks(session, change)
+    shown, hidden = reading.limit_rows(found, MAX_LINE_CHANGES)
+    name = source_title(session, change.source_id, sources)
+    headline = header_text(reading.reader_summary(change, found, title), limit=300)
     return ChangeView(
         id=change.id,
         kind=change.kind,
         severity=change.severity,
-        title=body_text(title),
+        title=title,
         summary=header_text(change.summary, limit=300),
         source_id=change.source_id,
-        source_title=source_title(session, change.source_id, sources),
+        source_title=name,
         url=body_text(url),
         url_link=link_url(url),
         detected_at=change.detected_at,
@@ -203,7 +210,13 @@ def change_view(
         line_changes=pairs[:MAX_LINE_CHANGES],
         line_changes_truncated=max(0, len(pairs) - MAX_LINE_CHANGES),
         evidence_url=evidence_url(settings, change.id),
-        show_hint=f"fdawatch show {change.id}",
+        hunks=shown,
+        hunks_truncated=hidden,
+        reasons=plain.reason_sentences([body_text(r) for r in change.severity_reasons]),
+        open_label=plain.open_label(link_url(url)),
+        content_date=body_text((new or old).meta.get("content_date", "") if (new or old) else ""),
+        headline=headline,
+        subject=header_text(reading.subject_part(change, found, name, title, headline)),
     )
 
 
@@ -217,11 +230,11 @@ class ListedChange:
     summary: str
     source_title: str
     detected_at: datetime
-    show_hint: str
+    site_link: str | None
 
 
 def listed_change(
-    session: Session, change: Change, sources: Mapping[str, SourceConfig]
+    session: Session, change: Change, settings: Settings, sources: Mapping[str, SourceConfig]
 ) -> ListedChange:
     """The list line for `change`; its snapshots are read only when the change has no title."""
     assert change.id is not None, "change must be flushed before it is listed"
@@ -239,7 +252,7 @@ def listed_change(
         summary=header_text(change.summary, limit=300),
         source_title=source_title(session, change.source_id, sources),
         detected_at=change.detected_at,
-        show_hint=f"fdawatch show {change.id}",
+        site_link=evidence_url(settings, change.id),
     )
 
 
@@ -254,11 +267,10 @@ def severity_counts(views: Sequence[ChangeView | ListedChange]) -> str:
 def alert_subject(views: Sequence[ChangeView], total: int) -> str:
     """The most severe change's subject, plus how many more of `total` the email carries.
 
-    `views` are the changes shown in full; the storm cap keeps the most severe among them.
+    `views` are the changes shown in full, in `reading.rank` order; the storm cap keeps the most
+    severe among them.
     """
-    first = min(views, key=lambda v: (v.severity, v.detected_at, v.id))
-    subject = "[fdawatch] " + first.subject
-    return header_text(subject + (f" (+{total - 1} more)" if total > 1 else ""), 250)
+    return header_text(reading.subject([views[0].subject], total), 250)
 
 
 def compose_email(

@@ -25,6 +25,8 @@ from sqlmodel import Session, col, select
 from db.models import Change, Snapshot, Source
 from monitor.config import Settings
 from monitor.core.diff import LineChange, Segment, paired_changes
+from monitor.core.outline import Hunk
+from monitor.delivery import reading
 from monitor.delivery.render import (
     ChangeView,
     body_text,
@@ -117,6 +119,8 @@ class ChangePage:
     sections: list[str]
     source_page: str
     evidence: str  # the bundle, relative to the site root
+    hunks: list[Hunk] = field(default_factory=list)  # the changed lines under their headings
+    hunks_truncated: int = 0
 
     @property
     def rows(self) -> list[tuple[list[Segment], list[Segment]]]:
@@ -130,6 +134,7 @@ def change_page(
     old = session.get(Snapshot, change.old_snapshot_id) if change.old_snapshot_id else None
     new = session.get(Snapshot, change.new_snapshot_id) if change.new_snapshot_id else None
     lines = paired_changes(body_text(old.text) if old else "", body_text(new.text) if new else "")
+    shown, hidden = reading.limit_rows(reading.change_hunks(session, change), MAX_DIFF_ROWS)
     return ChangePage(
         view=change_view(session, change, settings, sources),
         item=digest_item(session, change, settings, sources),
@@ -140,6 +145,8 @@ def change_page(
         sections=[body_text(s) for s in change.sections],
         source_page=source_page(change.source_id),
         evidence=f"evidence/{evidence.bundle_name(change.id)}",
+        hunks=shown,
+        hunks_truncated=hidden,
     )
 
 

@@ -92,14 +92,17 @@ def test_change_page_shows_both_diffs_hashes_times_and_reasons(site: BuiltSite) 
     page = parse(site.root / "changes" / f"{site.history.ketamine}.html")
     inserted = re.findall(r"<ins>(.*?)</ins>", html)
     deleted = re.findall(r"<del>(.*?)</del>", html)
-    # inline once, side by side once (after the legend's example words)
-    added = "risks and be monitored by a health care provider after each dose."
+    # inline once, side by side once (after the legend's example words); the full stop is kept
+    added = " and be monitored by a health care provider after each dose"
     assert inserted == ["underlined on green", added, added]
-    assert deleted == ["struck through on red", "risks.", "risks."]
+    assert deleted == ["struck through on red"]
+    text = page.visible_text
+    assert text.index("What changed") < text.index("About this change") < text.index("Evidence")
     for text in (data.KETAMINE_OLD, data.KETAMINE_NEW):
         assert hashlib.sha256(text.encode()).hexdigest() in page.visible_text
     assert "2026-11-26 08:30 UTC" in page.visible_text
-    assert f"{data.KETAMINE.title}: watched at T2" in page.visible_text  # the writer's reason
+    reason = f"Every change on {data.KETAMINE.title} is rated at least T2 (high)."
+    assert reason in page.visible_text  # the writer's reason, as a sentence
     assert data.KETAMINE.url in page.hrefs
 
 
