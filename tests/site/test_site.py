@@ -130,7 +130,10 @@ def test_atom_feed_parses_with_one_entry_per_change(site: BuiltSite) -> None:
     assert feed.version == "atom10"
     titles = [entry.title for entry in feed.entries]
     assert len(titles) == 4
-    assert titles[0].startswith("[T1] REMS@FDA: Spravato")  # newest first
+    assert titles[0] == (  # newest first
+        "[T1] Spravato REMS · Added “Outpatient healthcare settings must have a healthcare "
+        "provider on site and a pulse oximeter available to monitor patients.”"
+    )
     assert any("<script>alert(" in t for t in titles)  # hostile text survives as text
     links = {entry.link for entry in feed.entries}
     assert links == {f"changes/{i}.html" for i in (1, 2, 3, 4)}
