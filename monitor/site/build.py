@@ -26,7 +26,7 @@ from db.models import Change, Snapshot, Source
 from monitor.config import Settings
 from monitor.core.diff import LineChange, Segment, paired_changes
 from monitor.core.outline import Hunk
-from monitor.delivery import reading
+from monitor.delivery import plain, reading
 from monitor.delivery.render import (
     ChangeView,
     body_text,
@@ -52,7 +52,7 @@ FEED_LIMIT = 50  # newest changes in feed.atom
 HISTORY_LIMIT = 50  # versions and changes on a source page
 FETCH_LIMIT = 30  # recent fetches on a source page
 MAX_DIFF_ROWS = 500  # changed lines on a change page
-OWNED_FOLDERS = {"changes": ".html", "sources": ".html", "evidence": ".zip"}
+OWNED_FOLDERS = {"changes": ".html", "sources": ".html", "evidence": ".zip", "versions": ".html"}
 
 
 def iso(value: datetime | None) -> str:
@@ -78,6 +78,12 @@ class Version:
     title: str
     url: str
     url_link: str | None
+    content_date: str = ""
+
+    @property
+    def page(self) -> str:
+        """The page showing this version's stored text, relative to the site root."""
+        return f"versions/{self.snapshot_id}.html"
 
 
 def version(snapshot: Snapshot | None) -> Version | None:
@@ -92,6 +98,7 @@ def version(snapshot: Snapshot | None) -> Version | None:
         title=body_text(snapshot.title),
         url=body_text(snapshot.url),
         url_link=link_url(snapshot.url),
+        content_date=body_text(snapshot.meta.get("content_date", "")),
     )
 
 
@@ -273,6 +280,7 @@ def build_site(
         wanted = {item.id for item in digest.items} | {c.id for c in feed if c.id is not None}
         wanted |= {item.id for page in source_pages for item in page.changes}
         common = {"now": now, "site_url": link_url(settings.site_url)}
+        versions: dict[int, Version] = {}
 
         def write(relative: str, text: str | bytes) -> None:
             data = text.encode("utf-8") if isinstance(text, str) else text
@@ -289,9 +297,26 @@ def build_site(
             write(page.evidence, evidence.build_bundle(session, change_id))
             report.change_pages += 1
             report.bundles += 1
+            versions.update({v.snapshot_id: v for v in (page.before, page.after) if v})
         for source in source_pages:
             write(source.page, render_page("source.html.j2", source=source, root="../", **common))
             report.source_pages += 1
+            versions.update({v.snapshot_id: v for v in source.versions})
+        for snapshot_id, stored in sorted(versions.items()):
+            snapshot = session.get(Snapshot, snapshot_id)
+            assert snapshot is not None
+            write(
+                stored.page,
+                render_page(
+                    "version.html.j2",
+                    version=stored,
+                    lines=body_text(snapshot.text).splitlines(),
+                    source_title=source_title(session, snapshot.source_id, sources),
+                    source_page=source_page(snapshot.source_id),
+                    root="../",
+                    **common,
+                ),
+            )
         write(
             "index.html",
             render_page(
@@ -308,7 +333,11 @@ def build_site(
             render_page(
                 "feed.atom.j2",
                 entries=entries,
-                reasons={c.id: [body_text(r) for r in c.severity_reasons] for c in feed},
+                reasons={
+                    c.id: plain.reason_sentences([body_text(r) for r in c.severity_reasons])
+                    for c in feed
+                },
+                base=f"{common['site_url'].rstrip('/')}/" if common["site_url"] else "",
                 feed_id=_feed_id(settings),
                 updated=entries[0].detected_at if entries else now,
                 **common,

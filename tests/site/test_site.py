@@ -10,11 +10,15 @@ from urllib.parse import unquote, urlsplit
 import feedparser
 import pytest
 from jinja2 import StrictUndefined, UndefinedError
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
+from db.models import Snapshot
+from monitor.config import Settings
 from monitor.delivery.render import environment
-from monitor.site.build import render_page
+from monitor.site.build import build_site, render_page
 from tests.support import digest_history as data
-from tests.support.digest_history import BuiltSite
+from tests.support.digest_history import BuiltSite, History
 from tests.support.html_pages import html_pages, parse
 
 
@@ -22,10 +26,14 @@ def test_every_page_is_written_once_per_change_and_source(site: BuiltSite) -> No
     root = site.root
     history = site.history
     change_ids = [history.rems, history.ketamine, history.recall, history.hostile]
+    with Session(site.engine) as session:  # every stored version is readable on the site
+        snapshot_ids = session.exec(select(Snapshot.id)).all()
+    assert len(snapshot_ids) == 8
     assert sorted(p.relative_to(root).as_posix() for p in html_pages(root)) == sorted(
         ["index.html"]
         + [f"changes/{i}.html" for i in change_ids]
         + [f"sources/{s}.html" for s in data.SOURCES]
+        + [f"versions/{i}.html" for i in snapshot_ids]
     )
     assert sorted(p.name for p in (root / "evidence").iterdir()) == sorted(
         f"change-{i}.zip" for i in change_ids
@@ -152,3 +160,36 @@ def test_pages_need_no_external_assets_and_no_javascript(site: BuiltSite) -> Non
                 assert attrs["href"].endswith("feed.atom") or attrs["href"] == "data:,", attrs
             assert "src" not in attrs, f"{path.name}: <{tag} src=…>"
         assert {"header", "nav", "main", "footer", "h1"} <= {tag for tag, _ in page.tags}
+
+
+def test_published_feed_links_are_absolute(
+    history_db: tuple[Engine, History], tmp_path: Path
+) -> None:
+    engine, _ = history_db
+    settings = Settings(site_url="https://fdawatch.clinic.example/digest")
+    build_site(
+        engine,
+        settings,
+        data.SOURCES,
+        tmp_path,
+        since=data.WEEK_START,
+        now=data.NOW,
+    )
+    feed = feedparser.parse((tmp_path / "feed.atom").read_bytes())
+
+    base = "https://fdawatch.clinic.example/digest/"
+    assert {entry.link for entry in feed.entries} == {
+        f"{base}changes/{i}.html" for i in (1, 2, 3, 4)
+    }
+    assert feed.feed.link == f"{base}index.html"
+
+
+def test_stored_versions_can_be_read_on_the_site(site: BuiltSite) -> None:
+    source = parse(site.root / "sources" / "fda_spravato_rems.html")
+    versions = sorted(h for h in source.hrefs if h.startswith("../versions/"))
+    assert len(versions) == 2
+    newest = parse(site.root / versions[-1].removeprefix("../"))
+
+    assert data.REMS_ADDED in newest.visible_text
+    change = parse(site.root / "changes" / f"{site.history.rems}.html")
+    assert set(versions) <= set(change.hrefs)
