@@ -57,12 +57,18 @@ def _levels(session: Session, snapshot: Snapshot | None) -> dict[str, int]:
     return heading_levels(body.decode("utf-8", "replace")) if body else {}
 
 
-def change_hunks(session: Session, change: Change) -> list[Hunk]:
-    """The change's lines grouped under their headings, with one line of context."""
+def change_hunks(
+    session: Session, change: Change, texts: tuple[str, str] | None = None
+) -> list[Hunk]:
+    """The change's lines grouped under their headings, with one line of context.
+
+    `texts` are the (old, new) texts already cleaned for display; else the stored ones.
+    """
     old = session.get(Snapshot, change.old_snapshot_id) if change.old_snapshot_id else None
     new = session.get(Snapshot, change.new_snapshot_id) if change.new_snapshot_id else None
     levels = {**_levels(session, old), **_levels(session, new)}
-    return hunks(old.text if old else "", new.text if new else "", levels)
+    old_text, new_text = texts or (old.text if old else "", new.text if new else "")
+    return hunks(old_text, new_text, levels)
 
 
 def reader_summary(change: Change, found: Sequence[Hunk], title: str) -> str:

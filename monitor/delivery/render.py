@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
@@ -21,12 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import css_inline
+import jinja2
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlmodel import Session
 
 from db.models import Change, Snapshot, Source
+from monitor import display
 from monitor.config import Settings
-from monitor.core.diff import paired_changes, unified
 from monitor.core.outline import Hunk
 from monitor.delivery import plain, reading
 from monitor.sources import SourceConfig
@@ -39,8 +40,7 @@ SEVERITY_LABELS = {
     "T4": "low",
     "T5": "noise",
 }
-MAX_LINE_CHANGES = 60  # per change in the HTML part; the text part has the full unified diff
-MAX_DIFF_LINES = 400  # per change in the text part: a brand-new page can be very long
+MAX_LINE_CHANGES = 60  # changed lines per change in an email; the change page has them all
 _SPACES = re.compile(r"\s+")
 _LINE_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -74,11 +74,10 @@ def link_url(url: str | None) -> str | None:
     return candidate
 
 
-def format_time(value: datetime | None) -> str:
-    """A timestamp as people read it in an email; naive database values are UTC."""
-    if value is None:
-        return "unknown"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@jinja2.pass_context
+def format_time(context: jinja2.runtime.Context, value: datetime | None) -> str:
+    """A timestamp in the reader's `[display] timezone` (the template's `timezone`), else UTC."""
+    return display.format_time(value, context.get("timezone") or display.DEFAULT_ZONE)
 
 
 @lru_cache(maxsize=1)
@@ -132,10 +131,6 @@ class ChangeView:
     previous_at: datetime | None
     matched_terms: list[str]
     severity_reasons: list[str]
-    diff_lines: list[str]
-    diff_truncated: int
-    line_changes: list[Any]
-    line_changes_truncated: int
     evidence_url: str | None
     hunks: list[Hunk] = field(default_factory=list)
     headline: str = ""  # what changed, from the most significant section (reading.py)
@@ -176,18 +171,15 @@ def evidence_url(settings: Settings, change_id: int) -> str | None:
 def change_view(
     session: Session, change: Change, settings: Settings, sources: Mapping[str, SourceConfig]
 ) -> ChangeView:
-    """Load the snapshots around `change` and compute both renderings of what changed."""
+    """Load the snapshots around `change` and work out what a reader sees of it."""
     assert change.id is not None, "change must be flushed before it is rendered"
     old = _snapshot(session, change.old_snapshot_id)
     new = _snapshot(session, change.new_snapshot_id)
     old_text = body_text(old.text) if old else ""
     new_text = body_text(new.text) if new else ""
     url = (new or old).url if (new or old) else source_url(session, change.source_id, sources)
-    diff = body_text(change.diff) or unified(old_text, new_text, "previous", "current")
-    diff_lines = diff.splitlines()
-    pairs = paired_changes(old_text, new_text)
     title = body_text(change.title or (new.title if new else old.title if old else ""))
-    found = reading.change_hunks(session, change)
+    found = reading.change_hunks(session, change, (old_text, new_text))
     shown, hidden = reading.limit_rows(found, MAX_LINE_CHANGES)
     name = source_title(session, change.source_id, sources)
     headline = header_text(reading.reader_summary(change, found, title), limit=300)
@@ -205,10 +197,6 @@ def change_view(
         previous_at=old.fetched_at if old else None,
         matched_terms=[body_text(t) for t in change.matched_terms],
         severity_reasons=[body_text(r) for r in change.severity_reasons],
-        diff_lines=diff_lines[:MAX_DIFF_LINES],
-        diff_truncated=max(0, len(diff_lines) - MAX_DIFF_LINES),
-        line_changes=pairs[:MAX_LINE_CHANGES],
-        line_changes_truncated=max(0, len(pairs) - MAX_LINE_CHANGES),
         evidence_url=evidence_url(settings, change.id),
         hunks=shown,
         hunks_truncated=hidden,
@@ -317,6 +305,7 @@ def alert_email(
         "total": len(everything),
         "site_url": link_url(settings.site_url),
         "now": now,
+        "timezone": settings.timezone,
     }
     return compose_email(
         subject=alert_subject(views, len(everything)),
@@ -386,7 +375,7 @@ def health_email(
     subject = f"[fdawatch] T2 {first.source_title}: source {first.headline}"
     if len(notices) > 1:
         subject += f" (+{len(notices) - 1} more)"
-    context = {"notices": list(notices), "now": now}
+    context = {"notices": list(notices), "now": now, "timezone": settings.timezone}
     return compose_email(
         subject=subject,
         text=render("health.txt.j2", **context),

@@ -279,7 +279,11 @@ def build_site(
         source_pages = [source_view(session, row, settings, sources) for row in source_rows]
         wanted = {item.id for item in digest.items} | {c.id for c in feed if c.id is not None}
         wanted |= {item.id for page in source_pages for item in page.changes}
-        common = {"now": now, "site_url": link_url(settings.site_url)}
+        common = {
+            "now": now,
+            "site_url": link_url(settings.site_url),
+            "timezone": settings.timezone,
+        }
         versions: dict[int, Version] = {}
 
         def write(relative: str, text: str | bytes) -> None:

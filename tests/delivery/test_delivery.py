@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from db.models import Change
 from monitor.config import SmtpSettings
-from monitor.delivery import alerts, outbox, render
+from monitor.delivery import alerts, outbox, reading
 from monitor.delivery.mailer import EmlMailer, SmtpMailer
 from monitor.errors import DeliveryError
 from tests.support import alert_history as factory
@@ -198,13 +198,13 @@ def test_storm_diffs_only_the_changes_shown_in_full(
         session.add(untitled)
         session.commit()
     diffed: list[str] = []
-    real = render.paired_changes
+    real = reading.hunks
 
-    def counted(old: str, new: str) -> list[object]:
+    def counted(old: str, new: str, levels: object) -> list[object]:
         diffed.append(new)
-        return list(real(old, new))
+        return list(real(old, new, levels))  # type: ignore[arg-type]
 
-    monkeypatch.setattr(render, "paired_changes", counted)
+    monkeypatch.setattr(reading, "hunks", counted)
     monkeypatch.setattr(alerts, "CLAIM_BATCH", 7)  # claimed and loaded in 4 batches
 
     report = send(engine, smtp_server, storm_cap=20)

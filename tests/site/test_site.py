@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from db.models import Snapshot
 from monitor.config import Settings
+from monitor.delivery.plain import TIER_MEANINGS, TIER_NAMES
 from monitor.delivery.render import environment
 from monitor.site.build import build_site, render_page
 from tests.support import digest_history as data
@@ -193,3 +194,30 @@ def test_stored_versions_can_be_read_on_the_site(site: BuiltSite) -> None:
     assert data.REMS_ADDED in newest.visible_text
     change = parse(site.root / "changes" / f"{site.history.rems}.html")
     assert set(versions) <= set(change.hrefs)
+
+
+DEVELOPER_WORDS = (
+    "Kind",
+    "HTTP",
+    "Recent fetches",
+    "Docs",
+    "newest)",
+    "Atom feed",
+    "fdawatch show",
+)
+
+
+def test_owner_pages_speak_plainly_and_explain_the_severity_levels(site: BuiltSite) -> None:
+    index = parse(site.root / "index.html").visible_text
+    source = parse(site.root / "sources" / "fda_spravato_rems.html").visible_text
+
+    assert [word for word in DEVELOPER_WORDS if word in source] == []
+    # the index quotes a failing source's recorded error ("HTTP 503 …"), and nothing else of these
+    assert [word for word in DEVELOPER_WORDS if word in index] == ["HTTP"]
+    assert index.count("HTTP") == 1
+    assert "What the severity levels mean" in index
+    for tier in ("T1", "T2", "T3", "T4", "T5"):
+        assert f"{tier} {TIER_NAMES[tier]} {TIER_MEANINGS[tier]}" in " ".join(index.split())
+    assert "What it isa web page" in source  # a table row: header cell, then value
+    assert "Statusworking" in source
+    assert "Recent checks" in source and "Stored versions" in source
