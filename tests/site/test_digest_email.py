@@ -18,6 +18,7 @@ from db.installation import install_id
 from db.models import Alert
 from monitor.config import Recipient, Settings
 from monitor.delivery import alerts, outbox
+from monitor.delivery.plain import TIER_MEANINGS
 from monitor.site import digest
 from tests.support import digest_history as data
 from tests.support.digest_history import History
@@ -183,6 +184,10 @@ def test_outbox_delivers_the_digest_grouped_by_severity_with_site_links(
     assert order == sorted(order)
     assert data.REMS_ADDED[:60] in text
     assert f"https://fdawatch.clinic.example/changes/{history.rems}.html" in html
+    page = f"https://fdawatch.clinic.example/changes/{history.rems}.html"
+    assert f"    View change & evidence: {page}\n" in text.replace("\r\n", "\n")
+    assert "fdawatch show" not in text and "fdawatch show" not in html
+    assert f"  T1 {TIER_MEANINGS['T1']}\n" in text.replace("\r\n", "\n")  # the legend
     assert "FDA Compounding Risk Alerts index (SYNTHETIC): failing" in text
     assert "<script>" not in html and "&lt;script&gt;" in html
     tags = BeautifulSoup(html, "lxml").find_all(True)
