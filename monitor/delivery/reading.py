@@ -106,7 +106,10 @@ def subject(parts: Sequence[str], total: int) -> str:
     """`[fdawatch] <the most severe change> (+N more)`, cut to about 90 characters."""
     more = f" (+{total - 1} more)" if total > 1 else ""
     room = SUBJECT_MAX - len("[fdawatch] ") - len(more)
-    return f"[fdawatch] {shorten_text(parts[0], room)}{more}"
+    text = shorten_text(parts[0], room)
+    if text.count("“") > text.count("”"):  # a cut quotation is still closed
+        text = shorten_text(parts[0], room - 1) + "”"
+    return f"[fdawatch] {text}{more}"
 
 
 def limit_rows(found: Sequence[Hunk], limit: int) -> tuple[list[Hunk], int]:

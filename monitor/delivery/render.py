@@ -375,7 +375,12 @@ def health_email(
     subject = f"[fdawatch] T2 {first.source_title}: source {first.headline}"
     if len(notices) > 1:
         subject += f" (+{len(notices) - 1} more)"
-    context = {"notices": list(notices), "now": now, "timezone": settings.timezone}
+    context = {
+        "notices": list(notices),
+        "now": now,
+        "timezone": settings.timezone,
+        "site_url": link_url(settings.site_url),
+    }
     return compose_email(
         subject=subject,
         text=render("health.txt.j2", **context),

@@ -311,6 +311,8 @@ def test_health_notices_are_sent_in_their_own_email(
     health = next(m.message for m in smtp_server.messages if "failing" in m.message["Subject"])
     text, html = parts(health)
     assert "last error: HTTP 503." in text and "last error: HTTP 503." in html
+    status = "https://fdawatch.pharmacy.example/index.html#sources"
+    assert f"See every source's status: {status}\n" in text and f'href="{status}"' in html
 
 
 def test_without_smtp_emails_are_written_as_eml_files(engine: Engine, tmp_path: Path) -> None:

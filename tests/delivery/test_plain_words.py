@@ -43,6 +43,15 @@ def test_short_names_keep_what_the_source_is(title: str, short: str) -> None:
         (["T2 Compounded ketamine: Added “x”"], 1, "[fdawatch] T2 Compounded ketamine: Added “x”"),
         (
             [
+                "T1 Spravato REMS: Added “Outpatient healthcare settings must have a prescriber "
+                "on site”"
+            ],
+            3,
+            "[fdawatch] T1 Spravato REMS: Added “Outpatient healthcare settings must have…” "
+            "(+2 more)",
+        ),
+        (
+            [
                 "T3 FDA Food Safety Recalls RSS feed: new: Grimmway Farms Recalls Organic Whole "
                 "and Select Organic Baby Carrots"
             ],

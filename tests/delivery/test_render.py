@@ -137,7 +137,7 @@ def test_page_content_cannot_inject_markup_links_or_headers(engine: Engine) -> N
     # T1: the edit names ketamine with "compounded", which the writer raises one tier
     # the subject quotes what the page added (the stored summary's header break never reaches it)
     assert message["Subject"] == (
-        "[fdawatch] T1 Evil X-Injected: yes <b>: Added “Ketamine <script>alert(1)</script> <img…"
+        "[fdawatch] T1 Evil X-Injected: yes <b>: Added “Ketamine <script>alert(1)</script> <img…”"
     )
     assert message["To"] == factory.ALICE.email
 

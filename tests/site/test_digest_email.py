@@ -217,7 +217,7 @@ def test_digest_and_change_alerts_go_out_as_separate_emails(
     assert report.emails == 2
     subjects = sorted(str(m["Subject"]) for m in mailer.messages)
     assert subjects[0] == (
-        "[fdawatch] T1 Spravato REMS: Added “Outpatient healthcare settings must have a…"
+        "[fdawatch] T1 Spravato REMS: Added “Outpatient healthcare settings must have a…”"
     )
     assert subjects[1].startswith("[fdawatch] Weekly digest")
 
