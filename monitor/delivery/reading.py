@@ -21,6 +21,10 @@ from monitor.errors import FdawatchError
 from monitor.items import HTML
 
 SUBJECT_MAX = 90
+#: Heading levels by raw-body SHA-256: a site build shows one change on several pages, and the
+#: same bytes always have the same headings, so each stored page is parsed once.
+LEVELS_CACHED = 256
+_LEVELS: dict[str, dict[str, int]] = {}
 #: Organisation prefixes dropped from a source title for its short name ("REMS@FDA: Spravato…").
 _PREFIX = re.compile(r"^(?:FDA|FDA alert|REMS@FDA)(?: \([^)]*\))?: ")
 _PARENTHESES = re.compile(r"\s*\([^)]*\)")
@@ -50,11 +54,19 @@ def _levels(session: Session, snapshot: Snapshot | None) -> dict[str, int]:
         return {}  # a feed item's body is the whole feed: no page headings in it
     from monitor.site.evidence import raw_body  # the one reader of stored bodies
 
+    key = snapshot.body_sha256
+    if key is not None and key in _LEVELS:
+        return _LEVELS[key]
     try:
         body = raw_body(session, snapshot)
     except FdawatchError:
         return {}  # a corrupt blob is reported by `fdawatch evidence`; the alert still goes out
-    return heading_levels(body.decode("utf-8", "replace")) if body else {}
+    levels = heading_levels(body.decode("utf-8", "replace")) if body else {}
+    if key is not None:
+        if len(_LEVELS) >= LEVELS_CACHED:
+            _LEVELS.pop(next(iter(_LEVELS)))
+        _LEVELS[key] = levels
+    return levels
 
 
 def change_hunks(
