@@ -9,7 +9,6 @@ files, and are never printed: `Settings.__repr__` hides them. The SMTP variables
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,10 @@ from monitor.config_review import (
     review_settings,
 )
 from monitor.config_smtp import SmtpSettings, smtp_from_env
+from monitor.display import DEFAULT_ZONE, zone
 from monitor.errors import ConfigError
+from monitor.tomlfile import read_toml
+from monitor.tomlfile import unreadable_file as unreadable_file  # sources.py words errors alike
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
 DEFAULT_USER_AGENT = (
@@ -83,6 +85,7 @@ class Settings:
     storm_cap: int = 20
     failure_threshold: int = 3
     site_url: str = ""  # where the digest site is published, for links in emails
+    timezone: str = DEFAULT_ZONE  # [display] timezone: the IANA zone times are shown in
     openfda_api_key: str | None = field(default=None, repr=False)
     scheduler_jitter: float = 60.0  # at most this many seconds of stable offset on fire times
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
@@ -127,29 +130,7 @@ def _number(value: Any, where: str, kind: type[int] | type[float], minimum: floa
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
-    except (UnicodeDecodeError, OSError) as error:
-        raise ConfigError(
-            unreadable_file(path, error, "set FDAWATCH_CONFIG to the fdawatch.toml file")
-        ) from None
-
-
-def unreadable_file(path: Path, error: UnicodeDecodeError | OSError, point_instead: str) -> str:
-    """Why a configuration file cannot be read, as a one-line error; `point_instead` is the fix
-    for a folder given where a file belongs."""
-    if isinstance(error, UnicodeDecodeError):
-        line = error.object[: error.start].count(b"\n") + 1
-        return (
-            f"{path}: not UTF-8 text (line {line} has the byte {error.object[error.start]:#04x}); "
-            "save it as UTF-8"
-        )
-    if isinstance(error, IsADirectoryError):
-        return f"{path}: is a folder, not a file; {point_instead}"
-    return f"{path}: cannot be read ({error.strerror or error}); check the path and its permissions"
+    return read_toml(path, "set FDAWATCH_CONFIG to the fdawatch.toml file")
 
 
 #: The tables of fdawatch.toml and the keys each may hold.
@@ -169,6 +150,7 @@ _SECTIONS = {
     "mail": {"from", "outbox_dir", "storm_cap"},
     "health": {"failure_threshold"},
     "site": {"url"},
+    "display": {"timezone"},
     "scheduler": {"jitter", "misfire_grace", "shared", "max_batch"},
     "review": REVIEW_KEYS,
     "escalation": ESCALATION_KEYS,
@@ -318,6 +300,10 @@ def load_settings(
             health.get("failure_threshold", 3), f"{config_path}: [health] failure_threshold", int, 1
         ),
         site_url=str(_section(data, "site", config_path).get("url", "")),
+        timezone=zone(
+            _section(data, "display", config_path).get("timezone", DEFAULT_ZONE),
+            f"{config_path}: [display] timezone",
+        ),
         openfda_api_key=env.get("FDAWATCH_OPENFDA_API_KEY") or None,
         scheduler_shared=_boolean(
             scheduler.get("shared", False), f"{config_path}: [scheduler] shared"

@@ -10,6 +10,7 @@ import json
 import shlex
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,40 @@ def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
     tried = fdawatch({"PATH": "/usr/bin:/bin"}, *args)
     assert tried.returncode == 0 and tried.stderr == "", tried.stderr
     assert len(tried.stdout.splitlines()) == count + 1  # a header, then one line per change
+
+
+def test_the_compliance_officers_demo_email_leads_with_the_rems_change(tmp_path: Path) -> None:
+    """What `make demo` sends the compliance officer: the REMS edit first, FDA's own date shown."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    from tests.support.demo import run_demo
+
+    run_demo(tmp_path / "demo", say=lambda _: None)
+    messages = [
+        message_from_bytes(path.read_bytes(), policy=default)
+        for path in sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    ]
+    [officer] = [m for m in messages if m["To"] == "compliance@clinic.example"]
+    text = str(officer.get_body(("plain",)).get_content()).replace("\r\n", "\n")  # type: ignore[union-attr]
+
+    assert officer["Subject"] == "[fdawatch] T1 Spravato REMS: REMS Requirements changed (+3 more)"
+    overview = text[text.index("In this email:") : text.index("=====")]
+    assert overview.splitlines()[1].startswith(
+        "  1. T1 critical · REMS@FDA: Spravato (esketamine) REMS (SYNTHETIC fixture) · "
+        "Healthcare Settings: added “Outpatient healthcare settings must have a prescriber on site"
+    )
+    assert "  [REMS Requirements › Healthcare Settings]\n" in text
+    assert (
+        "    Removed:   REMS last update: 06/25/2019\n    Added:     REMS last update: 12/31/2024\n"
+        in text
+    )
+    assert "FDA date: Content current as of 2025-02-11\n" in text
+    assert "View change & evidence: http://127.0.0.1:8000/changes/" in text
+    assert "@@" not in text and "fdawatch show" not in text
+    manifests = [
+        json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+        for bundle in sorted((tmp_path / "demo" / "site" / "evidence").glob("*.zip"))
+    ]
+    dates = {m["after"]["url"].rsplit("/", 1)[1]: m["after"]["content_date"] for m in manifests}
+    assert dates["ketamine-oral-alert.html"] == "2025-02-11"

@@ -30,6 +30,7 @@ from monitor.delivery.outbox import (
     recipients_for,
     retry_delay,
 )
+from monitor.delivery.reading import rank
 from monitor.delivery.render import (
     ChangeView,
     ListedChange,
@@ -122,7 +123,7 @@ def _change_views(
     if missing:
         row = next(row for row in rows if row.change_id in missing)
         raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
-    ordered = sorted(changes, key=lambda c: (c.severity, c.detected_at, c.id))
+    ordered = sorted(changes, key=rank)
     entries = group_same_action(session, ordered)  # one FDA action in N sources: one entry
     full = [
         replace(
@@ -132,7 +133,9 @@ def _change_views(
         for group in entries[:cap]
     ]
     listed = [
-        listed_change(session, change, sources) for group in entries[cap:] for change in group
+        listed_change(session, change, settings, sources)
+        for group in entries[cap:]
+        for change in group
     ]
     return full, listed, ordered
 

@@ -97,6 +97,7 @@ def _version(
         "title": snapshot.title,
         "fetched_at": _iso(snapshot.fetched_at),
         "http_status": snapshot.http_status,
+        "content_date": snapshot.meta.get("content_date"),  # FDA's "Content current as of"
         "headers": snapshot.headers,
         "normalized_sha256": snapshot.sha256,
         "normalized_file": normalized,

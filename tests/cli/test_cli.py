@@ -338,7 +338,11 @@ def test_history_has_headers_and_one_time_format(workspace: tuple[Path, str]) ->
         "changes (1 newest):",
         "  change  detected (UTC)    tier  kind     summary",
     ]
-    assert re.fullmatch(rf"  1       {minute}  T1    changed  Changed: “…not receive .*…", lines[9])
+    assert re.fullmatch(
+        rf"  1       {minute}  T1    changed  Changed: “…receive information about these "
+        "potential risks or be…",
+        lines[9],
+    )
     assert lines[11:13] == ["fetches (1 newest):", "  fetched (UTC)     outcome  http  error"]
     assert re.fullmatch(rf"  {minute}  ok", lines[13])
 

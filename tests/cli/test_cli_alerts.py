@@ -194,4 +194,4 @@ def test_a_broken_sources_file_does_not_hold_alerts_back(engine: Engine, tmp_pat
     assert "field 'url' is missing; using the titles stored in the history" in result.stderr
     [written] = list(tmp_path.iterdir())
     parsed = message_from_bytes(written.read_bytes(), policy=default_policy)
-    assert factory.SOURCE_TITLE in parsed["Subject"]  # the Source row's title
+    assert parsed["Subject"] == factory.SUBJECT  # the short name of the Source row's title

@@ -62,9 +62,31 @@ def test_word_diff_round_trips_both_lines(old: str, new: str) -> None:
             "Risks include sedation.",
             "Risks include sedation and dissociation.",
             [
-                ("equal", "Risks include "),
-                ("delete", "sedation."),
-                ("insert", "sedation and dissociation."),
+                ("equal", "Risks include sedation"),
+                ("insert", " and dissociation"),
+                ("equal", "."),
+            ],
+        ),
+        (
+            "resulting from sedation and dissociation caused by SPRAVATO",
+            "resulting from sedation, dissociation and respiratory depression caused by SPRAVATO",
+            [
+                ("equal", "resulting from sedation"),
+                ("insert", ", dissociation"),
+                ("equal", " and "),
+                ("delete", "dissociation"),
+                ("insert", "respiratory depression"),
+                ("equal", " caused by SPRAVATO"),
+            ],
+        ),
+        (
+            "Enrolling all patients in a registry.",
+            "Enrolling all patients in an outpatient setting.",
+            [
+                ("equal", "Enrolling all patients in "),
+                ("delete", "a registry"),
+                ("insert", "an outpatient setting"),
+                ("equal", "."),
             ],
         ),
         (
@@ -111,7 +133,7 @@ def test_edited_sentence_on_the_alert_is_one_edited_change(alert_texts: tuple[st
 
     assert [change.kind for change in changes] == ["edited"]
     inserted = "".join(text for kind, text in changes[0].words if kind == "insert")
-    assert "or be monitored by a health care provider after each dose." in inserted
+    assert inserted == " or be monitored by a health care provider after each dose"
     assert changes[0].old.endswith("may not receive information about these potential risks.")
 
 

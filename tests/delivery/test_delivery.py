@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from db.models import Change
 from monitor.config import SmtpSettings
-from monitor.delivery import alerts, outbox, render
+from monitor.delivery import alerts, outbox, reading
 from monitor.delivery.mailer import EmlMailer, SmtpMailer
 from monitor.errors import DeliveryError
 from tests.support import alert_history as factory
@@ -46,16 +46,21 @@ def test_alert_arrives_as_text_and_html_with_the_changed_sentence(
     message = received.message
     assert message["To"] == factory.ALICE.email
     assert message["From"] == "fdawatch <fdawatch@pharmacy.example>"
-    assert message["Subject"] == f"[fdawatch] T2 {factory.SOURCE_TITLE}: {factory.SUMMARY}"
+    assert message["Subject"] == factory.SUBJECT
     assert message["Message-ID"] == expected_message_id(
         engine, factory.ALICE.email, [f"change:{change_id}"]
     )
     assert message.get_content_type() == "multipart/alternative"
     text, html = parts(message)
-    assert "+" + factory.NEW_SENTENCE in text
-    assert "-" + factory.OLD_SENTENCE in text
-    assert "<ins" in html and "lower</ins>" in html and "urinary tract symptoms.</ins>" in html
-    assert f"fdawatch show {change_id}" in text and f"fdawatch show {change_id}" in html
+    removed = f"    Removed:   {factory.OLD_SENTENCE}"
+    added = f"    Added:     {factory.NEW_SENTENCE}"
+    assert f"\r\n{removed}\r\n{added}\r\n" in text
+    assert "@@" not in text and "\n---" not in text.replace("\n----", "")
+    assert ", and lower urinary tract symptoms</ins>" in html
+    assert "fdawatch show" not in text and "fdawatch show" not in html
+    page = f"https://fdawatch.pharmacy.example/changes/{change_id}.html"
+    assert f"View change & evidence: {page}\r\n" in text
+    assert f"Open on fda.gov: {factory.URL}\r\n" in text
     assert f"https://fdawatch.pharmacy.example/changes/{change_id}.html" in html
     rows = outbox_rows(engine)
     assert {(r.status, utc(r.sent_at), r.message_id is not None) for r in rows} == {
@@ -162,7 +167,7 @@ def test_permanent_reply_marks_failed_with_the_reply(
 def test_storm_guard_lists_the_cap_in_full_and_summarises_the_rest(
     engine: Engine, smtp_server: SmtpServer
 ) -> None:
-    ids = queue_numbered(engine, 25)
+    queue_numbered(engine, 25)
 
     report = send(engine, smtp_server, storm_cap=20)
 
@@ -173,7 +178,7 @@ def test_storm_guard_lists_the_cap_in_full_and_summarises_the_rest(
         assert f"Update {number}: ketamine labelling note revised." in text
     for number in range(21, 26):
         assert f"Update {number}: ketamine labelling note revised." not in text
-        assert f"- T3 #{ids[number - 1]} {factory.SOURCE_TITLE}: Ketamine notice {number}" in text
+        assert f"- T3 {factory.SOURCE_TITLE}: Ketamine notice {number}\r\n" in text
         assert f"Ketamine notice {number}" in html
     assert "…and 5 more changes (T3: 5):" in text
     assert "…and 5 more changes</strong> (T3: 5)" in html
@@ -193,13 +198,13 @@ def test_storm_diffs_only_the_changes_shown_in_full(
         session.add(untitled)
         session.commit()
     diffed: list[str] = []
-    real = render.paired_changes
+    real = reading.hunks
 
-    def counted(old: str, new: str) -> list[object]:
+    def counted(old: str, new: str, levels: object) -> list[object]:
         diffed.append(new)
-        return list(real(old, new))
+        return list(real(old, new, levels))  # type: ignore[arg-type]
 
-    monkeypatch.setattr(render, "paired_changes", counted)
+    monkeypatch.setattr(reading, "hunks", counted)
     monkeypatch.setattr(alerts, "CLAIM_BATCH", 7)  # claimed and loaded in 4 batches
 
     report = send(engine, smtp_server, storm_cap=20)
@@ -208,8 +213,7 @@ def test_storm_diffs_only_the_changes_shown_in_full(
     shown = sorted(int(re.search(r"Update (\d+):", text)[1]) for text in diffed)  # type: ignore[index]
     assert shown == list(range(1, 21))
     text, _ = parts(smtp_server.messages[0].message)
-    listed = f"#{ids[-1]} {factory.SOURCE_TITLE}: Ketamine notice 25 (fdawatch show {ids[-1]})"
-    assert f"- T3 {listed}" in text
+    assert f"- T3 {factory.SOURCE_TITLE}: Ketamine notice 25\r\n" in text
 
 
 def test_one_email_per_recipient_holds_all_their_changes(
@@ -303,10 +307,12 @@ def test_health_notices_are_sent_in_their_own_email(
     subjects = [m.message["Subject"] for m in smtp_server.messages]
     assert len(subjects) == 2
     assert f"[fdawatch] T2 {factory.SOURCE_TITLE}: source is failing" in subjects
-    assert any(s.startswith(f"[fdawatch] T2 {factory.SOURCE_TITLE}: Changed:") for s in subjects)
+    assert factory.SUBJECT in subjects
     health = next(m.message for m in smtp_server.messages if "failing" in m.message["Subject"])
     text, html = parts(health)
     assert "last error: HTTP 503." in text and "last error: HTTP 503." in html
+    status = "https://fdawatch.pharmacy.example/index.html#sources"
+    assert f"See every source's status: {status}\n" in text and f'href="{status}"' in html
 
 
 def test_without_smtp_emails_are_written_as_eml_files(engine: Engine, tmp_path: Path) -> None:

@@ -135,7 +135,10 @@ def test_page_content_cannot_inject_markup_links_or_headers(engine: Engine) -> N
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert "\n" not in message["Subject"] and "\r" not in message["Subject"]
     # T1: the edit names ketamine with "compounded", which the writer raises one tier
-    assert message["Subject"].startswith("[fdawatch] T1 Evil X-Injected: yes <b>: Changed: Bcc:")
+    # the subject quotes what the page added (the stored summary's header break never reaches it)
+    assert message["Subject"] == (
+        "[fdawatch] T1 Evil X-Injected: yes <b>: Added “Ketamine <script>alert(1)</script> <img…”"
+    )
     assert message["To"] == factory.ALICE.email
 
 
@@ -216,3 +219,27 @@ def test_health_notice_renders_inert(engine: Engine) -> None:
     assert "<script" not in html and "&lt;script&gt;" in html
     assert "<script>alert(1)</script>" in text
     assert 'href="javascript:' not in html
+
+
+@pytest.mark.parametrize(
+    ("zone", "seen", "before"),
+    [
+        ("UTC", "2023-10-10 14:30 UTC", "2023-10-03 14:00 UTC"),
+        ("America/New_York", "2023-10-10 10:30 EDT", "2023-10-03 10:00 EDT"),
+        ("Asia/Kolkata", "2023-10-10 20:00 IST", "2023-10-03 19:30 IST"),
+    ],
+)
+def test_times_are_shown_in_the_readers_timezone(
+    engine: Engine, zone: str, seen: str, before: str
+) -> None:
+    settings = factory.settings(timezone=zone)
+    with Session(engine) as session:
+        change = factory.add_change(session)
+        session.commit()
+        assert change.id is not None
+        message = alerts.preview(session, change.id, settings, SOURCES, NOW)
+
+    text, html = parts(message)
+    assert f"Seen:     {seen}\n" in text.replace("\r\n", "\n")
+    assert f"Before:   {before}\n" in text.replace("\r\n", "\n")
+    assert f">{seen}</td>" in html

@@ -93,8 +93,8 @@ def test_a_document_on_the_desk_and_in_the_search_is_shown_once(engine: Engine) 
     desk_24123, desk_24161, search_24123 = ids
     # the DEA rule (T1) first, with its second sighting; the T3 notice after it
     assert message["X-Fdawatch-Changes"] == f"{desk_24123} {search_24123} {desk_24161}"
-    assert message["Subject"].endswith("document_number: 2025-24123 (+1 more)")
-    assert text.count("=" * 78) == 2  # two entries: the action seen twice, and 2025-24161
+    assert message["Subject"].endswith("desk: new: 2025-24123 (+1 more)")
+    assert text.count("=" * 78) == 3  # two entries (the action seen twice, 2025-24161), legend
     seen = text[text.index("Seen in") :].split("\n\n")[0].splitlines()
     assert seen == [
         "Seen in 2 sources (one FDA action, shown once):",
@@ -114,7 +114,7 @@ def test_a_document_on_the_desk_and_in_the_search_is_shown_once(engine: Engine) 
 def test_the_same_document_a_week_apart_is_two_entries(engine: Engine) -> None:
     record_changes(engine, timedelta(days=7))
     text = email(engine, AT + timedelta(days=7, minutes=5)).get_body(("plain",)).get_content()
-    assert text.count("=" * 78) == 3
+    assert text.count("=" * 78) == 4  # three entries and the tier legend
     assert "Seen in" not in text
 
 

@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session, select
 
+from db.models import Change
 from monitor.cli.digest import serve_in_thread
+from monitor.config import Settings
+from monitor.delivery.render import alert_email, change_view
+from tests.support import digest_history
 from tests.support.digest_history import BuiltSite
 from tests.support.paths import ROOT
 
@@ -169,3 +174,32 @@ def test_the_site_reads_from_disk_too(visit: Visit, site: BuiltSite) -> None:
 def test_chromium_is_the_debian_build(browser: Any) -> None:
     assert shutil.which("chromium") is not None or CHROMIUM.is_file()
     assert browser.version.split(".")[0].isdigit()
+
+
+def test_a_multi_change_alert_email_fits_a_phone_and_leads_with_the_overview(
+    visit: Visit, site: BuiltSite
+) -> None:
+    settings = Settings(site_url="https://fdawatch.clinic.example/")
+    with Session(site.engine) as session:
+        changes = session.exec(select(Change)).all()
+        views = [change_view(session, c, settings, digest_history.SOURCES) for c in changes]
+    views.sort(key=lambda view: view.severity)
+    message = alert_email(
+        views, [], settings=settings, recipients=["owner@clinic.example"],
+        message_id="<test@clinic.example>", now=digest_history.NOW,
+    )  # fmt: skip
+    html = message.get_body(("html",))
+    assert html is not None
+    page = visit.page
+    page.set_content(str(html.get_content()), wait_until="load")
+
+    overview = page.get_by_role("heading", name="In this email")
+    first_card = page.locator("div.change").first
+    assert overview.bounding_box()["y"] < first_card.bounding_box()["y"]
+    assert page.locator("div.overview li").count() == len(views)
+    button = first_card.get_by_role("link", name="View change & evidence")
+    assert button.is_visible() and button.bounding_box()["width"] <= PHONE["width"]
+    assert page.get_by_text("How to read this email.").is_visible()
+    assert visit.scroll_width() <= PHONE["width"]
+    assert visit.screenshot("alert-email-390.png").stat().st_size > 10_000
+    assert visit.errors == [] and visit.dialogs == []

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -17,6 +18,7 @@ from db.installation import install_id
 from db.models import Alert
 from monitor.config import Recipient, Settings
 from monitor.delivery import alerts, outbox
+from monitor.delivery.plain import TIER_MEANINGS
 from monitor.site import digest
 from tests.support import digest_history as data
 from tests.support.digest_history import History
@@ -182,9 +184,16 @@ def test_outbox_delivers_the_digest_grouped_by_severity_with_site_links(
     assert order == sorted(order)
     assert data.REMS_ADDED[:60] in text
     assert f"https://fdawatch.clinic.example/changes/{history.rems}.html" in html
+    page = f"https://fdawatch.clinic.example/changes/{history.rems}.html"
+    assert f"    View change & evidence: {page}\n" in text.replace("\r\n", "\n")
+    assert "fdawatch show" not in text and "fdawatch show" not in html
+    assert f"  T1 {TIER_MEANINGS['T1']}\n" in text.replace("\r\n", "\n")  # the legend
     assert "FDA Compounding Risk Alerts index (SYNTHETIC): failing" in text
     assert "<script>" not in html and "&lt;script&gt;" in html
-    assert "javascript:" not in html.replace("javascript:alert(document.cookie)", "")
+    tags = BeautifulSoup(html, "lxml").find_all(True)
+    links = [str(tag.get("href") or tag.get("src") or "") for tag in tags]
+    assert [link for link in links if "javascript:" in link.lower()] == []
+    assert '&lt;a href="javascript:alert(2)"&gt;click&lt;/a&gt;' in html  # quoted page text
     assert [r.status for r in digest_rows(engine)] == ["sent"]
 
 
@@ -207,7 +216,9 @@ def test_digest_and_change_alerts_go_out_as_separate_emails(
 
     assert report.emails == 2
     subjects = sorted(str(m["Subject"]) for m in mailer.messages)
-    assert subjects[0].startswith("[fdawatch] T1 REMS@FDA: Spravato")
+    assert subjects[0] == (
+        "[fdawatch] T1 Spravato REMS: Added “Outpatient healthcare settings must have a…”"
+    )
     assert subjects[1].startswith("[fdawatch] Weekly digest")
 
 

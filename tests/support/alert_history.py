@@ -54,6 +54,10 @@ SUMMARY = (
     "Changed: “…psychiatric events, increases in blood pressure, respiratory depression, and "
     "lower urinary tract symptoms.”"
 )
+#: What an alert email says of it: what was added, quoted.
+HEADLINE = "Added “and lower urinary tract symptoms”"
+#: The alert's subject: severity, the source's short name, the headline.
+SUBJECT = "[fdawatch] T2 Compounded ketamine alert: Added “and lower urinary tract symptoms”"
 #: When the alert tests send: five minutes after the edit was found.
 NOW = DETECTED_AT + timedelta(minutes=5)
 

@@ -37,6 +37,12 @@ delay = 0                  # the loopback fixture host can be crawled at full sp
 concurrency_per_host = 8
 obey_robots = true
 
+[site]
+# Where the digest site is published: alert emails link each change's page there ("View change &
+# evidence") and the Atom feed's links are absolute. `make demo` writes the site to
+# var/demo/site; `fdawatch serve --dir var/demo/site --port 8000` publishes it at this address.
+url = "http://127.0.0.1:8000/"
+
 [[recipient]]
 email = "compliance@clinic.example"
 name = "Compliance officer"
@@ -128,6 +134,10 @@ def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] =
         f"--sources {settings.sources_path} --config {settings.config_path} changes"
     )
     say(f"digest: {site.index}")
+    say(
+        f"links in the emails open once the site is served: .venv/bin/fdawatch serve "
+        f"--dir {workdir / 'site'} --port 8000, then {settings.site_url}"
+    )
     engine.dispose()
     return count
 
