@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from db.models import Blob, Document, Snapshot, Source
+from monitor.errors import EvidenceError
 from monitor.items import Observation
 
 
@@ -115,3 +116,22 @@ def new_snapshot(
     session.add(snapshot)
     session.flush()
     return snapshot
+
+
+def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:
+    """The body exactly as fetched; None when none was stored. A corrupt blob is an error."""
+    if snapshot.body_sha256 is None:
+        return None
+    blob = session.get(Blob, snapshot.body_sha256)
+    if blob is None:
+        raise EvidenceError(
+            f"snapshot {snapshot.id}: raw body {snapshot.body_sha256} is missing from the blob "
+            "table; restore the database from a backup"
+        )
+    data = zlib.decompress(blob.data)
+    if hashlib.sha256(data).hexdigest() != blob.sha256:
+        raise EvidenceError(
+            f"snapshot {snapshot.id}: raw body {blob.sha256} does not match its hash; the "
+            "stored blob is corrupt, restore the database from a backup"
+        )
+    return data

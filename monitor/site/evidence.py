@@ -16,16 +16,16 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
-from db.models import Blob, Change, Snapshot, Source
+from db.models import Change, Snapshot, Source
 from monitor.core.diff import unified
 from monitor.errors import EvidenceError
+from monitor.history.snapshots import raw_body
 from monitor.review.audit import deliveries, delivery_record, review_event
 from monitor.review.records import review_history
 
@@ -57,25 +57,6 @@ def _extension(headers: dict[str, Any]) -> str:
     content_type = next((str(v) for k, v in headers.items() if k.lower() == "content-type"), "")
     subtype = content_type.split(";")[0].strip().lower().rsplit("/", 1)[-1]
     return next((ext for key, ext in _EXTENSIONS.items() if key in subtype), ".bin")
-
-
-def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:
-    """The body exactly as fetched; None when none was stored. A corrupt blob is an error."""
-    if snapshot.body_sha256 is None:
-        return None
-    blob = session.get(Blob, snapshot.body_sha256)
-    if blob is None:
-        raise EvidenceError(
-            f"snapshot {snapshot.id}: raw body {snapshot.body_sha256} is missing from the blob "
-            "table; restore the database from a backup"
-        )
-    data = zlib.decompress(blob.data)
-    if _sha256(data) != blob.sha256:
-        raise EvidenceError(
-            f"snapshot {snapshot.id}: raw body {blob.sha256} does not match its hash; the "
-            "stored blob is corrupt, restore the database from a backup"
-        )
-    return data
 
 
 def _version(
