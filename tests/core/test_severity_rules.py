@@ -334,6 +334,15 @@ LETTER_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
              TELEHEALTH_LETTER + "\nClose-out letter issued."),
         "T4", ("a warning letter was edited",),
     ),
+    # The subject line ends in the term: nothing else in the letter names it.
+    "new letter whose subject names compounded ketamine": (
+        Edit(LETTERS, "new", "", "Re: Compounded Ketamine\nDear Dr. Example:"),
+        "T1", ("new FDA warning letter naming ketamine",),
+    ),
+    "new letter naming esketamine and Spravato": (
+        Edit(LETTERS, "new", "", "Your esketamine product is not Spravato."),
+        "T1", ("new FDA warning letter naming esketamine, spravato",),
+    ),
     "letter's date line only": (
         Edit(LETTERS, "changed", TELEHEALTH_LETTER + "\nMarch 3, 2026",
              TELEHEALTH_LETTER + "\nMarch 4, 2026"),
@@ -403,6 +412,20 @@ LABEL_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
         "T1", ("boxed_warning changed: T1",),
     ),
     # Mutation 5b: the same for the SPL format, its section named by LOINC code.
+    # Already T1: naming compounded ketamine adds no "raised one tier" to the reasons.
+    "openFDA boxed warning naming compounded ketamine": (
+        Edit(OPENFDA_LABEL, "changed", SPRAVATO_V1, openfda(boxed_warning=[
+            *field("boxed_warning"), "Do not substitute compounded ketamine."
+        ]), LABEL_OPENFDA),
+        "T1", ("boxed_warning changed: T1",),
+    ),
+    "boxed warning listed in Recent Major Changes": (
+        Edit(OPENFDA_LABEL, "changed", SPRAVATO_V1, openfda(
+            boxed_warning=[*field("boxed_warning"), "Respiratory depression: monitor SpO2."],
+            recent_major_changes=["Boxed Warning 3/2026"],
+        ), LABEL_OPENFDA),
+        "T1", ("boxed_warning changed: T1", "recent_major_changes changed: T3"),
+    ),
     "SPL boxed warning sentence edited": (
         Edit(SPL_LABEL, "changed", HUMIRA_V1, spl(
             HUMIRA_BOXED, "Discontinue HUMIRA if a patient develops a serious infection, sepsis "
@@ -464,6 +487,18 @@ LABEL_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
             field("drug_abuse_and_dependence")[0] + " Dispensed only under the SPRAVATO REMS."
         ]), LABEL_OPENFDA),
         "T1", (
+            "drug_abuse_and_dependence changed: T3",
+            "the changed text concerns the REMS: T1",
+        ),
+    ),
+    # "REMS" ends the first changed line: the rule reads each line whole.
+    "two T3 sections edited, one ending with the REMS": (
+        Edit(OPENFDA_LABEL, "changed", SPRAVATO_V1, openfda(
+            adverse_reactions=[field("adverse_reactions")[0] + " Report to the SPRAVATO REMS"],
+            drug_abuse_and_dependence=[field("drug_abuse_and_dependence")[0] + " Schedule III."],
+        ), LABEL_OPENFDA),
+        "T1", (
+            "adverse_reactions changed: T3",
             "drug_abuse_and_dependence changed: T3",
             "the changed text concerns the REMS: T1",
         ),
@@ -581,6 +616,11 @@ LISTING = {"setid": "14e8f864-8b8a-4e7e-8439-e510d3107063", "title": "KETALAR (k
            "spl_version": "29", "published_date": "Jan 02, 2026"}  # fmt: skip
 
 
+def without(value: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """The record as openFDA or the Federal Register sends it when these fields are empty."""
+    return {k: v for k, v in value.items() if k not in fields}
+
+
 def new(source: SourceConfig, value: dict[str, Any]) -> Edit:
     return Edit(source, "new", "", record(value), RECORD)
 
@@ -627,6 +667,25 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
         changed(RECALLS, CLASS_III, product_quantity="2400 vials"), "T4",
         ("Class III recall updated (product_quantity): T4",),
     ),
+    # A recall first listed before FDA classified it (openFDA leaves the field out).
+    "recall classified for the first time": (
+        Edit(RECALLS, "changed", record(without(CLASS_II, "classification")),
+             record(CLASS_II | {"classification": "Class I"}), RECORD),
+        "T1", ("recall reclassified none → Class I: T1",),
+    ),
+    "Class III recall updated (status and quantity)": (
+        changed(RECALLS, CLASS_III, status="Terminated", product_quantity="2400 vials"), "T4",
+        ("Class III recall updated (status, product_quantity): T4",),
+    ),
+    "new recall without a recalling firm": (
+        new(RECALLS, without(CLASS_III, "recalling_firm")), "T3",
+        ("new Class III recall: T3",),
+    ),
+    "recall: only its report and classification dates": (
+        changed(RECALLS, CLASS_II, center_classification_date="20260301", report_date="20260401"),
+        "T5", ("only dates changed (center_classification_date, report_date): kept, not "
+               "alerted",),
+    ),
     "recall: only its report date": (
         changed(RECALLS, CLASS_II, report_date="20260401"), "T5",
         ("only dates changed (report_date): kept, not alerted",),
@@ -653,6 +712,21 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
         changed(SHORTAGES, SHORTAGE | {"status": "Current"}, status="Resolved"), "T2",
         ("shortage status Current → Resolved: T2",),
     ),
+    "shortage without status becomes Current": (
+        Edit(SHORTAGES, "changed", record(without(SHORTAGE, "status")),
+             record(SHORTAGE | {"status": "Current"}), RECORD),
+        "T2", ("shortage status none → Current: T2",),
+    ),
+    "shortage loses its Current status": (
+        Edit(SHORTAGES, "changed", record(SHORTAGE | {"status": "Current"}),
+             record(without(SHORTAGE, "status")), RECORD),
+        "T2", ("shortage status Current → none: T2",),
+    ),
+    "shortage presentation and company edited": (
+        changed(SHORTAGES, SHORTAGE, presentation="Injection, 100 mg/mL",
+                company_name="Example Pharma LLC"), "T4",
+        ("shortage record updated (company_name, presentation): T4",),
+    ),
     "shortage status between two other states": (
         changed(SHORTAGES, SHORTAGE, status="To Be Discontinued"), "T4",
         ("shortage record updated (status): T4",),
@@ -674,6 +748,32 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
     "new generic ketamine application": (
         new(KETAMINE_APPS, submission(KETAMINE_GENERIC)), "T3",
         ("new ORIG STANDARD submission: T3",),
+    ),
+    # A submission record carries the brand names, not the active ingredients: Spravato's own
+    # original application is recognised by its brand.
+    "new original application of Spravato": (
+        new(ESKETAMINE_APPS, submission(SPRAVATO_APP, 0)), "T1",
+        ("a new application (ORIG TYPE 1) for spravato: a new product: T1",),
+    ),
+    "new original application of an esketamine kit": (
+        new(ESKETAMINE_APPS, submission(GENERIC_APP) | {
+            "brand_name": ["ESKETAMINE HYDROCHLORIDE", "SPRAVATO"]
+        }), "T1",
+        ("a new application (ORIG STANDARD) for esketamine, spravato: a new product: T1",),
+    ),
+    "new submission without a class code": (
+        new(ESKETAMINE_APPS, without(submission(SPRAVATO_APP, 1), "submission_class_code")),
+        "T3", ("new SUPPL unclassified submission: T3",),
+    ),
+    "new submission without type or class": (
+        new(ESKETAMINE_APPS, without(submission(SPRAVATO_APP, 1), "submission_class_code",
+                                     "submission_type")),
+        "T3", ("new unclassified submission: T3",),
+    ),
+    "a submission's status withdrawn from the record": (
+        Edit(ESKETAMINE_APPS, "changed", record(submission(SPRAVATO_APP, 1)),
+             record(without(submission(SPRAVATO_APP, 1), "submission_status")), RECORD),
+        "T1", ("status  SUPPL EFFICACY submission: T1",),
     ),
     "new efficacy supplement": (
         new(ESKETAMINE_APPS, submission(SPRAVATO_APP, 1)), "T1",
@@ -701,10 +801,19 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
         changed(ESKETAMINE_APPS, submission(SPRAVATO_APP, 1), sponsor_name="JANSSEN PHARMS INC"),
         "T4", ("SUPPL EFFICACY submission record updated (sponsor_name): T4",),
     ),
+    "submission sponsor and brand renamed": (
+        changed(ESKETAMINE_APPS, submission(SPRAVATO_APP, 1), sponsor_name="JANSSEN PHARMS INC",
+                brand_name=["SPRAVATO KIT"]),
+        "T4", ("SUPPL EFFICACY submission record updated (brand_name, sponsor_name): T4",),
+    ),
     "new DEA final rule naming telemedicine": (
         new(FEDERAL_REGISTER, DEA_RULE), "T1", (
             "new Federal Register DEA final rule naming telemedicine: T1",
         ),
+    ),
+    "new DEA final rule naming ketamine and telemedicine": (
+        new(FEDERAL_REGISTER, DEA_RULE | {"abstract": "Ketamine prescribed by telemedicine."}),
+        "T1", ("new Federal Register DEA final rule naming ketamine, telemedicine: T1",),
     ),
     "new final rule of another agency": (
         new(FEDERAL_REGISTER, DEA_RULE | {"agencies": [{"name": "Food and Drug Administration"}]}),
@@ -730,6 +839,17 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
         ),
     ),
     "new notice": (new(FEDERAL_REGISTER, NOTICE), "T3", ("new Federal Register notice: T3",)),
+    # The field ends in the term: the only mention of it in the record.
+    "new notice whose title ends in Ketamine": (
+        new(FEDERAL_REGISTER, NOTICE | {
+            "title": "Bulk Manufacturer of Controlled Substances Application: Ketamine",
+            "abstract": "Registration of a bulk manufacturer.",
+        }), "T2", ("new Federal Register notice naming ketamine: T2",),
+    ),
+    "new document without a type or agencies": (
+        new(FEDERAL_REGISTER, without(NOTICE, "type", "agencies")), "T2",
+        ("new Federal Register untyped document: T2",),
+    ),
     "new presidential document": (
         new(FEDERAL_REGISTER, NOTICE | {"type": "Presidential Document"}), "T2",
         ("new Federal Register Presidential Document document: T2",),
@@ -745,6 +865,10 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
         changed(DAILYMED_SEARCH, LISTING, spl_version="30"), "T4",
         ("DailyMed listing updated (spl_version): T4",),
     ),
+    "DailyMed listing: new version and title": (
+        changed(DAILYMED_SEARCH, LISTING, spl_version="30", title="KETALAR (ketamine) kit"), "T4",
+        ("DailyMed listing updated (title, spl_version): T4",),
+    ),
 }  # fmt: skip
 
 
@@ -754,12 +878,25 @@ def test_record_changes_get_their_exact_tier_and_reasons(name: str) -> None:
     assert edit.verdict() == (tier, reasons)
 
 
-def test_a_record_source_without_a_rule_keeps_its_own_tier() -> None:
+@pytest.mark.parametrize(
+    ("tier", "text", "verdict"),
+    [
+        ("T3", "title: a notice", ("T3", ("watched at T3",))),
+        ("T3", "title: compounded ketamine", ("T2", (
+            "watched at T3", "raised one tier: names ketamine with compounded"
+        ))),
+        # A source watched as noise stays noise, whatever it names.
+        ("T5", "title: compounded ketamine", ("T5", ("watched at T5",))),
+    ],
+)  # fmt: skip
+def test_a_record_source_without_a_rule_keeps_its_own_tier(
+    tier: str, text: str, verdict: tuple[str, tuple[str, ...]]
+) -> None:
     found = classify(
-        source_tier="T3", source_title="x", kind="new", url="u", added=["a: b"], removed=[],
-        content_type=RECORD, source_kind="some_future_api", new_text="a: b",
+        source_tier=tier, source_title="x", kind="new", url="u", added=[text], removed=[],
+        content_type=RECORD, source_kind="some_future_api", new_text=text,
     )  # fmt: skip
-    assert (found.tier, found.reasons) == ("T3", ("watched at T3",))
+    assert (found.tier, found.reasons) == verdict
 
 
 def test_the_record_rows_change_only_the_fields_they_name() -> None:
