@@ -78,3 +78,45 @@ def test_a_metadata_heading_goes_with_the_list_after_it_and_nothing_else(
     furniture: str, kept: str
 ) -> None:
     assert html_to_text(page(furniture)).text == TEXT + kept
+
+
+@pytest.mark.parametrize(
+    "furniture",
+    [
+        "<div><h2>Content current as of:</h2></div><p>Patients should not use it at home.</p>",
+        "<p>Content current as of:</p><p>Patients should not use it at home.</p>",
+    ],
+)
+def test_a_content_current_label_without_its_date_never_takes_the_next_paragraph(
+    furniture: str,
+) -> None:
+    """The template lost the date: the label goes, the sentence after it is content (a rule
+    that took it as the date would hide every later edit of that sentence)."""
+    found = html_to_text(page(furniture))
+    assert (found.text, found.content_date) == (
+        f"{TEXT}\nPatients should not use it at home.",
+        None,
+    )
+
+
+def test_the_page_date_comes_from_the_time_element_not_another_datetime() -> None:
+    """An `<ins datetime>` (an editor's revision mark) around the date is not the page's date."""
+    furniture = (
+        '<div><h2>Content current as of:</h2><p><ins datetime="2023-10-11T09:00:00Z">'
+        '<time datetime="2023-10-10T14:31:00Z">10/10/2023</time></ins></p></div>'
+    )
+    found = html_to_text(page(furniture))
+    assert (found.text, found.content_date) == (TEXT, "2023-10-10")
+
+
+@pytest.mark.parametrize(
+    ("furniture", "kept"),
+    [
+        ('<p><a href="#top">Back to top</a></p>', ""),
+        ('<p><a href="#main-content">Skip to main content</a></p>', ""),
+        # the same words, not a link: the page says them, so they are content
+        ("<p>Back to top</p>", "\nBack to top"),
+    ],
+)
+def test_jump_links_go_and_the_same_words_as_text_stay(furniture: str, kept: str) -> None:
+    assert html_to_text(page(furniture)).text == TEXT + kept

@@ -838,6 +838,12 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
             "raised one tier: names ketamine with 503B",
         ),
     ),
+    "new notice naming ketamine and esketamine": (
+        new(FEDERAL_REGISTER, NOTICE | {
+            "title": "Importer of Controlled Substances Application: Example Labs (synthetic)",
+            "abstract": "Registration to import ketamine and esketamine.",
+        }), "T2", ("new Federal Register notice naming esketamine, ketamine: T2",),
+    ),
     "new notice": (new(FEDERAL_REGISTER, NOTICE), "T3", ("new Federal Register notice: T3",)),
     # The field ends in the term: the only mention of it in the record.
     "new notice whose title ends in Ketamine": (
@@ -857,6 +863,12 @@ RECORD_ROWS: dict[str, tuple[Edit, str, tuple[str, ...]]] = {
     "final rule corrected": (
         changed(FEDERAL_REGISTER, DEA_RULE, abstract="Corrected."), "T2",
         ("Federal Register DEA final rule naming telemedicine updated (abstract): T2",),
+    ),
+    "final rule corrected, with a new PDF": (
+        changed(FEDERAL_REGISTER, DEA_RULE, abstract="Corrected.",
+                pdf_url="https://www.govinfo.gov/content/pkg/FR-2025-01-17/pdf/2025-24123-c.pdf"),
+        "T2", ("Federal Register DEA final rule naming telemedicine updated (abstract, pdf_url): "
+               "T2",),
     ),
     "new DailyMed label set": (
         new(DAILYMED_SEARCH, LISTING), "T3", ("a new label set id in the DailyMed search: T3",),

@@ -126,3 +126,56 @@ def test_a_row_due_later_is_not_claimed_early(engine: Engine) -> None:
     assert outbox.claim_due(engine, NOW) == ids[:1]
     assert outbox.claim_due(engine, NOW + timedelta(minutes=4)) == []
     assert outbox.claim_due(engine, NOW + timedelta(minutes=5)) == ids[1:]
+
+
+@pytest.mark.parametrize("status", ["sent", "failed"])
+def test_a_finished_row_is_never_claimed_again_however_old_its_claim(
+    engine: Engine, status: str
+) -> None:
+    """Only a row still `sending` past the lease was orphaned; a sent one would be a second
+    email, a failed one a retry nobody asked for."""
+    ids = queue_notices(engine, [None])
+    assert outbox.claim_due(engine, NOW) == ids
+    with Session(engine) as session:
+        row = session.get(Alert, ids[0])
+        assert row is not None
+        row.status = status
+        session.commit()
+
+    assert outbox.claim_due(engine, NOW + outbox.LEASE + timedelta(days=30)) == []
+    assert statuses(engine) == [(ids[0], status)]
+
+
+class LateRow:
+    """Queues one more due notice just before the claimer's first UPDATE (after its read)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.queued: list[int] | None = None
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.queued is None and statement.lstrip().upper().startswith("UPDATE ALERT"):
+            self.queued = []  # set first: the INSERT below passes through the hook
+            with Session(self.engine) as session:
+                rows = outbox.enqueue_notice(
+                    session, SOURCE_ID, "source_recovered", "ok again (SYNTHETIC)",
+                    RECIPIENTS[2:], NOW,
+                )  # fmt: skip
+                session.commit()
+                self.queued.extend(row.id for row in rows if row.id is not None)
+
+
+def test_a_row_queued_after_the_read_waits_for_the_next_claim(engine: Engine) -> None:
+    """A claim owns what it read and re-checked, one `CLAIM_BATCH` of ids per UPDATE; a row
+    queued meanwhile is the next claim's."""
+    ids = queue_notices(engine, [None, None])
+    late = LateRow(engine)
+    event.listen(engine, "before_cursor_execute", late)
+    try:
+        first = outbox.claim_due(engine, NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", late)
+
+    assert late.queued is not None and len(late.queued) == 1
+    assert first == ids
+    assert outbox.claim_due(engine, NOW) == late.queued
