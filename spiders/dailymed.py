@@ -23,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy.http import TextResponse
 
-from monitor.core import labels
+from monitor.core import spl
 from monitor.items import LABEL_SPL, RECORD
 from spiders.api import ApiSpider, Page, ResultSet, strip_api_key, with_param
 
@@ -67,7 +67,7 @@ class DailymedSplSpider(ApiSpider):
 
     def history_page(self, response: Response, state: ResultSet) -> Page:
         """The newest version of the set id; the label itself comes next."""
-        versions = labels.parse_dailymed_versions(self.json_body(response))
+        versions = spl.parse_dailymed_versions(self.json_body(response))
         if not versions:
             raise ValueError(f"DailyMed history at {response.url} lists no versions")
         newest = max(versions, key=lambda version: version.spl_version)
@@ -82,7 +82,7 @@ class DailymedSplSpider(ApiSpider):
             if isinstance(response, TextResponse)
             else response.body.decode("utf-8", "replace")
         )
-        label = labels.parse_spl(content)
+        label = spl.parse_spl(content)
         if not label.sections:
             raise ValueError(f"the SPL at {response.url} has no sections")
         set_id = str(state.extra.get("setid") or label.set_id)
@@ -112,7 +112,7 @@ class DailymedSplSpider(ApiSpider):
                 content=json.dumps(asdict(version), sort_keys=True, ensure_ascii=False),
                 content_type=RECORD,
             )
-            for version in labels.parse_dailymed_versions(data)
+            for version in spl.parse_dailymed_versions(data)
         ]
         return Page(observations, next_url=next_search_page(response.url, data))
 

@@ -7,6 +7,7 @@ versions: exactly the planted changes), v2 again (the server answers 304: nothin
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from email import policy
@@ -19,12 +20,9 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from tests.support.fixture_server import FixtureServer
-from tests.test_fda_food_safety_recalls import independent_items
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "tests" / "fixtures" / "demo"
-CAPTURES = ROOT / "tests" / "fixtures" / "rss" / "fda-food-safety-recalls-history"
+from tests.support.feeds import independent_items
+from tests.support.loopback import LoopbackServer
+from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +46,7 @@ def changes(env: dict[str, str]) -> list[dict[str, object]]:
 
 
 def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
-    with FixtureServer(DEMO) as server:
+    with LoopbackServer(DEMO) as server:
         port = server.url.rsplit(":", 1)[1]
         sources = tmp_path / "sources.toml"
         sources.write_text(
@@ -78,8 +76,8 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         by_source: dict[object, list[dict[str, object]]] = {}
         for change in found:
             by_source.setdefault(change["source"], []).append(change)
-        new_links = set(independent_items(next(CAPTURES.glob("002_*.xml")))) - set(
-            independent_items(next(CAPTURES.glob("001_*.xml")))
+        new_links = set(independent_items(next(RECALLS_HISTORY.glob("002_*.xml")))) - set(
+            independent_items(next(RECALLS_HISTORY.glob("001_*.xml")))
         )
         assert len(by_source.pop("fda_food_safety_recalls")) == len(new_links)
         assert {source: [c["kind"] for c in items] for source, items in by_source.items()} == {
@@ -90,7 +88,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         engine = open_database(database)
         with Session(engine) as session:
             stored = session.exec(select(func.count()).select_from(Snapshot)).one()
-        requests_before = len(server.requests)
+        requests_before = len(server.hits)
 
         third = fdawatch(env, "crawl", "--all")
         assert third.returncode == 0, third.stdout + third.stderr
@@ -98,7 +96,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         with Session(engine) as session:
             assert session.exec(select(func.count()).select_from(Snapshot)).one() == stored
         engine.dispose()
-        third_requests = server.requests[requests_before:]
+        third_requests = server.hits[requests_before:]
     pages = [r for r in third_requests if not r[1].startswith("/robots.txt")]
     assert pages and all(r[2] == 304 for r in pages)  # conditional GET answered "not modified"
     assert all("fdawatch" in str(r[3].get("User-Agent", "")) for r in third_requests)
@@ -121,3 +119,9 @@ def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
     assert recipients == ["compliance@clinic.example", "owner@clinic.example"], output
     assert all(str(path) in output for path in emails)
     assert "history database:" in output
+    [suggested] = [line.removeprefix("try: ") for line in lines if line.startswith("try: ")]
+    program, *args = shlex.split(suggested)
+    assert program == ".venv/bin/fdawatch" and "--config" in args
+    tried = fdawatch({"PATH": "/usr/bin:/bin"}, *args)
+    assert tried.returncode == 0 and tried.stderr == "", tried.stderr
+    assert len(tried.stdout.splitlines()) == count + 1  # a header, then one line per change

@@ -18,11 +18,11 @@ RESULTS = """\
     monitor.core.severity.x_classify__mutmut_1: survived
     monitor.core.severity.x_classify__mutmut_2: killed
     monitor.core.severity.x_classify__mutmut_3: killed
-    monitor.core.severity.x_only_dates_changed__mutmut_1: killed
+    monitor.core.tiers.x_only_dates_changed__mutmut_1: killed
     monitor.core.diff.x__shorten__mutmut_16: survived
     monitor.core.terms.x_match_terms__mutmut_4: timeout
     monitor.core.normalize.x_looks_like_date_line__mutmut_1: killed
-    monitor.core.normalize.x__render__mutmut_3: survived
+    monitor.core.normalize.x_feed_item_text__mutmut_3: survived
     monitor.delivery.outbox.x_claim_due__mutmut_24: killed
     monitor.delivery.outbox.x_enqueue__mutmut_5: survived
 """
@@ -45,7 +45,7 @@ def survivors_list(tmp_path: Path, *names: str) -> Path:
 
 
 def test_only_the_signal_rules_count(results: Path, tmp_path: Path, capsys) -> None:
-    """Rendering (`_render`) and queueing (`enqueue`) are out of scope; their survivors too."""
+    """Feed-item assembly and queueing (`enqueue`) are out of scope; their survivors too."""
     explained_list = survivors_list(
         tmp_path,
         "monitor.core.severity.x_classify__mutmut_1",
@@ -57,8 +57,9 @@ def test_only_the_signal_rules_count(results: Path, tmp_path: Path, capsys) -> N
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "monitor.core.normalize          1 of    1 killed (100.0 %), 0 explained as equivalent",
-        "monitor.core.severity           3 of    3 killed (100.0 %), 1 explained as equivalent",
+        "monitor.core.severity           2 of    2 killed (100.0 %), 1 explained as equivalent",
         "monitor.core.terms              1 of    1 killed (100.0 %), 0 explained as equivalent",
+        "monitor.core.tiers              1 of    1 killed (100.0 %), 0 explained as equivalent",
         "monitor.delivery.outbox         1 of    1 killed (100.0 %), 0 explained as equivalent",
         "score: 6 of 6 = 100.0 % (target 90 %; 8 mutants in scope)",
         "killed of all 8 mutants, the equivalent ones counted as survivors: 75.0 %",
@@ -115,7 +116,8 @@ def test_every_survivor_listed_in_the_repository_is_in_scope_and_has_a_reason() 
     ("name", "counted"),
     [
         ("monitor.core.severity.x_classify__mutmut_1", True),
-        ("monitor.core.severity.x_only_dates_changed__mutmut_3", True),
+        ("monitor.core.tiers.x_only_dates_changed__mutmut_3", True),
+        ("monitor.core.record_severity.x__federal_register__mutmut_78", True),
         ("monitor.core.terms.x_match_context__mutmut_2", True),
         ("monitor.core.diff.x_changed_lines__mutmut_10", True),
         ("monitor.core.normalize.x_looks_like_date_line__mutmut_1", True),
@@ -123,8 +125,10 @@ def test_every_survivor_listed_in_the_repository_is_in_scope_and_has_a_reason() 
         ("monitor.core.normalize.xǁ_Furnitureǁfind__mutmut_6", True),
         ("monitor.delivery.outbox.x_claim_due__mutmut_24", True),
         ("monitor.delivery.outbox.x__due__mutmut_22", True),
-        # rendering and queueing run the rules' output, they are not rules
-        ("monitor.core.normalize.x__render__mutmut_3", False),
+        ("monitor.core.normalize.x_html_to_text__mutmut_2", True),
+        # rendering, feed-item assembly and queueing carry the rules' output, they are not rules
+        ("monitor.core.text_render.x__render__mutmut_3", False),
+        ("monitor.core.normalize.x_feed_item_text__mutmut_3", False),
         ("monitor.delivery.outbox.x_enqueue__mutmut_5", False),
         ("monitor.history.writer.xǁHistoryWriterǁrecord__mutmut_1", False),
     ],

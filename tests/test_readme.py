@@ -10,8 +10,9 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.sources import parse_sources
+from tests.support.paths import ROOT
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = ROOT / "README.md"
 TOML_BLOCKS = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
 

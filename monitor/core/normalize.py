@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, CData, NavigableString, PageElement, Tag
+from bs4 import BeautifulSoup, CData, NavigableString, Tag
+
+from monitor.core.text_render import SPACES, clean_line, render_lines
 
 #: Elements that never carry the watched content.
 DROP_TAGS = (
@@ -34,46 +35,6 @@ DROP_TAGS = (
 )
 DROP_TAG_NAMES = frozenset(DROP_TAGS)
 #: Elements that start a new line of text.
-BLOCK_TAGS = frozenset(
-    {
-        "address",
-        "article",
-        "aside",
-        "blockquote",
-        "body",
-        "caption",
-        "dd",
-        "details",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "html",
-        "li",
-        "main",
-        "ol",
-        "p",
-        "section",
-        "summary",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "ul",
-    }
-)
 SHARE_CLASSES = frozenset({"social-share", "share-links"})
 #: Class names that mean "hide when printing": the element is normal screen content, keep it.
 PRINT_HIDING_CLASS = re.compile(
@@ -89,8 +50,6 @@ JUMP_LINK = re.compile(
 US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
-INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
-SPACES = re.compile(r"\s+")
 #: Query parameters that only track the visitor, never select the document.
 
 _MONTH = (
@@ -135,9 +94,7 @@ def html_to_text(fragment: str) -> NormalizedHtml:
     found = _Furniture.find(soup)
     content_date = _strip_content_current(found)
     _strip_furniture(found)
-    builder = _LineBuilder()
-    _render(soup, builder)
-    return NormalizedHtml(text="\n".join(builder.finish()), content_date=content_date)
+    return NormalizedHtml(text="\n".join(render_lines(soup)), content_date=content_date)
 
 
 def feed_item_text(title: str, description_html: str) -> str:
@@ -147,7 +104,7 @@ def feed_item_text(title: str, description_html: str) -> str:
     its entities exactly once: FDA's double-escaped `&amp;amp;` becomes `&`, and a literal
     `&amp;lt;` stays `&lt;`. The title is plain text that may still carry one level of escaping.
     """
-    title_line = _clean_line(html.unescape(title or ""))
+    title_line = clean_line(html.unescape(title or ""))
     body = html_to_text(description_html or "").text
     return "\n".join(part for part in (title_line, body) if part)
 
@@ -354,110 +311,3 @@ def _next_text(node: Tag | NavigableString) -> NavigableString | None:
 def _is_text(element: object) -> bool:
     """Rendered text only: plain strings and CDATA, never comments or doctypes."""
     return type(element) in (NavigableString, CData)
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-class _LineBuilder:
-    """Collects inline text into lines; block boundaries and `<br>` end a line."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.current: list[str] = []
-
-    def add_text(self, text: str) -> None:
-        self.current.append(text)
-
-    def add_line(self, line: str) -> None:
-        self.newline()
-        self.current.append(line)
-        self.newline()
-
-    def newline(self) -> None:
-        line = _clean_line("".join(self.current))
-        if line:
-            self.lines.append(line)
-        self.current = []
-
-    def finish(self) -> list[str]:
-        self.newline()
-        return self.lines
-
-
-#: Node types whose text is rendered (not comments, doctypes or processing instructions).
-_TEXT_TYPES = (NavigableString, CData)
-#: One open element while rendering: its remaining children, where their text goes, and what to
-#: do once they are all rendered (end a block's line, finish a table cell or row).
-_Frame = tuple[Iterator[PageElement], _LineBuilder, Callable[[], None] | None]
-
-
-def _render(root: Tag, out: _LineBuilder) -> None:
-    """Render `root`'s children into `out`, in document order.
-
-    A block element ends the line before and after it; a table row is one line of its
-    non-empty cells joined by " | ", each cell rendered on its own; `<pre>` keeps its line
-    breaks; `<br>` ends a line. Iterative (a stack of open elements), so a page nested thousands
-    of elements deep renders like any other instead of exhausting Python's recursion limit.
-    """
-    stack: list[_Frame] = [(iter(root.contents), out, None)]
-    while stack:
-        children, builder, when_done = stack[-1]
-        for child in children:  # resumes where this element's rendering left off
-            if type(child) in _TEXT_TYPES:
-                builder.add_text(str(child))
-            elif isinstance(child, Tag) and _open(child, builder, stack):
-                break  # the child's own children come first
-        else:
-            stack.pop()
-            if when_done is not None:
-                when_done()
-
-
-def _open(tag: Tag, out: _LineBuilder, stack: list[_Frame]) -> bool:
-    """Render `tag`, or push what renders its content (True: rendering goes on there)."""
-    name = tag.name
-    if name == "br":
-        out.newline()
-        return False
-    if name == "pre":
-        out.newline()
-        for line in _texts(tag):
-            out.add_line(line)
-        return False
-    if name == "tr":
-        cells: list[str] = []
-        stack.append((iter(()), out, lambda: out.add_line(" | ".join(cells))))
-        for cell in reversed(tag.find_all(["td", "th"], recursive=False)):
-            builder = _LineBuilder()
-            stack.append((iter(cell.contents), builder, _cell_done(builder, cells)))
-        return True
-    if name in BLOCK_TAGS:
-        out.newline()
-        stack.append((iter(tag.contents), out, out.newline))
-        return True
-    stack.append((iter(tag.contents), out, None))
-    return True
-
-
-def _cell_done(cell: _LineBuilder, cells: list[str]) -> Callable[[], None]:
-    """What ends a table cell: its lines joined into one, kept unless empty."""
-
-    def done() -> None:
-        text = " ".join(cell.finish())
-        if text:
-            cells.append(text)
-
-    return done
-
-
-def _texts(pre: Tag) -> list[str]:
-    """Lines of a `<pre>` block: its own line breaks are kept."""
-    raw = "".join(str(s) for s in pre.descendants if _is_text(s))
-    return raw.splitlines()
-
-
-def _clean_line(text: str) -> str:
-    """Runs of whitespace (NBSP included: `\\s` is Unicode-aware) become one space; NFC; trimmed."""
-    text = INVISIBLE.sub("", text)
-    return unicodedata.normalize("NFC", SPACES.sub(" ", text)).strip()

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from monitor.core import api_records as records
 from monitor.core import labels
-from monitor.core.normalize import looks_like_date_line
-from monitor.core.terms import KETAMINE_TERMS, match_context, match_terms
+from monitor.core.record_severity import classify_record
+from monitor.core.terms import CONTEXT_TERMS, KETAMINE_TERMS, match_context, match_terms
+from monitor.core.tiers import TIERS, Verdict, escalate, only_dates_changed, raise_tier
 from monitor.items import HTML, LABEL_OPENFDA, LABEL_SPL, RECORD
-
-TIERS = ("T1", "T2", "T3", "T4", "T5")
 
 #: URL path fragments of FDA document types that are critical when they name ketamine.
 CRITICAL_PATHS = {
@@ -45,27 +42,6 @@ MOVED_REASON = (
     "moved to a new address (a permanent redirect); its content is still compared as usual: "
     "update the source's url in sources.toml"
 )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    tier: str
-    reasons: tuple[str, ...]
-
-
-def raise_tier(tier: str, steps: int = 1) -> str:
-    """One tier more severe (T3 → T2); T1 stays T1."""
-    return TIERS[max(0, TIERS.index(tier) - steps)]
-
-
-def lower_tier(tier: str, floor: str = "T4") -> str:
-    """One tier less severe (T2 → T3), never below `floor` (a real edit is not noise)."""
-    return min(TIERS[min(len(TIERS) - 1, TIERS.index(tier) + 1)], floor)
-
-
-def only_dates_changed(added: Sequence[str], removed: Sequence[str]) -> bool:
-    lines = [*added, *removed]
-    return bool(lines) and all(looks_like_date_line(line) for line in lines)
 
 
 def classify(
@@ -136,15 +112,8 @@ LETTER_KETAMINE_TERMS = tuple(
 #: What makes a letter without ketamine enforcement context (catalog 6.1 T3: "telehealth /
 #: compounding warning-letter wave about other drugs"). Narrower than CONTEXT_TERMS: "at-home"
 #: or "home use" in a letter is as likely an at-home test kit as a compounded drug.
-LETTER_CONTEXT_TERMS = (
-    "compounded",
-    "compounding",
-    "compounder",
-    "503A",
-    "503B",
-    "outsourcing facility",
-    "telehealth",
-    "telemedicine",
+LETTER_CONTEXT_TERMS = tuple(
+    term for term in CONTEXT_TERMS if term not in ("home use", "at-home", "direct-to-consumer")
 )
 
 
@@ -256,160 +225,7 @@ def classify_label(
     if REMS.search(changed_text) and tier != "T1":
         tier = "T1"
         reasons.append("the changed text concerns the REMS: T1")
-    return _escalate(tier, reasons, changed_text)
-
-
-def _escalate(
-    tier: str, reasons: list[str], text: str, extra_context: Sequence[str] = ()
-) -> Verdict:
-    """Catalog 6.1: ketamine named with compounding, telehealth, home use or 503A/B: one up."""
-    terms = match_terms(text)
-    context = [*match_context(text), *extra_context]
-    if terms and context and tier not in ("T1", "T5"):
-        tier = raise_tier(tier)
-        reasons.append(f"raised one tier: names {', '.join(terms)} with {', '.join(context)}")
-    return Verdict(tier, tuple(reasons))
+    return escalate(tier, reasons, changed_text)
 
 
 # --- records -----------------------------------------------------------------------------------
-
-RECALL_CLASS_TIERS = {"class i": "T1", "class ii": "T2", "class iii": "T3"}
-APPROVAL_CLASS_TIERS = {"EFFICACY": "T1", "REMS": "T1", "LABELING": "T2"}
-#: A new application (ORIG) naming one of these is a new esketamine / arketamine product, e.g. a
-#: generic esketamine (catalog 6.1 T1: "new approval").
-NEW_PRODUCT_TERMS = (
-    "esketamine",
-    "s-ketamine",
-    "(s)-ketamine",
-    "arketamine",
-    "r-ketamine",
-    "(r)-ketamine",
-    "spravato",
-)
-DEA = "drug enforcement administration"
-#: Federal Register words that count as a term match besides the ketamine set.
-FEDERAL_REGISTER_TERMS = ("telemedicine", "telehealth", "controlled substance", "schedule III")
-#: The API's `type` ("Rule", "Proposed Rule", "Notice") and its filter codes, as filter codes.
-FEDERAL_REGISTER_TYPES = {
-    "RULE": "RULE",
-    "PROPOSED RULE": "PRORULE",
-    "PRORULE": "PRORULE",
-    "NOTICE": "NOTICE",
-    "PRESIDENTIAL DOCUMENT": "PRESDOCU",
-    "PRESDOCU": "PRESDOCU",
-}
-PHARMACY = re.compile(r"\bpharmac(?:y|ies)\b", re.IGNORECASE)
-
-
-def classify_record(
-    *,
-    source_tier: str,
-    source_kind: str,
-    kind: str,
-    sections: Sequence[str],
-    old_text: str,
-    new_text: str,
-) -> Verdict:
-    """A record change ranked by the record's own fields (class, status, type …)."""
-    old, new = records.parse_record_text(old_text), records.parse_record_text(new_text)
-    if kind == "removed":
-        return Verdict(source_tier, ("the record is no longer in the complete result set",))
-    if kind == "changed" and sections and all(records.is_date_field(f) for f in sections):
-        return Verdict("T5", (f"only dates changed ({', '.join(sections)}): kept, not alerted",))
-    rule = RECORD_RULES.get(source_kind)
-    if rule is None:
-        tier, reasons = source_tier, [f"watched at {source_tier}"]
-    else:
-        tier, reasons = rule(kind, old, new, sections, source_tier)
-    extra = []
-    if source_kind == "openfda_recalls" and PHARMACY.search(new.get("recalling_firm", "")):
-        extra.append("a pharmacy recalling firm")
-    return _escalate(tier, reasons, new_text or old_text, extra)
-
-
-def _recall(
-    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
-) -> tuple[str, list[str]]:
-    label = new.get("classification", "")
-    tier = RECALL_CLASS_TIERS.get(label.strip().lower(), default)
-    if kind == "new":
-        return tier, [f"new {label or 'unclassified'} recall: {tier}"]
-    if "classification" in sections:
-        before = old.get("classification", "none")
-        return tier, [f"recall reclassified {before} → {label}: {tier}"]
-    lowered = lower_tier(tier)
-    return lowered, [f"{label} recall updated ({', '.join(sections)}): {lowered}"]
-
-
-def _shortage(
-    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
-) -> tuple[str, list[str]]:
-    status = new.get("status", "")
-    if kind == "new":
-        if status.lower() == "current":
-            return "T2", ["entered the drug shortage list (status Current): T2"]
-        return "T4", [f"new shortage record (status {status or 'unknown'}): T4"]
-    before = old.get("status", "")
-    if "status" in sections and "current" in (before.lower(), status.lower()):
-        return "T2", [f"shortage status {before or 'none'} → {status or 'none'}: T2"]
-    return "T4", [f"shortage record updated ({', '.join(sections)}): T4"]
-
-
-def _approval(
-    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
-) -> tuple[str, list[str]]:
-    code = new.get("submission_class_code", "").upper()
-    what = f"{new.get('submission_type', '')} {code or 'unclassified'}".strip()
-    if kind == "new" and new.get("submission_type", "").upper() == "ORIG":
-        product = match_terms("\n".join(new.values()), NEW_PRODUCT_TERMS)
-        if product:
-            names = ", ".join(product)
-            return "T1", [f"a new application ({what}) for {names}: a new product: T1"]
-    if kind == "new" or "submission_status" in sections:
-        tier = APPROVAL_CLASS_TIERS.get(code, default)
-        status = new.get("submission_status", "")
-        return tier, [f"{'new' if kind == 'new' else 'status ' + status} {what} submission: {tier}"]
-    if "application_docs" in sections:
-        return "T2", [f"new or changed letter/label document on the {what} submission: T2"]
-    return "T4", [f"{what} submission record updated ({', '.join(sections)}): T4"]
-
-
-def _federal_register(
-    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
-) -> tuple[str, list[str]]:
-    text = "\n".join(f"{k}: {v}" for k, v in new.items())
-    doc_type = FEDERAL_REGISTER_TYPES.get(new.get("type", "").strip().upper(), "")
-    terms = match_terms(text) + match_terms(text, FEDERAL_REGISTER_TERMS)
-    by_dea = DEA in new.get("agencies", "").lower()
-    if doc_type == "RULE" and by_dea and terms:
-        tier, why = "T1", f"DEA final rule naming {', '.join(terms)}"
-    elif doc_type in ("RULE", "PRORULE"):
-        tier, why = "T2", f"{'final' if doc_type == 'RULE' else 'proposed'} rule"
-    elif doc_type == "NOTICE":
-        ketamine = match_terms(text)
-        tier = "T2" if ketamine else "T3"
-        why = f"notice naming {', '.join(ketamine)}" if ketamine else "notice"
-    else:
-        tier, why = default, f"{new.get('type') or 'untyped'} document"
-    if kind == "new":
-        return tier, [f"new Federal Register {why}: {tier}"]
-    lowered = lower_tier(tier)
-    return lowered, [f"Federal Register {why} updated ({', '.join(sections)}): {lowered}"]
-
-
-def _dailymed_listing(
-    kind: str, old: dict[str, str], new: dict[str, str], sections: Sequence[str], default: str
-) -> tuple[str, list[str]]:
-    if kind == "new":
-        return "T3", ["a new label set id in the DailyMed search: T3"]
-    return "T4", [f"DailyMed listing updated ({', '.join(sections)}): T4"]
-
-
-RECORD_RULES = {
-    "openfda_recalls": _recall,
-    "openfda_shortages": _shortage,
-    "openfda_drugsfda": _approval,
-    "federal_register": _federal_register,
-    "federal_register_inspection": _federal_register,
-    "dailymed_spl": _dailymed_listing,
-}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
+from db.installation import install_id
 from db.models import Alert, Change
 from monitor.config import Settings
 from monitor.delivery.mailer import Mailer, mailer_for
@@ -24,6 +25,7 @@ from monitor.delivery.outbox import (
     alert_key,
     claim_due,
     message_id,
+    message_id_domain,
     recipients_for,
     retry_delay,
 )
@@ -38,7 +40,11 @@ from monitor.delivery.render import (
     notice_view,
 )
 from monitor.errors import DeliveryError, NotFound
+from monitor.history.health import untold_problems
+from monitor.review import escalation
+from monitor.review.links import review_links
 from monitor.site import digest
+from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
 
 
@@ -55,6 +61,8 @@ class SendReport:
     failed_alerts: int = 0
     delivered: list[str] = field(default_factory=list)  # mailer descriptions (.eml paths)
     errors: list[str] = field(default_factory=list)
+    #: Source-health notices nobody received (no recipient follows the source), as warnings.
+    untold: list[str] = field(default_factory=list)
 
     @property
     def nothing_due(self) -> bool:
@@ -64,12 +72,13 @@ class SendReport:
 @dataclass
 class _Email:
     recipient: str
-    kind: str  # "change", "health" or "digest"
+    kind: str  # "change", "health", "digest" or "escalation"
     rows: list[Alert]
 
 
 def _group(rows: Sequence[Alert]) -> list[_Email]:
-    """One email per recipient for changes, one for health notices, one per digest row.
+    """One email per recipient for changes, one for health notices, one for escalations, one per
+    digest row.
 
     Rows that already carry a Message-ID were claimed together by a sender that died; they stay
     together so the re-sent email is the same email.
@@ -80,6 +89,8 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
             kind = "change"
         elif row.kind == DIGEST_KIND:
             kind = "digest"
+        elif row.kind == escalation.KIND:
+            kind = "escalation"
         else:
             kind = "health"
         separate = str(row.id) if kind == "digest" else ""
@@ -131,9 +142,20 @@ def _build(
             recipients=[email.recipient],
             message_id=mid,
             now=now,
+            review_links=review_links(settings, [v.id for v in views], email.recipient, now),
         )
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
+    if email.kind == "escalation":
+        return escalation.escalation_email(
+            session,
+            email.rows,
+            settings=settings,
+            sources=sources,
+            recipient=email.recipient,
+            message_id=mid,
+            now=now,
+        )
     notices: list[NoticeView] = [
         notice_view(
             session,
@@ -162,7 +184,7 @@ def _digest_email(
     period = digest.parse_period(row.notice or "")
     recipient = digest.recipient_for(settings, row.recipient)
     content = digest.period_digest(session, settings, sources, period, recipient)
-    return digest.digest_email(
+    return digest_email(
         content,
         frequency=period.frequency,
         settings=settings,
@@ -197,13 +219,17 @@ def send_pending(
     mailer: Mailer | None = None,
 ) -> SendReport:
     """Drain the outbox once: claim, group per recipient, send, record each outcome."""
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
     mailer = mailer or mailer_for(settings)
     report = SendReport(via=mailer.describe())
+    with Session(engine) as session:
+        report.untold = untold_problems(session, sources, settings.failure_threshold)
+    escalation.queue_escalations(engine, settings, now)
     claimed = claim_due(engine, now)
     if not claimed:
         return report
+    domain = message_id_domain(settings.mail_from)
     with Session(engine, expire_on_commit=False) as session:
+        installation = install_id(session)
         rows = session.exec(select(Alert).where(col(Alert.id).in_(claimed))).all()
         unreachable: DeliveryError | None = None
         for email in _group(sorted(rows, key=lambda r: r.id or 0)):
@@ -212,7 +238,7 @@ def send_pending(
                 _count_release(report, email, unreachable)
                 continue
             mid = email.rows[0].message_id or message_id(
-                email.recipient, (alert_key(r) for r in email.rows)
+                email.recipient, (alert_key(r) for r in email.rows), installation, domain
             )
             try:
                 message = _build(session, email, settings, sources, now, mid)
@@ -275,6 +301,12 @@ def preview(
     change = session.get(Change, change_id)
     if change is None:
         raise NotFound(f"no change with id {change_id}; `fdawatch changes` lists them")
+    mid = message_id(
+        "preview",
+        [f"change:{change_id}"],
+        install_id(session),
+        message_id_domain(settings.mail_from),
+    )
     tags = sources[change.source_id].tags if change.source_id in sources else ()
     recipients = recipients_for(settings.recipients, change.source_id, tags, change.severity)
     view = change_view(session, change, settings, sources)
@@ -283,6 +315,6 @@ def preview(
         [],
         settings=settings,
         recipients=recipients,
-        message_id=message_id("preview", [f"change:{change_id}"]),
+        message_id=mid,
         now=now or change.detected_at,
     )

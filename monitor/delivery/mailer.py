@@ -161,8 +161,6 @@ def eml_name(message: EmailMessage) -> str:
         date = parsedate_to_datetime(str(message["Date"]))
     except (TypeError, ValueError):
         date = datetime.now(UTC)
-    if date.tzinfo is None:
-        date = date.replace(tzinfo=UTC)
     return f"{date.astimezone(UTC):%Y%m%dT%H%M%SZ}-{digest}.eml"
 
 

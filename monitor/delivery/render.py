@@ -76,8 +76,6 @@ def format_time(value: datetime | None) -> str:
     """A timestamp as people read it in an email; naive database values are UTC."""
     if value is None:
         return "unknown"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -279,7 +277,7 @@ def compose_email(
     message["Subject"] = header_text(subject, 250)
     message["From"] = header_text(sender)
     message["To"] = ", ".join(header_text(r) for r in recipients) or "undisclosed-recipients:;"
-    message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
+    message["Date"] = format_datetime(date)
     message["Message-ID"] = header_text(message_id)
     message["Auto-Submitted"] = "auto-generated"
     for name, value in (extra_headers or {}).items():
@@ -297,8 +295,10 @@ def alert_email(
     recipients: Sequence[str],
     message_id: str,
     now: datetime,
+    review_links: Mapping[int, str] | None = None,
 ) -> EmailMessage:
-    """One alert email: `views` in full, `overflow` (past the storm cap) as a short list."""
+    """One alert email: `views` in full, `overflow` (past the storm cap) as a short list;
+    `review_links` maps a change id to its signed review link for this recipient."""
     everything: list[ChangeView | ListedChange] = [*views, *overflow]
     context = {
         "changes": list(views),
@@ -307,6 +307,7 @@ def alert_email(
         "total": len(everything),
         "site_url": link_url(settings.site_url),
         "now": now,
+        "review_links": dict(review_links or {}),
     }
     return compose_email(
         subject=alert_subject(views, len(everything)),

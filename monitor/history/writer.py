@@ -13,10 +13,7 @@ land together or not at all. This module never loads email rendering (only the o
 
 from __future__ import annotations
 
-import hashlib
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,14 +21,24 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
-from db.models import Blob, Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
+from db.models import Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
 from monitor.config import Recipient, Settings
-from monitor.core.canonical import input_sha256, normalized_text
-from monitor.core.normalize import content_sha256
+from monitor.core.canonical import input_sha256, normalized_text, version_sha256
 from monitor.core.terms import expand_terms, match_terms
 from monitor.history.changes import ChangeWriter
 from monitor.history.health import DEFAULT_BACKOFF, UNHEALTHY, HealthKeeper
-from monitor.items import BLOCKED, FAILED, GONE, HELD, NOT_MODIFIED, OK, Observation, SourceFetch
+from monitor.history.snapshots import Known, SourceState, new_snapshot, unregistered
+from monitor.items import (
+    BLOCKED,
+    DOCUMENT,
+    FAILED,
+    GONE,
+    HELD,
+    NOT_MODIFIED,
+    OK,
+    Observation,
+    SourceFetch,
+)
 from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
 
 
@@ -43,107 +50,6 @@ def source_rows(session: Session, ids: Iterable[str]) -> dict[str, Source]:
             (row.id, row) for row in session.exec(select(Source).where(col(Source.id).in_(chunk)))
         )
     return rows
-
-
-def _unregistered(source_id: str) -> LookupError:
-    return LookupError(f"source {source_id!r} is not in the database; call sync_sources first")
-
-
-def store_body(session: Session, body: bytes, stored: dict[int, str] | None = None) -> str | None:
-    """Store a raw body once per SHA-256 (compressed); return its hash.
-
-    `stored` remembers the bodies already stored in this fetch by object identity: the items of a
-    feed share one response body, which is then hashed and compressed once, not once per item.
-    """
-    if not body:
-        return None
-    if stored is not None and id(body) in stored:
-        return stored[id(body)]
-    digest = hashlib.sha256(body).hexdigest()
-    if session.get(Blob, digest) is None:
-        session.add(Blob(sha256=digest, size=len(body), data=zlib.compress(body, 6)))
-    if stored is not None:
-        stored[id(body)] = digest
-    return digest
-
-
-@dataclass
-class Known:
-    """A document as `record_observation` needs it: the row and its current version's hashes."""
-
-    document: Document
-    sha256: str
-    input_sha256: str | None
-
-
-@dataclass
-class SourceState:
-    """A source's row and its documents' current hashes, loaded in two queries per fetch.
-
-    Recording a feed of 50 items (or an API result set of thousands) then looks each item up in
-    memory instead of running three queries per item; recording keeps it current as it writes.
-    """
-
-    row: Source
-    documents: dict[str, Known]
-    bodies: dict[int, str] = field(default_factory=dict)  # response bodies stored in this fetch
-
-    @classmethod
-    def load(cls, session: Session, source_id: str) -> SourceState:
-        row = session.get(Source, source_id)
-        if row is None:
-            raise _unregistered(source_id)
-        query = (
-            select(Document, Snapshot.sha256, Snapshot.meta)
-            .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
-            .where(Document.source_id == source_id)
-        )
-        documents = {
-            document.doc_key: Known(document, sha, (meta or {}).get("input_sha256"))
-            for document, sha, meta in session.exec(query)
-        }
-        return cls(row=row, documents=documents)
-
-
-def _snapshot(
-    session: Session,
-    observation: Observation,
-    text: str,
-    sha: str,
-    meta: dict[str, str],
-    state: SourceState,
-    *,
-    first: bool = False,
-) -> Snapshot:
-    """The snapshot of this version: an earlier one with the same hash, else a new one.
-
-    `first`: the document has no snapshot yet (saves a query per new document).
-    """
-    if not first:
-        query = select(Snapshot).where(
-            Snapshot.source_id == observation.source_id,
-            Snapshot.doc_key == observation.key,
-            Snapshot.sha256 == sha,
-        )
-        existing = session.exec(query).first()
-        if existing is not None:  # a document flipping back to an earlier version
-            return existing
-    snapshot = Snapshot(
-        source_id=observation.source_id,
-        doc_key=observation.key,
-        url=observation.url,
-        title=observation.title,
-        text=text,
-        sha256=sha,
-        body_sha256=store_body(session, observation.body, state.bodies),
-        http_status=observation.http_status,
-        headers=observation.headers,
-        meta=meta,
-        fetched_at=observation.fetched_at,
-    )
-    session.add(snapshot)
-    session.flush()
-    return snapshot
 
 
 class HistoryWriter:
@@ -198,6 +104,8 @@ class HistoryWriter:
                 continue
             if row.url != config.url:
                 row.etag = row.last_modified = None
+            if not config.follow_documents:
+                row.documents_since = None  # following again later starts a new baseline
             row.kind, row.url, row.title = config.kind, config.url, config.title
             session.add(row)
 
@@ -289,13 +197,10 @@ class HistoryWriter:
                 return None  # a feed item outside the watched terms is not kept
         if row.first_fetched_at is None:
             row.first_fetched_at = observation.fetched_at
-        # Until one fetch of the source has been fully recorded (its fetch record marks it a
-        # success), everything is baseline: a crawl killed halfway through its first fetch, or a
-        # feed whose first fetch kept no item, must not turn the rest of its baseline into "new".
-        baseline = row.last_success_at is None
-        sha = content_sha256(text)
+        baseline = in_baseline(row, observation)
+        sha = version_sha256(observation.content_type, text)
         if known is None:
-            snapshot = _snapshot(session, observation, text, sha, meta, state, first=True)
+            snapshot = new_snapshot(session, observation, text, sha, meta, state, first=True)
             document = Document(
                 source_id=source.id,
                 doc_key=observation.key,
@@ -319,7 +224,7 @@ class HistoryWriter:
             return None
         current = session.get(Snapshot, document.current_snapshot_id)
         assert current is not None
-        snapshot = _snapshot(session, observation, text, sha, meta, state)
+        snapshot = new_snapshot(session, observation, text, sha, meta, state)
         document.current_snapshot_id = snapshot.id
         document.removed_at = None
         state.documents[observation.key] = Known(document, sha, input_sha)
@@ -345,7 +250,7 @@ class HistoryWriter:
         source = self.sources[fetch.source_id]
         row = row or session.get(Source, source.id)
         if row is None:
-            raise _unregistered(source.id)
+            raise unregistered(source.id)
         if fetch.outcome == GONE and source.kind == "page":
             changes += self.changes.gone(session, now, source)
         if fetch.outcome == OK and source.kind in RESULT_SET_KINDS:
@@ -353,6 +258,8 @@ class HistoryWriter:
         if fetch.outcome == OK:
             row.etag, row.last_modified = fetch.etag, fetch.last_modified
             changes += self.changes.moved(session, row, fetch, now, source)
+        if fetch.outcome == OK and source.follow_documents:
+            changes += self.record_links(session, row, fetch, now, source)
         if fetch.outcome == BLOCKED:
             self.health.note_refusal(session, fetch, now)
         elif fetch.outcome in (OK, NOT_MODIFIED, GONE) and session.get(
@@ -363,6 +270,22 @@ class HistoryWriter:
         entry = Fetch(**_fetch_values(fetch, self.run_id, changes))
         session.add(entry)
         return entry
+
+    def record_links(
+        self, session: Session, row: Source, fetch: SourceFetch, now: datetime, source: SourceConfig
+    ) -> int:
+        """A complete fetch of a source that follows its documents: the links it still has.
+
+        The first one ends the documents' baseline. A document no longer linked (or answering
+        404) counts towards its removal, noted on the page's change; an API source's result set
+        already counts its absences.
+        """
+        if row.documents_since is None:
+            row.documents_since = now
+        self.changes.relinked(session, source, fetch.document_keys)
+        if source.kind in RESULT_SET_KINDS:
+            return 0
+        return self.changes.unlinked(session, fetch, now, source)
 
     def record_not_modified(
         self, session: Session, fetches: Sequence[SourceFetch], now: datetime
@@ -379,13 +302,27 @@ class HistoryWriter:
         for fetch in fetches:
             row = rows.get(fetch.source_id)
             if row is None:
-                raise _unregistered(fetch.source_id)
+                raise unregistered(fetch.source_id)
             self.health.update(session, row, fetch, now, self.sources[fetch.source_id])
         if fetches:
             if self.health.any_refusals(session):
                 self.health.forget_refusals(session, {host_key(fetch.url) for fetch in fetches})
             values = [_fetch_values(fetch, self.run_id, 0) for fetch in fetches]
             session.execute(insert(Fetch), values)
+
+
+def in_baseline(row: Source, observation: Observation) -> bool:
+    """Whether a document seen for the first time is baseline (kept silently) rather than new.
+
+    Until one fetch of the source has been fully recorded (its fetch record marks it a success),
+    everything is baseline: a crawl killed halfway through its first fetch, or a feed whose first
+    fetch kept no item, must not turn the rest of its baseline into "new". A linked document is
+    baseline until a fetch that followed the source's documents has been fully recorded, so
+    turning `follow_documents` on is not a burst of "new" documents.
+    """
+    if observation.content_type == DOCUMENT and row.documents_since is None:
+        return True
+    return row.last_success_at is None
 
 
 def _fetch_values(fetch: SourceFetch, run_id: int | None, changes: int) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from db.engine import open_database
 from db.models import Change, Snapshot
 from monitor.config import Settings
 from monitor.core import suspect
-from monitor.history.writer import HistoryWriter, SourceState
+from monitor.history.snapshots import SourceState
+from monitor.history.writer import HistoryWriter
 from monitor.items import FAILED, HELD, NOT_MODIFIED, Observation, SourceFetch
 from monitor.sources import SourceConfig
 

@@ -35,11 +35,12 @@ from sqlmodel import Session, select
 from db import leases
 from db.models import Source
 from monitor.config import Settings
+from monitor.cron import parse_cron
 from monitor.delivery.alerts import SendReport, send_pending
 from monitor.errors import LeaseHeld, SourcesError
 from monitor.runtime import claims
 from monitor.runtime.crawl import CrawlSummary, run_crawl
-from monitor.sources import SourceConfig, parse_cron
+from monitor.sources import SourceConfig
 
 log = logging.getLogger("fdawatch.scheduler")
 

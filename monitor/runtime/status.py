@@ -19,10 +19,6 @@ from monitor.config import Settings
 from monitor.runtime.scheduler import next_run, utc
 from monitor.sources import SourceConfig, host_key
 
-#: Health states, worst last: `degraded` = failing, but fewer times in a row than the threshold;
-#: `blocked` = a CDN or bot defence refuses our requests (shown at once, with its evidence).
-STATES = ("new", "ok", "degraded", "failing", "drift", "blocked")
-
 
 @dataclass(frozen=True)
 class StatusRow:

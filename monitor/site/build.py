@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from db.models import Change, Fetch, Snapshot, Source
+from db.models import Change, Snapshot, Source
 from monitor.config import Settings
 from monitor.core.diff import LineChange, Segment, paired_changes
 from monitor.delivery.render import (
@@ -34,6 +34,7 @@ from monitor.delivery.render import (
     source_title,
     source_url,
 )
+from monitor.history import queries
 from monitor.site import evidence
 from monitor.site.digest import (
     Digest,
@@ -41,7 +42,6 @@ from monitor.site.digest import (
     collect,
     digest_item,
     source_page,
-    utc,
 )
 from monitor.sources import SourceConfig
 
@@ -55,7 +55,7 @@ OWNED_FOLDERS = {"changes": ".html", "sources": ".html", "evidence": ".zip"}
 
 def iso(value: datetime | None) -> str:
     """RFC 3339 in UTC, for `<time datetime>` and Atom."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else ""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else ""
 
 
 def render_page(name: str, **context: Any) -> str:
@@ -83,7 +83,7 @@ def version(snapshot: Snapshot | None) -> Version | None:
         return None
     return Version(
         snapshot_id=snapshot.id,
-        fetched_at=utc(snapshot.fetched_at),
+        fetched_at=snapshot.fetched_at,
         sha256=snapshot.sha256,
         body_sha256=snapshot.body_sha256,
         http_status=snapshot.http_status,
@@ -177,24 +177,7 @@ class SourcePage:
 def source_view(
     session: Session, row: Source, settings: Settings, sources: Mapping[str, SourceConfig]
 ) -> SourcePage:
-    snapshots = session.exec(
-        select(Snapshot)
-        .where(Snapshot.source_id == row.id)
-        .order_by(col(Snapshot.fetched_at).desc(), col(Snapshot.id).desc())
-        .limit(HISTORY_LIMIT)
-    ).all()
-    changes = session.exec(
-        select(Change)
-        .where(Change.source_id == row.id)
-        .order_by(col(Change.detected_at).desc(), col(Change.id).desc())
-        .limit(HISTORY_LIMIT)
-    ).all()
-    fetches = session.exec(
-        select(Fetch)
-        .where(Fetch.source_id == row.id)
-        .order_by(col(Fetch.fetched_at).desc(), col(Fetch.id).desc())
-        .limit(FETCH_LIMIT)
-    ).all()
+    found = queries.source_history(session, row.id, limit=HISTORY_LIMIT, fetch_limit=FETCH_LIMIT)
     url = source_url(session, row.id, sources)
     return SourcePage(
         id=row.id,
@@ -205,13 +188,13 @@ def source_view(
         health=row.health,
         last_error=body_text(row.last_error or ""),
         consecutive_failures=row.consecutive_failures,
-        last_success_at=utc(row.last_success_at) if row.last_success_at else None,
-        last_checked_at=utc(row.last_checked_at) if row.last_checked_at else None,
-        versions=[v for v in map(version, snapshots) if v is not None],
-        changes=[digest_item(session, c, settings, sources) for c in changes],
+        last_success_at=row.last_success_at if row.last_success_at else None,
+        last_checked_at=row.last_checked_at if row.last_checked_at else None,
+        versions=[v for v in map(version, found.snapshots) if v is not None],
+        changes=[digest_item(session, c, settings, sources) for c in found.changes],
         fetches=[
             FetchView(
-                fetched_at=utc(f.fetched_at),
+                fetched_at=f.fetched_at,
                 outcome=f.outcome,
                 http_status=f.http_status,
                 error=body_text(f.error or ""),
@@ -219,7 +202,7 @@ def source_view(
                 changes=f.changes,
                 duration_ms=f.duration_ms,
             )
-            for f in fetches
+            for f in found.fetches
         ],
         page=source_page(row.id),
     )
@@ -267,7 +250,7 @@ def build_site(
     window: str = "",
 ) -> SiteReport:
     """Render the whole site into `out` (created if needed); the index covers [since, now]."""
-    since, now = utc(since), utc(now)
+    since, now = since, now
     out = Path(out)
     title = window or f"{since:%Y-%m-%d %H:%M} – {now:%Y-%m-%d %H:%M} UTC"
     with Session(engine) as session:

@@ -15,7 +15,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -26,11 +25,9 @@ from monitor.core.diff import summarize
 from monitor.core.terms import weight
 from monitor.delivery import outbox
 from monitor.delivery.render import (
-    compose_email,
     evidence_url,
     header_text,
     link_url,
-    render,
     source_title,
     source_url,
 )
@@ -42,12 +39,6 @@ EMAIL_TIERS = ("T1", "T2", "T3", "T4")
 ALL_TIERS = (*EMAIL_TIERS, "T5")
 ATTENTION_HEALTH = ("failing", "drift")
 HEADLINE_MAX = 300
-#: `Alert.source_id` of a digest row: it covers every source the recipient follows.
-
-
-def utc(value: datetime) -> datetime:
-    """Database datetimes come back naive; they are UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -78,7 +69,7 @@ def _day(value: date) -> datetime:
 
 def completed_period(frequency: str, now: datetime) -> Period:
     """The last day or ISO week (UTC) that has fully ended at `now`."""
-    today = _day(utc(now).date())
+    today = _day(now.date())
     if frequency == "daily":
         start = today - timedelta(days=1)
         return Period("daily", start.date().isoformat(), start, today)
@@ -241,7 +232,7 @@ def digest_item(
         title=header_text(change.title, HEADLINE_MAX),
         source_id=change.source_id,
         source_title=name,
-        detected_at=utc(change.detected_at),
+        detected_at=change.detected_at,
         url=header_text(url, 2000),
         url_link=link_url(url),
         site_link=evidence_url(settings, change.id),
@@ -274,8 +265,8 @@ def needing_attention(
                 health=row.health,
                 last_error=header_text(row.last_error or "no error recorded", 500),
                 consecutive_failures=row.consecutive_failures,
-                last_success_at=utc(row.last_success_at) if row.last_success_at else None,
-                last_checked_at=utc(row.last_checked_at) if row.last_checked_at else None,
+                last_success_at=row.last_success_at if row.last_success_at else None,
+                last_checked_at=row.last_checked_at if row.last_checked_at else None,
                 url=header_text(url, 2000),
                 url_link=link_url(url),
             )
@@ -301,7 +292,7 @@ def collect(
     """
     changes = session.exec(
         select(Change)
-        .where(col(Change.detected_at) >= utc(start), col(Change.detected_at) < utc(end))
+        .where(col(Change.detected_at) >= start, col(Change.detected_at) < end)
         .where(col(Change.severity).in_(list(tiers)))
         .order_by(col(Change.severity), col(Change.detected_at).desc(), col(Change.id))
     ).all()
@@ -311,8 +302,8 @@ def collect(
         ]
     return Digest(
         title=title,
-        start=utc(start),
-        end=utc(end),
+        start=start,
+        end=end,
         items=tuple(digest_item(session, c, settings, sources) for c in changes),
         attention=tuple(needing_attention(session, sources, recipient)),
     )
@@ -355,7 +346,7 @@ def queue_due_digests(
     process) is skipped, and the unique `dedup_key` rejects the loser of a race. A period with
     no changes queues nothing. The outbox (`monitor.delivery.alerts.send_pending`) delivers them.
     """
-    now = utc(now)
+    now = now
     queued: list[str] = []
     seen: set[str] = set()
     for recipient in settings.recipients:
@@ -375,34 +366,3 @@ def queue_due_digests(
     return queued
 
 
-def digest_subject(digest: Digest, frequency: str) -> str:
-    """`[fdawatch] Weekly digest, week 2026-W48 (…): 3 changes (T1: 1, T2: 2)`."""
-    plural = "s" if digest.total != 1 else ""
-    return header_text(
-        f"[fdawatch] {frequency.capitalize()} digest, {digest.title}: "
-        f"{digest.total} change{plural} ({digest.counts})",
-        250,
-    )
-
-
-def digest_email(
-    digest: Digest,
-    *,
-    frequency: str,
-    settings: Settings,
-    recipients: Sequence[str],
-    message_id: str,
-    now: datetime,
-) -> EmailMessage:
-    """One digest email: the period's changes grouped by severity, and sources needing care."""
-    context = {"digest": digest, "site_url": link_url(settings.site_url), "now": now}
-    return compose_email(
-        subject=digest_subject(digest, frequency),
-        text=render("digest.txt.j2", **context),
-        html=render("digest.html.j2", **context),
-        sender=settings.mail_from,
-        recipients=recipients,
-        message_id=message_id,
-        date=now,
-        extra_headers={"X-Fdawatch-Changes": " ".join(str(item.id) for item in digest.items)},
-    )

@@ -3,8 +3,9 @@
 A bundle is a zip holding, for the versions before and after one change, the raw response body
 exactly as fetched (the decompressed `Blob`), the normalized text that was hashed and diffed, the
 diff, and `manifest.json` with URLs, fetch times, HTTP status and headers and the SHA-256 of every
-file. The zip is deterministic (fixed member order and timestamps), so building a bundle twice
-gives the same bytes and the bundle's own hash can be recorded too.
+file, plus the change's delivery log and review history. The zip is deterministic (fixed member
+order and timestamps), so building a bundle twice from the same history gives the same bytes and
+the bundle's own hash can be recorded too.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ from sqlmodel import Session
 from db.models import Blob, Change, Snapshot, Source
 from monitor.core.diff import unified
 from monitor.errors import EvidenceError
+from monitor.review.audit import deliveries, delivery_record, review_event
+from monitor.review.records import review_history
 
 FORMAT = "fdawatch-evidence/1"
 MANIFEST = "manifest.json"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold
-_EXTENSIONS = {"html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json"}
+_EXTENSIONS = {
+    "html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json", "pdf": ".pdf",
+}  # fmt: skip
 
 
 def bundle_name(change_id: int) -> str:
@@ -44,7 +49,7 @@ def _sha256(data: bytes) -> str:
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+    return value.astimezone(UTC).isoformat()
 
 
 def _extension(headers: dict[str, Any]) -> str:
@@ -136,13 +141,17 @@ def bundle_files(session: Session, change_id: int) -> dict[str, bytes]:
         },
         "before": before,
         "after": after,
+        "deliveries": [delivery_record(a) for a in deliveries(session, change_id=change_id)],
+        "reviews": [review_event(r) for r in review_history(session, change_id)],
         "files": [
             {"path": path, "sha256": _sha256(data), "bytes": len(data)}
             for path, data in sorted(files.items())
         ],
         "note": (
             "raw-body files are the HTTP response bodies exactly as fetched; normalized.txt is "
-            "the text fdawatch hashed (normalized_sha256) and diffed (diff.txt)."
+            "the text fdawatch hashed (normalized_sha256) and diffed (diff.txt); deliveries are "
+            "the alerts and escalations sent (or refused) about the change, reviews every review "
+            "of it, oldest first, as recorded when the bundle was written."
         ),
     }
     files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -176,7 +185,3 @@ def write_atomic(path: Path, data: bytes) -> Path:
         raise
     return path
 
-
-def write_bundle(session: Session, change_id: int, path: Path) -> Path:
-    """Write the bundle of `change_id` to `path`."""
-    return write_atomic(path, build_bundle(session, change_id))

@@ -1,4 +1,4 @@
-"""Edges of the diff and summary rules that `tests/test_diff.py` leaves open.
+"""Edges of the diff and summary rules that `tests/core/test_diff.py` leaves open.
 
 Each row is a case where an off-by-one or a flipped preference would change what an officer reads
 in the alert's first line, or which lines are counted as changed on a long page.

@@ -50,6 +50,13 @@ def test_the_content_current_block_is_removed_and_its_date_kept(
     assert (found.text, found.content_date) == (TEXT, date)
 
 
+def test_a_content_current_comment_still_dates_the_page() -> None:
+    """A template that comments the block out keeps the date aside (comments are searched as
+    `find_all` searched them); the comment itself is never text."""
+    found = html_to_text(page("<!-- Content current as of: 10/10/2023 -->"))
+    assert (found.text, found.content_date) == (TEXT, "2023-10-10")
+
+
 def test_a_date_time_element_beside_other_words_is_removed_alone() -> None:
     """The date leaves with the label; the words next to it stay (they are not furniture)."""
     furniture = (
@@ -66,6 +73,9 @@ def test_a_date_time_element_beside_other_words_is_removed_alone() -> None:
         ('<h2>Topic(s)</h2><ul class="lcds-metadata-list"><li>Drugs</li></ul>', ""),
         ("<h2>Regulated Product(s)</h2><ol><li>Drugs</li></ol>", ""),
         ("<h2>Topic(s)</h2><dl><dt>Drugs</dt></dl>", ""),
+        # fda.gov's markup, indented: the heading's wrapper is the block, the list follows it
+        ('<div class="lcds-metadata">\n  <h2>Topic(s)</h2>\n</div>\n'
+         '<ul class="lcds-metadata-list">\n  <li>Drugs</li>\n</ul>', ""),
         ('<h2>Topic(s)</h2><div class="lcds-metadata-list"><span>Drugs</span></div>', ""),
         # not a list: only the heading goes, the paragraph after it is content
         ("<h2>Topic(s)</h2><p>Report adverse events to MedWatch.</p>",

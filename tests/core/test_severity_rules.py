@@ -15,7 +15,6 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,20 +22,13 @@ import pytest
 from monitor.core import api_records, canonical, labels
 from monitor.core.diff import changed_lines
 from monitor.core.normalize import html_to_text, looks_like_date_line
-from monitor.core.severity import (
-    MOVED_REASON,
-    classify,
-    lower_tier,
-    only_dates_changed,
-    raise_tier,
-    section_tier,
-)
+from monitor.core.severity import MOVED_REASON, classify, section_tier
+from monitor.core.tiers import lower_tier, only_dates_changed, raise_tier
 from monitor.items import FEED_ITEM, HTML, LABEL_OPENFDA, LABEL_SPL, RECORD, Observation
 from monitor.sources import SourceConfig, load_sources
 from spiders.openfda import submission_record
+from tests.support.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
 SHIPPED = load_sources(ROOT / "sources.toml")
 ORAL_ALERT = SHIPPED["fda_ketamine_oral_alert"]  # T2, under /human-drug-compounding/
 REMS_PAGE = SHIPPED["fda_spravato_rems"]  # T1

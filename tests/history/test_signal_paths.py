@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,11 +34,10 @@ from monitor.items import (
     SourceFetch,
 )
 from monitor.sources import SourceConfig, load_sources
-from tests.conftest import Clock
-from tests.spiders.test_incomplete_result_sets import incomplete_recalls
+from tests.support.api_answers import incomplete_recalls
+from tests.support.clock import Clock
+from tests.support.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
 SHIPPED = load_sources(ROOT / "sources.toml")
 OFFICER = Recipient(email="officer@clinic.example")  # every tier but T5 (min_severity T4)
 OWNER = Recipient(email="owner@clinic.example", min_severity="T1")

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlmodel import Session
 
 from db.engine import open_database
-from monitor.history.writer import store_body
-from tests.reliability.helpers import db_bytes
+from monitor.history.snapshots import store_body
+from tests.support.deployment import db_bytes
 
 
 def test_the_sweep_finds_text_that_is_only_in_a_compressed_body(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """`fdawatch run` as a user runs it: a real daemon process, a second one, SIGTERM, `--once` twice.
 
-The commands run as `python -m monitor.cli_run …` (the main group plus `run` and `status`) against
+The commands run as `python -m monitor …` (the real `fdawatch` command line) against
 the loopback fixture server, each in a temp folder with its own SQLite history.
 """
 
@@ -31,7 +31,7 @@ from tests.scheduler.helpers import (
     target,
     write_sources,
 )
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
 def test_the_daemon_crawls_refuses_a_second_one_and_stops_cleanly_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         # The first crawl lasts ~6 s: a 429 asks to come back then (the daemon's crawl waits it
         # out and retries). sources.toml refuses intervals under 1m, so this one crawl is the
         # crawl the second daemon and SIGTERM meet.
@@ -97,7 +97,7 @@ def test_the_daemon_crawls_refuses_a_second_one_and_stops_cleanly_on_sigterm(
 def test_two_once_runs_at_the_same_time_take_turns_and_record_each_change_once(
     tmp_path: Path,
 ) -> None:
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         write_sources(tmp_path / "sources.toml", server, [("alert", "page"), ("feed", "feed")])
         env = child_env(environment(tmp_path))
         baseline = fdawatch(env, tmp_path, "run", "--once")

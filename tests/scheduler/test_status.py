@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from db import leases
 from db.models import Source
-from monitor.cli import FdawatchGroup
-from monitor.cli_run import run_command, status_command
+from monitor.cli.app import FdawatchGroup
+from monitor.cli.run import run_command, status_command
 from monitor.config import Settings
 from monitor.runtime.scheduler import LEASE_NAME
 from monitor.runtime.status import status_rows
@@ -112,6 +112,9 @@ class App:
         self._sources = sources
 
     def engine(self) -> Engine:
+        return self._engine
+
+    def history(self) -> Engine:
         return self._engine
 
     def sources(self) -> dict[str, SourceConfig]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from scrapy.http import HtmlResponse, Response, TextResponse, XmlResponse
@@ -17,8 +16,8 @@ from spiders.feed import (
     FeedSpider,
     declares_entities,
 )
+from tests.support.paths import RSS
 
-RSS = Path(__file__).parent.parent / "fixtures" / "rss"
 FOOD_RECALLS = RSS / "fda-food-safety-recalls-history" / "001_20241114T1258Z_d2a4a52c.xml"
 DRUG_RECALLS_2019 = RSS / "fda-drug-recalls-2019-05-03-reformatted.xml"
 RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}

@@ -10,83 +10,42 @@ Responses are the SYNTHETIC openFDA and Federal Register pages of `tests/fixture
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from scrapy import Request
-from scrapy.http import Response, TextResponse
-from scrapy.utils.test import get_crawler
 
-from monitor.config import Settings
-from monitor.items import FAILED, OK, Observation, SourceFetch
-from monitor.sources import SourceConfig, load_sources
-from spiders.api import ApiSpider
+from monitor.items import FAILED, OK, SourceFetch
+from monitor.sources import load_sources
 from spiders.federal_register import FederalRegisterSpider
 from spiders.openfda import SKIP_LIMIT, OpenfdaRecallsSpider
-from tests.spiders.conftest import start_requests
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
-SHIPPED = load_sources(ROOT / "sources.toml")
-RECALLS = SourceConfig(
-    id="openfda_ketamine_recalls",
-    kind="openfda_recalls",
-    url='https://api.fda.gov/drug/enforcement.json?search=product_description:"ketamine"&limit=2',
-    tier="T2",
+from tests.support.api_answers import (
+    RECALLS,
+    answer,
+    api_spider,
+    fr_page,
+    incomplete_recalls,
+    recalls_page,
 )
-FEDERAL_REGISTER = SHIPPED["federal_register_ketamine"]
-FR_BASE = "https://www.federalregister.gov"
+from tests.support.paths import ROOT
+from tests.support.spiders import split as drain
+from tests.support.spiders import start_requests
+
+#: The shipped source without its linked PDFs: the set's end is what these tests look at.
+FEDERAL_REGISTER = replace(
+    load_sources(ROOT / "sources.toml")["federal_register_ketamine"], follow_documents=False
+)
 NARROW_PAGES = (
     "stopped after 1 pages (2 results) before the end of the result set; narrow the query in "
     "the source's url"
 )
 
 
-def spider(cls: type[ApiSpider], source: SourceConfig) -> ApiSpider:
-    settings = {
-        "FDAWATCH_SOURCES": {source.id: source.to_dict()},
-        "FDAWATCH_VALIDATORS": {},
-        "FDAWATCH_SETTINGS": Settings(),
-    }
-    return cls.from_crawler(get_crawler(cls, settings), source="all")
-
-
-def answer(request: Request, body: bytes, headers: dict[str, str] | None = None) -> Response:
-    request.meta.setdefault("download_latency", 0.1)
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    return TextResponse(request.url, status=200, headers=all_headers, body=body, request=request)
-
-
-def recalls_page(n: int, **meta: int) -> bytes:
-    data = json.loads(
-        (FIXTURES / "openfda" / f"SYNTHETIC-ketamine-recalls-page{n}.json").read_text()
-    )
-    data["meta"]["results"].update(meta)
-    return json.dumps(data).encode()
-
-
-def fr_page(n: int, **fields: Any) -> bytes:
-    path = FIXTURES / "federal_register" / f"SYNTHETIC-documents-ketamine-page{n}.json"
-    data = json.loads(path.read_text(encoding="utf-8").replace("{base}", FR_BASE))
-    data.update(fields)
-    return json.dumps(data).encode()
-
-
 def split(items: list[Any]) -> tuple[list[str], SourceFetch]:
-    *observations, fetch = items
-    assert all(isinstance(o, Observation) for o in observations), items
-    assert isinstance(fetch, SourceFetch), items
+    """The document keys, in order, and the fetch record that ends the callback's output."""
+    observations, fetch = drain(items)
     return [o.key for o in observations], fetch
-
-
-def incomplete_recalls() -> list[Any]:
-    """One fetch of the recalls with `max_pages = 1`: page 1 of 2, then the set's end."""
-    recalls = spider(OpenfdaRecallsSpider, RECALLS)
-    recalls.max_pages = 1  # type: ignore[misc]
-    [first] = start_requests(recalls)
-    return list(recalls.parse(answer(first, recalls_page(1))))
 
 
 def test_more_pages_than_max_pages_keeps_the_documents_and_fails_the_set() -> None:
@@ -99,7 +58,7 @@ def test_more_pages_than_max_pages_keeps_the_documents_and_fails_the_set() -> No
 
 def test_the_same_pages_within_max_pages_are_one_complete_set() -> None:
     """The contrast: with room for page 2 the set completes and lists all three keys."""
-    recalls = spider(OpenfdaRecallsSpider, RECALLS)
+    recalls = api_spider(OpenfdaRecallsSpider, RECALLS)
     recalls.max_pages = 2  # type: ignore[misc]
     [first] = start_requests(recalls)
     [second] = list(recalls.parse(answer(first, recalls_page(1))))
@@ -126,7 +85,7 @@ def test_the_same_pages_within_max_pages_are_one_complete_set() -> None:
 def test_past_the_openfda_skip_limit_without_a_link_the_set_fails(
     meta: dict[str, int], link: str | None, outcome: str
 ) -> None:
-    recalls = spider(OpenfdaRecallsSpider, RECALLS)
+    recalls = api_spider(OpenfdaRecallsSpider, RECALLS)
     [first] = start_requests(recalls)
 
     items = list(
@@ -148,7 +107,7 @@ def test_past_the_openfda_skip_limit_without_a_link_the_set_fails(
 
 
 def test_a_federal_register_window_smaller_than_its_count_fails_the_set() -> None:
-    register = spider(FederalRegisterSpider, FEDERAL_REGISTER)
+    register = api_spider(FederalRegisterSpider, FEDERAL_REGISTER)
     [first] = start_requests(register)
     [second] = list(register.parse(answer(first, fr_page(1, count=2500))))
     assert isinstance(second, Request)
@@ -165,7 +124,7 @@ def test_a_federal_register_window_smaller_than_its_count_fails_the_set() -> Non
 
 
 def test_a_federal_register_set_that_reaches_its_count_is_complete() -> None:
-    register = spider(FederalRegisterSpider, FEDERAL_REGISTER)
+    register = api_spider(FederalRegisterSpider, FEDERAL_REGISTER)
     [first] = start_requests(register)
     [second] = list(register.parse(answer(first, fr_page(1))))
 

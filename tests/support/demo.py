@@ -20,17 +20,15 @@ from sqlmodel import Session, col, select
 
 from db.engine import open_database
 from db.models import Change
-from monitor.cli import describe_change
-from monitor.cli_alerts import describe_report
+from monitor.cli.alerts import describe_report
+from monitor.cli.changes import describe_change
 from monitor.config import Settings, load_settings
 from monitor.delivery.alerts import send_pending
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.site.build import build_site
 from monitor.sources import load_sources
-from tests.support.fixture_server import FixtureServer
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures" / "demo"
+from tests.support.loopback import LoopbackServer
+from tests.support.paths import DEMO, ROOT
 
 DEMO_CONFIG = """\
 # Written by `make demo`. A deployment file: crawl politeness and who gets alerts.
@@ -56,7 +54,7 @@ def prepare(workdir: Path, port: int) -> Settings:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    sources = (FIXTURES / "sources.toml").read_text(encoding="utf-8").replace("{port}", str(port))
+    sources = (DEMO / "sources.toml").read_text(encoding="utf-8").replace("{port}", str(port))
     (workdir / "sources.toml").write_text(sources, encoding="utf-8")
     (workdir / "fdawatch.toml").write_text(DEMO_CONFIG, encoding="utf-8")
     return load_settings(
@@ -93,12 +91,12 @@ def print_changes(engine: Engine, say: Callable[[str], None]) -> int:
 
 
 def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] = print) -> int:
-    with FixtureServer(FIXTURES) as server:
+    with LoopbackServer(DEMO) as server:
         port = int(server.url.rsplit(":", 1)[1])
         settings = prepare(workdir, port)
         sources = load_sources(settings.sources_path)
         engine = open_database(settings.database_url)
-        say(f"fixture server: {server.url} (serving {FIXTURES.relative_to(ROOT)})")
+        say(f"fixture server: {server.url} (serving {DEMO.relative_to(ROOT)})")
         server.set_version(1)
         print_summary("pass 1 (baseline)", run_crawl(engine, settings, list(sources.values())), say)
         server.set_version(2)
@@ -127,7 +125,7 @@ def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] =
     say(f"history database: {workdir / 'fdawatch.db'}")
     say(
         f"try: .venv/bin/fdawatch --database sqlite:///{workdir / 'fdawatch.db'} "
-        f"--sources {settings.sources_path} changes"
+        f"--sources {settings.sources_path} --config {settings.config_path} changes"
     )
     say(f"digest: {site.index}")
     engine.dispose()

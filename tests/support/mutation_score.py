@@ -27,9 +27,13 @@ TARGET = 90.0
 #: Mutant name patterns: `module.x_function__mutmut_N`, methods as `module.xǁClassǁmethod__…`.
 SCOPE = (
     "monitor.core.severity.*",
+    "monitor.core.record_severity.*",
+    "monitor.core.tiers.*",
     "monitor.core.terms.*",
     "monitor.core.diff.*",
-    # normalize: the dates-only test and the furniture rules, not the HTML rendering
+    # normalize: the furniture and dates-only rules, not feed-item assembly or hashing (the
+    # rendering itself is monitor/core/text_render.py, not mutated)
+    "monitor.core.normalize.x_html_to_text__*",
     "monitor.core.normalize.x_looks_like_date_line__*",
     "monitor.core.normalize.x__strip_content_current__*",
     "monitor.core.normalize.x__is_date_only__*",
@@ -41,6 +45,8 @@ SCOPE = (
     "monitor.core.normalize.x__strip_metadata_list__*",
     "monitor.core.normalize.x__only_ancestor__*",
     "monitor.core.normalize.x__next_text__*",
+    "monitor.core.normalize.x__is_text__*",
+    "monitor.core.normalize.x__norm__*",
     "monitor.core.normalize.x__gone__*",
     "monitor.core.normalize.x__is_detached__*",
     "monitor.core.normalize.xǁ_Furnitureǁfind__*",

@@ -1,0 +1,18 @@
+"""A fixed start time and a clock the test moves by hand: history never reads the real time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A controllable `now`: every call to `tick()` moves it on by an hour."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def tick(self, hours: float = 1) -> datetime:
+        self.now += timedelta(hours=hours)
+        return self.now
