@@ -11,6 +11,8 @@ import shlex
 import subprocess
 import sys
 import zipfile
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -109,9 +111,14 @@ def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
     count = run_demo(tmp_path / "demo", say=lines.append)
     output = "\n".join(lines)
     emails = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
-    assert count > 3
-    assert emails, output
-    assert str(emails[0]) in output
+    # The three planted page edits and the one new recall item; nothing for date-only.html.
+    assert count == 4, output
+    # One email per recipient (the demo configures two), each path reported.
+    recipients = sorted(
+        BytesParser(policy=policy.default).parsebytes(path.read_bytes())["To"] for path in emails
+    )
+    assert recipients == ["compliance@clinic.example", "owner@clinic.example"], output
+    assert all(str(path) in output for path in emails)
     assert "history database:" in output
     [suggested] = [line.removeprefix("try: ") for line in lines if line.startswith("try: ")]
     program, *args = shlex.split(suggested)

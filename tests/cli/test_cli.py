@@ -37,7 +37,7 @@ tier = "T2"
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
-    """A sources.toml and a database holding one real change of the Oct 2023 alert page."""
+    """A sources.toml and a database holding one change of the SYNTHETIC Oct 2023 alert page."""
     monkeypatch.setenv("FDAWATCH_CONFIG", "")
     monkeypatch.setenv("FDAWATCH_VAR_DIR", str(tmp_path / "var"))
     sources = tmp_path / "sources.toml"
@@ -75,7 +75,9 @@ def run(workspace: tuple[Path, str], *args: str) -> click.testing.Result:
 def test_sources_lists_ids_and_health(workspace: tuple[Path, str]) -> None:
     result = run(workspace, "sources")
     assert result.exit_code == 0, result.output
-    assert SOURCE.id in result.output and "ok" in result.output
+    header, row = result.output.splitlines()
+    assert header.split() == ["id", "kind", "tier", "every", "health", "url"]
+    assert row.split() == [SOURCE.id, "page", "T2", "6h", "ok", SOURCE.url]
 
 
 def test_changes_json_lines_carry_the_fields_tools_need(workspace: tuple[Path, str]) -> None:
@@ -86,7 +88,7 @@ def test_changes_json_lines_carry_the_fields_tools_need(workspace: tuple[Path, s
     record = records[0]
     assert {"id", "source", "document_key", "kind", "severity", "detected_at"} <= set(record)
     assert (record["source"], record["kind"]) == (SOURCE.id, "changed")
-    assert re.fullmatch(r"T[1-5]", record["severity"])
+    assert record["severity"] == "T1"  # the source's T2, one up: ketamine with compounders
     assert run(workspace, "changes", "--since", "1h").output.startswith("no changes since")
 
 
@@ -94,7 +96,12 @@ def test_show_prints_the_diff_and_the_reasons(workspace: tuple[Path, str]) -> No
     change_id = json.loads(run(workspace, "changes", "--json").output.splitlines()[0])["id"]
     result = run(workspace, "show", str(change_id))
     assert result.exit_code == 0, result.output
-    assert "@@" in result.output and "why T" in result.output
+    assert "@@ -7,5 +7,5 @@" in result.output
+    assert (
+        "why T1:\n"
+        "  - FDA alert: compounded ketamine: watched at T2\n"
+        "  - raised one tier: names ketamine with compounded, compounder, telemedicine\n"
+    ) in result.output
     assert f"change {change_id}: changed" in result.output
 
 

@@ -278,7 +278,8 @@ def test_crashed_sender_is_retried_after_the_lease_with_the_same_message_id(
     assert {r.status for r in outbox_rows(engine)} == {"sent"}
 
 
-def test_concurrent_claims_never_share_a_row(engine: Engine) -> None:
+def test_a_claimed_row_is_not_claimed_again_until_its_lease_runs_out(engine: Engine) -> None:
+    """Claims one after another; two claimers racing are in tests/delivery/test_outbox_race.py."""
     queue_change(engine, [factory.ALICE, factory.BOB])
     first = outbox.claim_due(engine, NOW)
     assert len(first) == 2

@@ -68,6 +68,8 @@ def outbox_rows(engine: Engine) -> list[Alert]:
 
 
 def test_racing_senders_email_every_alert_exactly_once(shared_engine: Engine) -> None:
+    """Real threads racing: on PostgreSQL a race; on the SQLite file `BEGIN IMMEDIATE` serialises
+    the claims, so there only tests/delivery/test_outbox_race.py reaches the claim's guard."""
     queue_numbered(shared_engine, 6, RECIPIENTS)
     # One email's sender died mid-send long ago: it is retried once, with its Message-ID.
     with Session(shared_engine) as session:

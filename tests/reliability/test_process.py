@@ -278,6 +278,11 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
 def test_two_senders_at_once_deliver_each_alert_exactly_once(
     tmp_path: Path, file_engine: Engine
 ) -> None:
+    """Two real `alerts send` processes on one SQLite file: each alert is emailed once.
+
+    SQLite's `BEGIN IMMEDIATE` serialises their claims, so this does not exercise the claim's
+    re-check of `_due(now)`: tests/delivery/test_outbox_race.py does, on both databases.
+    """
     for _ in range(4):
         queue_change(file_engine, RECIPIENTS)
     with SmtpServer() as server:

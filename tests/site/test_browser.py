@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,12 @@ def test_the_site_reads_from_disk_too(visit: Visit, site: BuiltSite) -> None:
 
 
 def test_chromium_is_the_debian_build(browser: Any) -> None:
+    """The browser driven is Debian's `chromium` package (apt), not a build Playwright fetched."""
     assert shutil.which("chromium") is not None or CHROMIUM.is_file()
-    assert browser.version.split(".")[0].isdigit()
+    query = ["dpkg-query", "--show", "--showformat=${Version}", "chromium"]
+    package = subprocess.run(query, capture_output=True, text=True, check=False)
+    assert package.returncode == 0, package.stderr
+    assert package.stdout.startswith(f"{browser.version}-"), (package.stdout, browser.version)
 
 
 def test_a_multi_change_alert_email_fits_a_phone_and_leads_with_the_overview(

@@ -6,10 +6,12 @@ text); each says so in its title.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,10 +140,22 @@ def integrity(db_file: Path) -> str:
 
 
 def db_bytes(db_file: Path) -> bytes:
-    """Everything SQLite keeps for the database: the file, its WAL and shared memory."""
+    """Everything SQLite keeps for the database (the file, its WAL and shared memory), then
+    every stored value decompressed where it is zlib data: raw bodies (`Blob.data`) are stored
+    compressed, so a sweep of the file bytes alone could never find a secret in a body."""
     found = b""
     for suffix in ("", "-wal", "-shm"):
         path = Path(f"{db_file}{suffix}")
         if path.exists():
             found += path.read_bytes()
+    if not db_file.exists():
+        return found
+    with contextlib.closing(sqlite3.connect(db_file)) as connection:
+        tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        for (table,) in tables.fetchall():
+            for row in connection.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if isinstance(value, bytes):
+                        with contextlib.suppress(zlib.error):
+                            found += zlib.decompress(value)
     return found
