@@ -339,10 +339,13 @@ def test_text_has_one_line_per_block(fragment: str, text: str) -> None:
     ],
 )
 def test_any_nesting_depth_renders_fast_and_whole(fragment: str, text: str) -> None:
-    """Rendering is iterative: depth neither crashes it nor drops what lies deepest."""
-    started = time.perf_counter()
+    """Rendering is iterative: depth neither crashes it nor drops what lies deepest.
+
+    The bound is CPU time and wide (~1 s is typical): it catches a quadratic walk (minutes), not
+    a busy machine."""
+    started = time.process_time()
     assert html_to_text(fragment).text == text
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 30.0
 
 
 def test_output_is_nfc_without_edge_spaces() -> None:
