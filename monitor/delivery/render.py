@@ -263,17 +263,21 @@ def alert_subject(views: Sequence[ChangeView], total: int) -> str:
 
 
 def compose_email(
+    template: str,
+    context: Mapping[str, Any],
     *,
     subject: str,
-    text: str,
-    html: str,
-    sender: str,
+    settings: Settings,
     recipients: Sequence[str],
     message_id: str,
     date: datetime,
     extra_headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message; every header value passes through `header_text`."""
+    """`template`.txt.j2 and .html.j2 as one multipart/alternative message from
+    `[mail] from`; every header value passes through `header_text`."""
+    text = render(f"{template}.txt.j2", **context)
+    html = render(f"{template}.html.j2", **context)
+    sender = settings.mail_from
     message = EmailMessage()
     message["Subject"] = header_text(subject, 250)
     message["From"] = header_text(sender)
@@ -312,10 +316,10 @@ def alert_email(
         "timezone": settings.timezone,
     }
     return compose_email(
+        "alert",
+        context,
         subject=alert_subject(views, len(everything)),
-        text=render("alert.txt.j2", **context),
-        html=render("alert.html.j2", **context),
-        sender=settings.mail_from,
+        settings=settings,
         recipients=recipients,
         message_id=message_id,
         date=now,
@@ -386,10 +390,10 @@ def health_email(
         "site_url": link_url(settings.site_url),
     }
     return compose_email(
+        "health",
+        context,
         subject=subject,
-        text=render("health.txt.j2", **context),
-        html=render("health.html.j2", **context),
-        sender=settings.mail_from,
+        settings=settings,
         recipients=recipients,
         message_id=message_id,
         date=now,

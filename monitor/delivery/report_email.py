@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from monitor.config import Settings
-from monitor.delivery.render import body_text, compose_email, header_text, render
+from monitor.delivery.render import body_text, compose_email, header_text
 
 #: How each verdict reads in the report, most urgent first.
 ORDER = ("blocked", "failing", "stale", "fresh")
@@ -103,10 +103,10 @@ def report_email(
     report = parse_report(notice)
     context = {"report": report, "now": now}
     return compose_email(
+        "report",
+        context,
         subject=report_subject(report),
-        text=render("report.txt.j2", **context),
-        html=render("report.html.j2", **context),
-        sender=settings.mail_from,
+        settings=settings,
         recipients=recipients,
         message_id=message_id,
         date=now,

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from db.engine import in_batches
 from db.models import Alert, Change
 from monitor.config import Settings
-from monitor.delivery.render import compose_email, header_text, render, source_title
+from monitor.delivery.render import compose_email, header_text, source_title
 from monitor.review import records
 from monitor.review.links import review_links
 from monitor.sources import SourceConfig
@@ -138,10 +138,10 @@ def escalation_email(
         subject += f" (+{len(items) - 1} more)"
     context = {"items": items, "after": _hours(settings), "now": now}
     return compose_email(
+        "escalation",
+        context,
         subject=header_text(subject, 250),
-        text=render("escalation.txt.j2", **context),
-        html=render("escalation.html.j2", **context),
-        sender=settings.mail_from,
+        settings=settings,
         recipients=[recipient],
         message_id=message_id,
         date=now,

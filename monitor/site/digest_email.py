@@ -7,7 +7,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from monitor.config import Settings
-from monitor.delivery.render import compose_email, header_text, link_url, render
+from monitor.delivery.render import compose_email, header_text, link_url
 from monitor.site.digest import Digest
 
 
@@ -38,10 +38,10 @@ def digest_email(
         "timezone": settings.timezone,
     }
     return compose_email(
+        "digest",
+        context,
         subject=digest_subject(digest, frequency),
-        text=render("digest.txt.j2", **context),
-        html=render("digest.html.j2", **context),
-        sender=settings.mail_from,
+        settings=settings,
         recipients=recipients,
         message_id=message_id,
         date=now,
