@@ -110,8 +110,8 @@ def test_edited_sentence_is_in_the_diff_and_the_summary(
         "raised one tier: names ketamine with compounded, compounder, telemedicine",
     ]
     assert change.summary == (
-        "Changed: “…not receive information about these potential risks or be monitored by a "
-        "health care provider after each dose.”"
+        "Changed: “…receive information about these potential risks or be monitored by a health "
+        "care provider after each dose.”"
     )
 
 
