@@ -11,7 +11,7 @@ from sqlmodel import Session, col, func, select
 from db.models import Blob, Change, Document, Fetch, Snapshot, Source
 from monitor.config import Recipient
 from monitor.core import canonical
-from monitor.history import writer
+from monitor.history import batch
 from monitor.history.writer import HistoryWriter
 from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
@@ -161,7 +161,7 @@ def test_only_a_new_input_or_a_new_normalizer_is_parsed_again(
     crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     calls: list[Observation] = []
     real = canonical.normalized_text
-    monkeypatch.setattr(writer, "normalized_text", lambda o: calls.append(o) or real(o))
+    monkeypatch.setattr(batch, "normalized_text", lambda o: calls.append(o) or real(o))
     monkeypatch.setattr(canonical, "NORMALIZER_VERSION", version)
     assert crawl_page(session, source, page(second), clock) is None
     assert len(calls) == parsed
