@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -349,8 +350,12 @@ def test_a_batch_of_observations_records_what_one_by_one_recording_does(
         ("changed", a, sha("Ketamine alert, updated"), sha("Ketamine alert")),
         ("new", d, None, sha("Esketamine label")),
     ]
-    # The flip back reuses the first snapshot; the three feed bodies are stored once each.
+    # The flip back reuses the first snapshot; the three feed bodies are stored once each, and
+    # each snapshot points at the body of the fetch that made it (the evidence's raw body).
     assert (count(session, Snapshot), count(session, Blob), count(session, Alert)) == (5, 3, 4)
+    bodies = [hashlib.sha256(f"<rss>{n}</rss>".encode()).hexdigest() for n in range(3)]
+    made = session.exec(select(Snapshot.body_sha256).order_by(Snapshot.id)).all()
+    assert made == [bodies[0], bodies[0], bodies[1], bodies[1], bodies[2]]
     current = {doc.doc_key: shas[doc.current_snapshot_id] for doc in session.exec(select(Document))}
     assert current == {
         a: sha("Ketamine alert"),

@@ -153,7 +153,6 @@ def insert_snapshots(
         for (_, values), digest in zip(planned, digests, strict=True)
     ]
     statement = insert(Snapshot).returning(Snapshot.id, sort_by_parameter_order=True)
-    rows = [values for _, values in planned]
     return [snapshot_id for (snapshot_id,) in session.execute(statement, rows)]
 
 
