@@ -37,7 +37,8 @@ ROOT = HERE.parent
 
 
 class MailSink:
-    """An SMTP server on loopback that counts the messages it receives."""
+    """An SMTP server on loopback that counts the messages it receives (`received` is called
+    with each one's bytes; `bench.soak_mail` also stores them)."""
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
@@ -47,7 +48,7 @@ class MailSink:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                sink.count += 1
+                sink.received(envelope.original_content or envelope.content)
                 return "250 OK"
 
         with socket.socket() as probe:  # aiosmtpd cannot listen on port 0
@@ -55,6 +56,9 @@ class MailSink:
             self.port = probe.getsockname()[1]
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
         self.controller.start()
+
+    def received(self, data: bytes | str) -> None:
+        self.count += 1
 
     def stop(self) -> None:
         self.controller.stop()

@@ -42,6 +42,10 @@ class SchemaNotReady(RuntimeError):
     """The database has no fdawatch schema, or not the newest one, and this code cannot migrate."""
 
 
+class NoDatabase(LookupError):
+    """Opened only to read, the database does not exist or holds no fdawatch history yet."""
+
+
 def in_batches(values: Sequence[_T], size: int = IN_LIST_MAX) -> Iterator[Sequence[_T]]:
     """`values` in slices of `size`, so a query over thousands of ids stays a few statements."""
     for start in range(0, len(values), size):
@@ -72,6 +76,15 @@ def hide_password(text: str, url: str) -> str:
             if len(secret) >= 4:
                 text = text.replace(secret, "***")
     return text
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for in-memory, `file:` URIs and other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
+        return None
+    database = parsed.database or ""
+    return None if database in ("", ":memory:") else Path(database)
 
 
 def make_engine(url: str) -> Engine:
@@ -176,18 +189,32 @@ def check_at_head(engine: Engine) -> None:
     state = "has no fdawatch schema" if current is None else f"is at migration {current}"
     raise SchemaNotReady(
         f"the database {where} {state}, but this deployment needs migration {head} and cannot "
-        "migrate from inside a zipped egg: run `fdawatch changes` once with "
-        "FDAWATCH_DATABASE_URL set to it, from an installed fdawatch of the same version, to "
-        "create or upgrade the schema; then schedule the crawl again"
+        "migrate from inside a zipped egg: run `fdawatch status` (to upgrade it) or `fdawatch "
+        "crawl` (to create it) once with FDAWATCH_DATABASE_URL set to it, from an installed "
+        "fdawatch of the same version; then schedule the crawl again"
     )
 
 
-def open_database(url: str) -> Engine:
-    """An engine whose schema is at the newest migration (migrated here when possible)."""
+def open_database(url: str, *, create: bool = True) -> Engine:
+    """An engine whose schema is at the newest migration (migrated here when possible).
+
+    `create=False` is for commands that only read: a database that does not exist (no SQLite
+    file) or holds no fdawatch schema raises `NoDatabase` instead of being created, so a wrong
+    path is not answered with an empty history. An older schema is still upgraded.
+    """
+    if not create:
+        file = sqlite_file(url)
+        if file is not None and not file.is_file():
+            raise NoDatabase(f"no such file: {file}")
+        if file is not None and file.stat().st_size == 0:  # opening would make it a database
+            raise NoDatabase("it holds no fdawatch history")
     engine = make_engine(url)
     try:
+        current = current_revision(engine)
+        if not create and current is None:
+            raise NoDatabase("it holds no fdawatch history")
         if can_migrate():
-            if current_revision(engine) != head_revision():  # a cheap check; most opens stop here
+            if current != head_revision():  # a cheap check; most opens stop here
                 upgrade(engine)
         else:
             check_at_head(engine)

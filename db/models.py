@@ -35,6 +35,10 @@ class Source(SQLModel, table=True):
     failure_alerted_at: datetime | None = None  # set when "source failing" was sent
     #: Where a permanent redirect last led (a `moved` change was written for it); None: not moved.
     moved_to: str | None = Field(default=None, sa_column=Column(Text))
+    #: When a fetch that followed the source's linked documents was first fully recorded: the
+    #: documents seen until then are its documents' baseline, later ones are `new`. None while the
+    #: source does not follow documents (turning it on again starts a new baseline).
+    documents_since: datetime | None = None
 
 
 class Blob(SQLModel, table=True):
@@ -198,3 +202,33 @@ class Lease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     acquired_at: datetime
     expires_at: datetime
+
+
+class Setting(SQLModel, table=True):
+    """One value the installation keeps about itself, such as its random install id.
+
+    Lives in the database, not in a file, so that it goes with the history it describes: a new
+    database (a rebuild) is a new installation whose emails never reuse the old Message-IDs.
+    """
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime
+
+
+class Review(SQLModel, table=True):
+    """One review of one change by one person (append-only): the newest is the change's review.
+
+    A later review adds a row, never edits one, so an auditor sees every decision and who took
+    it. A change without a row is open; a review never mutes later changes of the document.
+    """
+
+    __table_args__ = (Index("ix_review_change", "change_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int = Field(foreign_key="change.id")
+    reviewer: str = Field(max_length=320)  # an email address
+    disposition: str = Field(max_length=20)  # no-action / action-needed / done
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    reviewed_at: datetime
+    via: str = Field(default="cli", max_length=10)  # cli / web

@@ -2,21 +2,35 @@
 
 This is the only module that reads the environment. Everything else receives a
 `Settings` value. Secrets (SMTP password, API keys) come from the environment only, never from
-files, and are never printed: `Settings.__repr__` hides them.
+files, and are never printed: `Settings.__repr__` hides them. The SMTP variables are parsed by
+`monitor.config_smtp`, the `[review]` and `[escalation]` tables by `monitor.config_review`.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
 
+from monitor.config_report import KEYS as REPORT_KEYS
+from monitor.config_report import ReportSettings, report_settings
+from monitor.config_review import (
+    EMAIL_PATTERN,
+    ESCALATION_KEYS,
+    REVIEW_KEYS,
+    EscalationSettings,
+    ReviewSettings,
+    escalation_settings,
+    is_email,
+    review_settings,
+)
+from monitor.config_smtp import SmtpSettings, smtp_from_env
+from monitor.display import DEFAULT_ZONE, zone
 from monitor.errors import ConfigError
+from monitor.tomlfile import read_toml
+from monitor.tomlfile import unreadable_file as unreadable_file  # sources.py words errors alike
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/fdawatch.db"
 DEFAULT_USER_AGENT = (
@@ -25,18 +39,6 @@ DEFAULT_USER_AGENT = (
 )
 SEVERITIES = ("T1", "T2", "T3", "T4", "T5")
 DIGEST_CHOICES = ("none", "daily", "weekly")
-MAX_PORT = 65535
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 25
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    starttls: bool = False
-    ssl: bool = False
-    timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,16 @@ class Settings:
     storm_cap: int = 20
     failure_threshold: int = 3
     site_url: str = ""  # where the digest site is published, for links in emails
+    timezone: str = DEFAULT_ZONE  # [display] timezone: the IANA zone times are shown in
     openfda_api_key: str | None = field(default=None, repr=False)
-    scheduler_jitter: float = 60.0  # seconds of random delay added to each scheduled crawl
+    scheduler_jitter: float = 60.0  # at most this many seconds of stable offset on fire times
     scheduler_misfire_grace: float = 3600.0  # a job missed by less than this still runs
     scheduler_shared: bool = False  # several daemons share one database's sources (claims)
+    #: Signed review links (FDAWATCH_SECRET_KEY) and escalation of changes nobody reviewed.
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    report: ReportSettings | None = None  # [report]: the daily watch report, when configured
+    scheduler_max_batch: int = 50  # at most this many sources in one crawl process
 
 
 def user_agent(base: str, contact: str) -> str:
@@ -101,17 +109,6 @@ def user_agent(base: str, contact: str) -> str:
     if base.endswith(")"):
         return f"{base[:-1]}; contact: {contact})"
     return f"{base} (contact: {contact})"
-
-
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no")
 
 
 def _boolean(value: Any, where: str) -> bool:
@@ -132,80 +129,8 @@ def _number(value: Any, where: str, kind: type[int] | type[float], minimum: floa
     return number
 
 
-def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
-    url = env.get("FDAWATCH_SMTP_URL")
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
-            raise ConfigError(
-                "FDAWATCH_SMTP_URL must look like smtp://user:password@host:25, "
-                "smtps://… (TLS) or smtp+starttls://…"
-            )
-        ssl = parts.scheme == "smtps"
-        return SmtpSettings(
-            host=parts.hostname,
-            port=_smtp_url_port(parts) or (465 if ssl else 25),
-            user=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            starttls=parts.scheme == "smtp+starttls",
-            ssl=ssl,
-        )
-    host = env.get("FDAWATCH_SMTP_HOST")
-    if not host:
-        return None
-    ssl = _env_bool(env, "FDAWATCH_SMTP_SSL", False)
-    port = _number(env.get("FDAWATCH_SMTP_PORT", 465 if ssl else 25), "FDAWATCH_SMTP_PORT", int, 1)
-    if port > MAX_PORT:
-        raise ConfigError(f"FDAWATCH_SMTP_PORT must be a port from 1 to {MAX_PORT}, not {port}")
-    return SmtpSettings(
-        host=host,
-        port=port,
-        user=env.get("FDAWATCH_SMTP_USER") or None,
-        password=env.get("FDAWATCH_SMTP_PASSWORD") or None,
-        starttls=_env_bool(env, "FDAWATCH_SMTP_STARTTLS", False),
-        ssl=ssl,
-    )
-
-
-def _smtp_url_port(parts: SplitResult) -> int | None:
-    """The port of FDAWATCH_SMTP_URL; a bad one is an error naming it, never the password."""
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= MAX_PORT:
-        written = parts.netloc.rpartition(":")[2]
-        raise ConfigError(
-            f"FDAWATCH_SMTP_URL has the port {written!r}: write a number from 1 to {MAX_PORT}, "
-            "as in smtp://user:password@host:587"
-        )
-    return port
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
-    except (UnicodeDecodeError, OSError) as error:
-        raise ConfigError(
-            unreadable_file(path, error, "set FDAWATCH_CONFIG to the fdawatch.toml file")
-        ) from None
-
-
-def unreadable_file(path: Path, error: UnicodeDecodeError | OSError, point_instead: str) -> str:
-    """Why a configuration file cannot be read, as a one-line error; `point_instead` is the fix
-    for a folder given where a file belongs."""
-    if isinstance(error, UnicodeDecodeError):
-        line = error.object[: error.start].count(b"\n") + 1
-        return (
-            f"{path}: not UTF-8 text (line {line} has the byte {error.object[error.start]:#04x}); "
-            "save it as UTF-8"
-        )
-    if isinstance(error, IsADirectoryError):
-        return f"{path}: is a folder, not a file; {point_instead}"
-    return f"{path}: cannot be read ({error.strerror or error}); check the path and its permissions"
+    return read_toml(path, "set FDAWATCH_CONFIG to the fdawatch.toml file")
 
 
 #: The tables of fdawatch.toml and the keys each may hold.
@@ -225,12 +150,13 @@ _SECTIONS = {
     "mail": {"from", "outbox_dir", "storm_cap"},
     "health": {"failure_threshold"},
     "site": {"url"},
-    "scheduler": {"jitter", "misfire_grace", "shared"},
+    "display": {"timezone"},
+    "scheduler": {"jitter", "misfire_grace", "shared", "max_batch"},
+    "review": REVIEW_KEYS,
+    "escalation": ESCALATION_KEYS,
+    "report": REPORT_KEYS,
 }
 _TOP_KEYS = {*_SECTIONS, "recipient"}
-#: One plain address: a local part and a domain, nothing a mail header could be broken with.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_EMAIL = re.compile(rf"[^@\s<>,;:\"()\[\]\\]+@{_LABEL}(?:\.{_LABEL})*")
 _RECIPIENT_KEYS = {"email", "name", "sources", "tags", "min_severity", "digest"}
 
 
@@ -244,7 +170,7 @@ def _recipient(raw: Any, index: int, path: Path) -> Recipient:
             f"{where}: unknown key {sorted(unknown)[0]!r} (known: {sorted(_RECIPIENT_KEYS)})"
         )
     email = raw.get("email")
-    if not isinstance(email, str) or not _EMAIL.fullmatch(email):
+    if not isinstance(email, str) or not is_email(email):
         raise ConfigError(
             f"{where}: 'email' must be one address like ops@example.org, not {email!r}"
         )
@@ -286,16 +212,31 @@ def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     return table
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `env` (default: the process environment) and the deployment file."""
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: Path | None = None
+) -> Settings:
+    """Settings from `env` (default: the process environment) and the deployment file.
+
+    `config_path` (the `--config` option) names the deployment file; it wins over
+    FDAWATCH_CONFIG and, unlike the default ./fdawatch.toml, must exist.
+    """
     env = os.environ if env is None else env
     var_dir = Path(env.get("FDAWATCH_VAR_DIR") or "var")
-    config_path = Path(env.get("FDAWATCH_CONFIG") or "fdawatch.toml")
     data: dict[str, Any] = {}
-    if config_path.exists():
+    if config_path is not None:
+        if not config_path.exists():
+            raise ConfigError(
+                f"--config {config_path}: no such file; give the path of your fdawatch.toml"
+            )
         data = _read_toml(config_path)
-    elif env.get("FDAWATCH_CONFIG"):
-        raise ConfigError(f"FDAWATCH_CONFIG={config_path} does not exist; create it or unset it")
+    else:
+        config_path = Path(env.get("FDAWATCH_CONFIG") or "fdawatch.toml")
+        if config_path.exists():
+            data = _read_toml(config_path)
+        elif env.get("FDAWATCH_CONFIG"):
+            raise ConfigError(
+                f"FDAWATCH_CONFIG={config_path} does not exist; create it or unset it"
+            )
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ConfigError(
@@ -351,7 +292,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"{config_path}: [crawl] blocked_backoff_max",
             float,
         ),
-        smtp=_smtp_from_env(env),
+        smtp=smtp_from_env(env),
         mail_from=env.get("FDAWATCH_MAIL_FROM") or str(mail.get("from", Settings.mail_from)),
         recipients=tuple(_recipient(r, i, config_path) for i, r in enumerate(recipients)),
         storm_cap=_number(mail.get("storm_cap", 20), f"{config_path}: [mail] storm_cap", int, 1),
@@ -359,6 +300,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             health.get("failure_threshold", 3), f"{config_path}: [health] failure_threshold", int, 1
         ),
         site_url=str(_section(data, "site", config_path).get("url", "")),
+        timezone=zone(
+            _section(data, "display", config_path).get("timezone", DEFAULT_ZONE),
+            f"{config_path}: [display] timezone",
+        ),
         openfda_api_key=env.get("FDAWATCH_OPENFDA_API_KEY") or None,
         scheduler_shared=_boolean(
             scheduler.get("shared", False), f"{config_path}: [scheduler] shared"
@@ -371,6 +316,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"{config_path}: [scheduler] misfire_grace",
             float,
             1,
+        ),
+        review=review_settings(
+            _section(data, "review", config_path),
+            env.get("FDAWATCH_SECRET_KEY") or None,
+            f"{config_path}: [review]",
+        ),
+        escalation=escalation_settings(
+            _section(data, "escalation", config_path), f"{config_path}: [escalation]"
+        ),
+        report=report_settings(_section(data, "report", config_path), config_path, EMAIL_PATTERN),
+        scheduler_max_batch=_number(
+            scheduler.get("max_batch", 50), f"{config_path}: [scheduler] max_batch", int, 1
         ),
     )
 

@@ -43,6 +43,11 @@ class EvidenceError(NotFound):
     """The change or its stored data cannot make a bundle; the message says which and why."""
 
 
+class CommandError(FdawatchError):
+    """A command cannot do what was asked (a file it cannot write, a port in use): the message
+    names it and what to pick instead."""
+
+
 class LeaseHeld(FdawatchError):
     """Another process holds the scheduler lock: the message names it and says what to do."""
 

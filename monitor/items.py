@@ -23,7 +23,10 @@ FEED_ITEM = "feed_item"  # one RSS / Atom item's description
 LABEL_SPL = "label_spl"  # a DailyMed SPL XML label
 LABEL_OPENFDA = "label_openfda"  # an openFDA label record (JSON)
 RECORD = "record"  # any other API record (recall, shortage, application, FR document), JSON
-CONTENT_TYPES = (HTML, FEED_ITEM, LABEL_SPL, LABEL_OPENFDA, RECORD)
+#: A document a source links (a PDF): `content` is its text read by monitor.core.pdf_text, one
+#: paragraph a line (or a note that it has no text layer), `body` the file as fetched.
+DOCUMENT = "document"
+CONTENT_TYPES = (HTML, FEED_ITEM, LABEL_SPL, LABEL_OPENFDA, RECORD, DOCUMENT)
 
 #: SourceFetch.outcome values.
 OK = "ok"  # fetched and parsed; its documents were yielded before this item
@@ -44,7 +47,8 @@ class Observation:
     """One watched document as seen in one response, before normalization."""
 
     source_id: str
-    key: str  # document key: the page URL, or a feed item's normalized link / guid
+    key: str  # document key: the page URL, a feed item's normalized link / guid, a linked
+    # document's canonical URL, an API record's id
     url: str
     title: str
     content: str  # the watched region's HTML (pages) or the item's description HTML (feeds)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import asdict, dataclass
-from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from apscheduler.triggers.cron import CronTrigger
 
 from monitor.config import unreadable_file
 from monitor.core.terms import expand_terms
+from monitor.cron import parse_cron
 from monitor.errors import SourcesError
+
+if TYPE_CHECKING:  # APScheduler loads only when a source has a cron (0.1 s off every command)
+    pass
 
 #: API kinds (one spider each, named after the kind): their fetch is a complete result set, so
 #: a document missing from it has been removed (monitor.history.writer).
@@ -37,6 +38,10 @@ LISTING_KINDS = ("federal_register_inspection", "fda_warning_letters")
 #: Kinds whose spider needs the keys of the documents already stored (`FDAWATCH_KNOWN_DOCUMENTS`,
 #: read by monitor.runtime.scrapy_addon): only a letter not yet stored is fetched.
 KNOWN_KEYS_KINDS = ("fda_warning_letters",)
+#: Kinds whose responses link documents `follow_documents` can fetch (spiders/documents.py): a
+#: page's watched region, a Drugs@FDA submission's `application_docs`, a Federal Register
+#: document's `pdf_url`.
+FOLLOW_KINDS = ("page", "openfda_drugsfda", "federal_register")
 #: Kinds that must have `terms`: without them every listed document would become one.
 TERMS_REQUIRED_KINDS = ("federal_register_inspection",)
 KINDS = ("page", "feed", *RESULT_SET_KINDS, *LISTING_KINDS)
@@ -79,58 +84,24 @@ _FIELDS = {
     "max_documents": "most documents one fetch may hold (feed items, API records; default "
     "10000): more is a failed fetch, never a partial record",
     "max_bytes": "largest response body in bytes (default: [crawl]'s 20 MB limit)",
+    "follow_documents": (
+        f"true to fetch, extract and diff the PDFs the source links ({', '.join(FOLLOW_KINDS)}; "
+        "default false)"
+    ),
+    "max_document_bytes": "largest linked document in bytes (default 20 MB = 20971520)",
+    "max_document_pages": "most pages of a linked PDF whose text is read (default 500)",
     "notes": "free text for people",
 }
 #: Defaults of the per-source limits.
 CONFIRM_REMOVAL = 2
 MAX_DOCUMENTS = 10_000
-
-
-CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+MAX_DOCUMENT_PAGES = 500
 
 
 def host_key(url: str) -> str:
     """The host a URL's requests go to, as politeness and back-off count it (`host[:port]`)."""
     return urlsplit(url).netloc.lower().rpartition("@")[2]
-
-
-def crontab_weekdays(field: str) -> str:
-    """Crontab day-of-week numbers (0 and 7 = Sunday) as names.
-
-    APScheduler 3 numbers days from Monday = 0, so `from_crontab("0 6 * * 1")` would run on
-    Tuesdays; names mean the same to both.
-    """
-    days: set[int] = set()
-    for part in field.split(","):
-        if re.search(r"[a-z]", part, re.IGNORECASE):
-            return field  # names already: APScheduler reads them as cron does
-        base, _, step = part.partition("/")
-        if base == "*":
-            first, last = 0, 6
-        elif "-" in base:
-            first, last = (int(n) for n in base.split("-", 1))
-        else:
-            first = int(base)
-            last = 6 if step else first
-        if not 0 <= first <= 7 or not 0 <= last <= 7 or first > last:
-            raise ValueError(f"day of week {part!r} is outside 0-7")
-        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
-    if days == set(range(7)):
-        return "*"
-    return ",".join(CRONTAB_DAYS[day] for day in sorted(days))
-
-
-def parse_cron(cron: str) -> CronTrigger:
-    """A 5-field crontab (minute hour day month weekday, UTC) as a trigger; ValueError if bad.
-
-    Checked when sources.toml is loaded, so `fdawatch sources` and `crawl` reject a cron the
-    daemon could never schedule, before anything is written.
-    """
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(f"it has {len(fields)} fields, not 5")
-    fields[4] = crontab_weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
 
 
 @dataclass(frozen=True)
@@ -150,6 +121,9 @@ class SourceConfig:
     max_documents: int = MAX_DOCUMENTS
     max_bytes: int | None = None
     notes: str = ""
+    follow_documents: bool = False
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
+    max_document_pages: int = MAX_DOCUMENT_PAGES
 
     @property
     def interval_seconds(self) -> int:
@@ -249,7 +223,20 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
     threshold = raw.get("failure_threshold")
     if threshold is not None and not _whole(threshold):
         raise SourcesError(f"{where}: field 'failure_threshold' must be a whole number ≥ 1")
-    for key in ("confirm_removal", "max_documents", "max_bytes"):
+    follow = raw.get("follow_documents", False)
+    if not isinstance(follow, bool):
+        raise SourcesError(
+            f"{where}: field 'follow_documents' must be true or false "
+            f"({_FIELDS['follow_documents']})"
+        )
+    if follow and raw["kind"] not in FOLLOW_KINDS:
+        raise SourcesError(
+            f"{where}: field 'follow_documents' is for {', '.join(FOLLOW_KINDS)} sources, not "
+            f"{raw['kind']!r}: remove it"
+        )
+    for key in (
+        "confirm_removal", "max_documents", "max_bytes", "max_document_bytes", "max_document_pages"
+    ):
         if key in raw and not _whole(raw[key]):
             raise SourcesError(
                 f"{where}: field {key!r} must be a whole number ≥ 1 ({_FIELDS[key]})"
@@ -279,6 +266,9 @@ def _entry(raw: Any, index: int, path: Path) -> SourceConfig:
         max_documents=raw.get("max_documents", MAX_DOCUMENTS),
         max_bytes=raw.get("max_bytes"),
         notes=raw.get("notes", ""),
+        follow_documents=follow,
+        max_document_bytes=raw.get("max_document_bytes", MAX_DOCUMENT_BYTES),
+        max_document_pages=raw.get("max_document_pages", MAX_DOCUMENT_PAGES),
     )
 
 

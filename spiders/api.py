@@ -35,9 +35,10 @@ from urllib.parse import urljoin, urlsplit
 
 from scrapy import Request
 
-from monitor.items import FAILED, OK, Observation, SourceFetch
+from monitor.items import FAILED, OK, Observation, SourceFetch, canonical_url
 from monitor.sources import SourceConfig
 from spiders.base import HANDLED_STATUSES, WatchSpider, header, latency_ms, too_many
+from spiders.documents import DocumentLink, FollowsDocuments, is_document_url
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -120,6 +121,14 @@ class ResultSet:
     duration_ms: int = 0
     received: int = 0  # results seen on all pages, duplicates included
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Documents the results link (`follow_documents`), by key, first link wins.
+    links: dict[str, DocumentLink] = field(default_factory=dict)
+
+    def link(self, url: Any, title: str) -> None:
+        """Note a document a result links, when the source follows documents and it is one."""
+        if self.source.follow_documents and isinstance(url, str) and is_document_url(url):
+            key = canonical_url(url)
+            self.links.setdefault(key, DocumentLink(key, url.strip(), title[:200]))
 
     def add(self, observations: list[Observation]) -> None:
         self.received += len(observations)
@@ -137,7 +146,7 @@ class Page:
     incomplete: str | None = None  # why the set cannot be completed
 
 
-class ApiSpider(WatchSpider):
+class ApiSpider(FollowsDocuments, WatchSpider):
     """Base of the JSON API spiders; subclasses set `name`/`kind` and implement `parse_page`."""
 
     #: Whether requests carry the openFDA key.
@@ -209,8 +218,7 @@ class ApiSpider(WatchSpider):
                 f"of the result set; narrow the query in the source's url"
             )
         if page.incomplete:
-            yield from state.documents.values()
-            yield self.set_record(state, FAILED, error=page.incomplete)
+            yield from self.end_set(state, self.set_record(state, FAILED, error=page.incomplete))
         elif page.next_url:
             yield self.page_request(source, page.next_url, state, page.next_stage)
         else:
@@ -240,10 +248,9 @@ class ApiSpider(WatchSpider):
         state.duration_ms += latency_ms(response)
         return state
 
-    def finish_set(self, state: ResultSet) -> Iterator[Observation | SourceFetch]:
+    def finish_set(self, state: ResultSet) -> Iterator[Observation | SourceFetch | Request]:
         """Every document of the complete set, then the one OK record listing their keys."""
-        yield from state.documents.values()
-        yield self.set_record(
+        record = self.set_record(
             state,
             OK,
             etag=state.etag,
@@ -251,6 +258,18 @@ class ApiSpider(WatchSpider):
             documents=len(state.documents),
             document_keys=list(state.documents),
         )
+        yield from self.end_set(state, record)
+
+    def end_set(
+        self, state: ResultSet, record: SourceFetch
+    ) -> Iterator[Observation | SourceFetch | Request]:
+        """The set's documents and its record; first the documents they link, if followed."""
+        if state.links:
+            observations, links = list(state.documents.values()), list(state.links.values())
+            yield from self.follow_documents(state.source, observations, record, links)
+            return
+        yield from state.documents.values()
+        yield record
 
     def set_record(self, state: ResultSet, outcome: str, **fields: Any) -> SourceFetch:
         if "error" in fields:

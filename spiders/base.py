@@ -105,8 +105,15 @@ class WatchSpider(Spider):
             yield self.build_request(source, validators.get(source.id) or {})
 
     def build_request(self, source: SourceConfig, validators: dict[str, Any]) -> Request:
-        """One GET per source, conditional when the monitor knows the last validators."""
+        """One GET per source, conditional when the monitor knows the last validators.
+
+        A source that follows its documents always gets its page (small): a 304 would hide the
+        links, and a changed PDF behind an unchanged link is what it watches for. Each document
+        is then asked conditionally (spiders/documents.py).
+        """
         headers: dict[str, str] = {}
+        if source.follow_documents:
+            validators = {}
         if validators.get("etag"):
             headers["If-None-Match"] = validators["etag"]
         if validators.get("last_modified"):
@@ -183,7 +190,16 @@ class WatchSpider(Spider):
     ) -> Iterator[Observation | SourceFetch]:
         """Yield the observations, then the OK record carrying the new validators."""
         yield from observations
-        yield self.fetch_record(
+        yield self.ok_record(source, response, fetched_at, observations)
+
+    def ok_record(
+        self,
+        source: SourceConfig,
+        response: Response,
+        fetched_at: datetime,
+        observations: list[Observation],
+    ) -> SourceFetch:
+        return self.fetch_record(
             source,
             response,
             OK,

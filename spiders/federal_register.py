@@ -37,6 +37,9 @@ VOLATILE_FIELDS = frozenset({"page_views"})
 class FederalRegisterSpider(ApiSpider):
     name = "federal_register"
     kind: ClassVar[str] = "federal_register"
+    #: `follow_documents`: a document's `pdf_url` is its printed edition on govinfo, which never
+    #: changes once published (a correction is a document of its own): read once, not re-asked.
+    documents_immutable: ClassVar[bool] = True
 
     def parse_page(
         self, source: SourceConfig, response: Response, state: ResultSet, stage: str
@@ -60,6 +63,10 @@ class FederalRegisterSpider(ApiSpider):
         self, state: ResultSet, response: Response, results: list[dict[str, Any]]
     ) -> list[Observation]:
         """One record per result with a document number (volatile counters left out)."""
+        for result in results:
+            if result.get("document_number"):
+                title = " ".join(str(result.get("title") or result["document_number"]).split())
+                state.link(result.get("pdf_url"), title)
         return [
             self.document(
                 state,
@@ -84,6 +91,7 @@ class FederalRegisterInspectionSpider(FederalRegisterSpider):
 
     name = "federal_register_inspection"
     kind: ClassVar[str] = "federal_register_inspection"
+    documents_immutable: ClassVar[bool] = False  # it follows none (monitor.sources.FOLLOW_KINDS)
 
     def parse_page(
         self, source: SourceConfig, response: Response, state: ResultSet, stage: str

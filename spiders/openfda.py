@@ -215,6 +215,9 @@ class OpenfdaDrugsfdaSpider(OpenfdaSpider):
             key = f"{application} {record['submission_type']} {record['submission_number']}"
             what = submission.get("submission_class_code_description") or "submission"
             title = f"{', '.join(brands) or application}: {key} ({what})"
+            for doc in submission.get("application_docs") or []:
+                name = " ".join(str(doc.get(f) or "") for f in ("type", "date")).strip()
+                state.link(doc.get("url"), f"{', '.join(brands) or application}: {name or key}")
             yield self.record(state, response, key, title, record, url=search)
 
 

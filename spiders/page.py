@@ -1,5 +1,8 @@
 """`scrapy crawl page -a source=<id>`: one watched region of one HTML page per source.
 
+With `follow_documents = true` the PDFs linked from the region are fetched too, each its own
+document of the source (spiders/documents.py).
+
 A page whose selector matches nothing is reported as DRIFT, never as an empty document: a
 redesigned fda.gov template must fail loudly instead of looking like "the warning was removed".
 """
@@ -12,22 +15,24 @@ from typing import ClassVar
 
 from cssselect import SelectorError
 from parsel import SelectorList
+from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.selector import Selector
 
 from monitor.items import DRIFT, GONE, HTML, Observation, SourceFetch
 from monitor.sources import SourceConfig
 from spiders.base import WatchSpider, header
+from spiders.documents import FollowsDocuments, document_links
 
 
-class PageSpider(WatchSpider):
+class PageSpider(FollowsDocuments, WatchSpider):
     name = "page"
     kind: ClassVar[str] = "page"
     missing_outcome: ClassVar[str] = GONE
 
     def parse_ok(
         self, source: SourceConfig, response: Response, fetched_at: datetime
-    ) -> Iterator[Observation | SourceFetch]:
+    ) -> Iterator[Observation | SourceFetch | Request]:
         problem = not_html_problem(response)
         if problem:
             yield self.failed(source, response, fetched_at, problem)
@@ -59,6 +64,11 @@ class PageSpider(WatchSpider):
             content="\n".join(region.getall()),
             content_type=HTML,
         )
+        if source.follow_documents:
+            record = self.ok_record(source, response, fetched_at, [observation])
+            links = document_links(region, response.url)
+            yield from self.follow_documents(source, [observation], record, links)
+            return
         yield from self.finish(source, response, fetched_at, [observation])
 
 

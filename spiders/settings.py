@@ -13,6 +13,9 @@ SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 
 ADDONS = {"monitor.runtime.scrapy_addon.FdawatchAddon": 0}
+# `scrapy crawl` checks `-a source=` and the configuration first: one line and exit 2, not a
+# traceback and exit 0.
+COMMANDS_MODULE = "monitor.runtime.scrapy_commands"
 
 USER_AGENT = "fdawatch/0.1 (+https://github.com/fdawatch/fdawatch; regulatory change monitor)"
 ROBOTSTXT_OBEY = True

@@ -1,10 +1,12 @@
-"""Shared test fixtures: a fresh history (SQLite and PostgreSQL), a fixed clock, sources in code.
+"""Shared test fixtures: a fresh history (SQLite and PostgreSQL), a clock, registered sources, SMTP.
 
 Every test that takes `engine` (or `session`, `registered`) runs twice: on an in-memory SQLite
 database and on PostgreSQL, because production may use either and they differ (rowcounts,
-time zones, JSON, locking). The PostgreSQL run needs FDAWATCH_TEST_POSTGRES_URL (`.ci/postgres.sh`
-starts a server and prints one); without it the run is skipped with that reason, except under CI,
-where a missing PostgreSQL must not pass silently.
+time zones, JSON, locking). The PostgreSQL run uses FDAWATCH_TEST_POSTGRES_URL when it is set
+(`.ci/run` sets it with `.ci/postgres.sh`), else a throw-away server started for the session
+(`tests/support/postgres.py`: pgserver's binaries or the system's, no root needed); see
+tests/support/databases.py. Fixtures only: what tests share besides fixtures lives in
+tests/support/.
 
 pytest-socket (see pyproject addopts) allows connections to loopback only: nothing here can
 reach the internet.
@@ -15,52 +17,58 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from db.engine import make_engine, open_database
 from monitor.sources import SourceConfig
+from tests.support.clock import T0, Clock
+from tests.support.databases import (
+    POSTGRES_URL_VARIABLE,
+    empty_postgres_database,
+    postgres_unavailable,
+)
+from tests.support.postgres import PostgresUnavailable, start_temporary_postgres
+from tests.support.smtp import SmtpServer
+from tests.support.sources import make_source
 
-FIXTURES = Path(__file__).parent / "fixtures"
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fixtures() -> Path:
-    return FIXTURES
-
-
-POSTGRES_URL_VARIABLE = "FDAWATCH_TEST_POSTGRES_URL"
-
-
-def postgres_test_url() -> str:
-    """The PostgreSQL database to test against; skip (or, under CI, fail) when there is none."""
-    url = os.environ.get(POSTGRES_URL_VARIABLE, "")
-    if url:
-        return url
-    how = (
-        f"{POSTGRES_URL_VARIABLE} is not set: run, as root, `export {POSTGRES_URL_VARIABLE}="
-        '"$(bash .ci/postgres.sh)"` (or set it to a database you own) to test PostgreSQL'
-    )
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must test PostgreSQL too, but {how}", pytrace=False)
-    pytest.skip(how)
+#: Still importable from here for tests/scheduler/, which moves to tests/support/ imports later.
+__all__ = ["T0", "make_source"]
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
+    """The PostgreSQL server to test against: FDAWATCH_TEST_POSTGRES_URL, else a throw-away one.
+
+    A session fixture: a failure to start is remembered, so the skip costs one attempt per run.
+    """
+    configured = os.environ.get(POSTGRES_URL_VARIABLE, "")
+    if configured:
+        yield configured
+        return
+    try:
+        server, url = start_temporary_postgres()
+    except PostgresUnavailable as error:
+        postgres_unavailable(str(error))
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str) -> Iterator[str]:
     """A private schema in the PostgreSQL test database, at the newest migration, for this run.
 
     One schema per pytest run (not per test: migrating takes far longer than emptying tables),
     named after the process, so two suites running at once against one server do not collide.
     The URL selects it with `search_path`, so child processes given the URL use it too.
     """
-    base = postgres_test_url()
+    base = postgres_server
     schema = f"fdawatch_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = make_engine(base)
     with admin.begin() as connection:
@@ -74,18 +82,6 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-
-
-def empty_postgres_database(url: str) -> None:
-    """Empty every table of `url`'s schema and set every id counter back to 1: a fresh history."""
-    engine = make_engine(url)
-    try:
-        tables = [name for name in inspect(engine).get_table_names() if name != "alembic_version"]
-        with engine.begin() as connection:
-            quoted = ", ".join(f'"{name}"' for name in tables)
-            connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -139,32 +135,9 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-class Clock:
-    """A controllable `now`: every call to `tick()` moves it on by an hour."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def tick(self, hours: float = 1) -> datetime:
-        self.now += timedelta(hours=hours)
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-def make_source(**overrides: object) -> SourceConfig:
-    values: dict[str, object] = {
-        "id": "fda_ketamine_oral_alert",
-        "kind": "page",
-        "url": "https://www.fda.gov/drugs/human-drug-compounding/fda-warns-compounded-ketamine",
-        "title": "FDA alert: compounded ketamine",
-        "tier": "T2",
-    }
-    values.update(overrides)
-    return SourceConfig(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -179,3 +152,18 @@ def registered(session: Session):  # type: ignore[no-untyped-def]
         return list(sources)
 
     return register
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback (tests/support/smtp.py), accepting mail."""
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_down() -> Iterator[SmtpServer]:
+    """A server object whose port has no listener until the test calls `.start()`."""
+    server = SmtpServer()
+    yield server
+    server.stop()

@@ -85,3 +85,28 @@ def test_smtp_url_is_parsed_and_the_password_never_shows(tmp_path: Path) -> None
     )
     assert settings.smtp.starttls and settings.smtp.password == "s3cr3t-pw"
     assert "s3cr3t-pw" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("written", "zone"),
+    [
+        (None, "UTC"),
+        ('"America/New_York"', "America/New_York"),
+        ('"Europe/Berlin"', "Europe/Berlin"),
+    ],
+)
+def test_display_timezone_is_an_iana_name(tmp_path: Path, written: str | None, zone: str) -> None:
+    config = tmp_path / "fdawatch.toml"
+    config.write_text(f"[display]\ntimezone = {written}\n" if written else "", encoding="utf-8")
+    assert load_settings({"FDAWATCH_CONFIG": str(config)}).timezone == zone
+
+
+def test_an_unknown_timezone_is_named_with_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "fdawatch.toml"
+    config.write_text('[display]\ntimezone = "Eastern"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"FDAWATCH_CONFIG": str(config)})
+    assert str(raised.value) == (
+        f"{config}: [display] timezone = 'Eastern' is not a time zone name; write an IANA name "
+        "such as 'America/New_York', 'Europe/Berlin' or 'UTC'"
+    )

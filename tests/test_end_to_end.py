@@ -7,8 +7,12 @@ versions: exactly the planted changes), v2 again (the server answers 304: nothin
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+import zipfile
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -17,12 +21,9 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from tests.support.fixture_server import FixtureServer
-from tests.test_fda_food_safety_recalls import independent_items
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "tests" / "fixtures" / "demo"
-CAPTURES = ROOT / "tests" / "fixtures" / "rss" / "fda-food-safety-recalls-history"
+from tests.support.feeds import independent_items
+from tests.support.loopback import LoopbackServer
+from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def changes(env: dict[str, str]) -> list[dict[str, object]]:
 
 
 def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
-    with FixtureServer(DEMO) as server:
+    with LoopbackServer(DEMO) as server:
         port = server.url.rsplit(":", 1)[1]
         sources = tmp_path / "sources.toml"
         sources.write_text(
@@ -76,8 +77,8 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         by_source: dict[object, list[dict[str, object]]] = {}
         for change in found:
             by_source.setdefault(change["source"], []).append(change)
-        new_links = set(independent_items(next(CAPTURES.glob("002_*.xml")))) - set(
-            independent_items(next(CAPTURES.glob("001_*.xml")))
+        new_links = set(independent_items(next(RECALLS_HISTORY.glob("002_*.xml")))) - set(
+            independent_items(next(RECALLS_HISTORY.glob("001_*.xml")))
         )
         assert len(by_source.pop("fda_food_safety_recalls")) == len(new_links)
         assert {source: [c["kind"] for c in items] for source, items in by_source.items()} == {
@@ -88,7 +89,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         engine = open_database(database)
         with Session(engine) as session:
             stored = session.exec(select(func.count()).select_from(Snapshot)).one()
-        requests_before = len(server.requests)
+        requests_before = len(server.hits)
 
         third = fdawatch(env, "crawl", "--all")
         assert third.returncode == 0, third.stdout + third.stderr
@@ -96,7 +97,7 @@ def test_three_passes_find_exactly_the_planted_changes(tmp_path: Path) -> None:
         with Session(engine) as session:
             assert session.exec(select(func.count()).select_from(Snapshot)).one() == stored
         engine.dispose()
-        third_requests = server.requests[requests_before:]
+        third_requests = server.hits[requests_before:]
     pages = [r for r in third_requests if not r[1].startswith("/robots.txt")]
     assert pages and all(r[2] == 304 for r in pages)  # conditional GET answered "not modified"
     assert all("fdawatch" in str(r[3].get("User-Agent", "")) for r in third_requests)
@@ -110,7 +111,55 @@ def test_demo_leaves_alert_emails_and_reports_where(tmp_path: Path) -> None:
     count = run_demo(tmp_path / "demo", say=lines.append)
     output = "\n".join(lines)
     emails = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
-    assert count > 3
-    assert emails, output
-    assert str(emails[0]) in output
+    # The three planted page edits and the one new recall item; nothing for date-only.html.
+    assert count == 4, output
+    # One email per recipient (the demo configures two), each path reported.
+    recipients = sorted(
+        BytesParser(policy=policy.default).parsebytes(path.read_bytes())["To"] for path in emails
+    )
+    assert recipients == ["compliance@clinic.example", "owner@clinic.example"], output
+    assert all(str(path) in output for path in emails)
     assert "history database:" in output
+    [suggested] = [line.removeprefix("try: ") for line in lines if line.startswith("try: ")]
+    program, *args = shlex.split(suggested)
+    assert program == ".venv/bin/fdawatch" and "--config" in args
+    tried = fdawatch({"PATH": "/usr/bin:/bin"}, *args)
+    assert tried.returncode == 0 and tried.stderr == "", tried.stderr
+    assert len(tried.stdout.splitlines()) == count + 1  # a header, then one line per change
+
+
+def test_the_compliance_officers_demo_email_leads_with_the_rems_change(tmp_path: Path) -> None:
+    """What `make demo` sends the compliance officer: the REMS edit first, FDA's own date shown."""
+    from email import message_from_bytes
+    from email.policy import default
+
+    from tests.support.demo import run_demo
+
+    run_demo(tmp_path / "demo", say=lambda _: None)
+    messages = [
+        message_from_bytes(path.read_bytes(), policy=default)
+        for path in sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    ]
+    [officer] = [m for m in messages if m["To"] == "compliance@clinic.example"]
+    text = str(officer.get_body(("plain",)).get_content()).replace("\r\n", "\n")  # type: ignore[union-attr]
+
+    assert officer["Subject"] == "[fdawatch] T1 Spravato REMS: REMS Requirements changed (+3 more)"
+    overview = text[text.index("In this email:") : text.index("=====")]
+    assert overview.splitlines()[1].startswith(
+        "  1. T1 critical · REMS@FDA: Spravato (esketamine) REMS (SYNTHETIC fixture) · "
+        "Healthcare Settings: added “Outpatient healthcare settings must have a prescriber on site"
+    )
+    assert "  [REMS Requirements › Healthcare Settings]\n" in text
+    assert (
+        "    Removed:   REMS last update: 06/25/2019\n    Added:     REMS last update: 12/31/2024\n"
+        in text
+    )
+    assert "FDA date: Content current as of 2025-02-11\n" in text
+    assert "View change & evidence: http://127.0.0.1:8000/changes/" in text
+    assert "@@" not in text and "fdawatch show" not in text
+    manifests = [
+        json.loads(zipfile.ZipFile(bundle).read("manifest.json"))
+        for bundle in sorted((tmp_path / "demo" / "site" / "evidence").glob("*.zip"))
+    ]
+    dates = {m["after"]["url"].rsplit("/", 1)[1]: m["after"]["content_date"] for m in manifests}
+    assert dates["ketamine-oral-alert.html"] == "2025-02-11"

@@ -9,8 +9,7 @@ import pytest
 
 from monitor.errors import SourcesError
 from monitor.sources import SourceTable, load_sources, select
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 def test_shipped_sources_load_with_the_catalog_sources() -> None:

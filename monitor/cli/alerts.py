@@ -1,7 +1,9 @@
 """`fdawatch alerts …`: drain the outbox, inspect it, preview an alert.
 
-The commands only need `ctx.obj` to provide `settings`, `engine()`, `sources()` and `now()`
-(`App`), so they can be tested and registered without the rest of the CLI.
+The commands only need `ctx.obj` to provide `settings`, `history()`, `engine()`, `sources()` and
+`now()` (`App`), so they can be tested and registered without the rest of the CLI. None of them
+creates a database: `send` on a history that does not exist is an error naming it, not "nothing
+to send".
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from monitor.db_errors import write_failure_message
 from monitor.delivery.alerts import SendReport, preview, send_pending
 from monitor.delivery.mailer import mailer_for, write_eml
 from monitor.delivery.render import header_text
+from monitor.errors import CommandError, DeliveryError
 from monitor.errors import DatabaseError as HistoryUnavailable
-from monitor.errors import DeliveryError
 
 
 def describe_report(report: SendReport, settings: Settings) -> str:
@@ -63,10 +65,21 @@ def send_and_report(app: App) -> SendReport:
                 "run `fdawatch alerts send` again",
             )
         ) from None
-    click.echo(describe_report(report, settings))
+    print_report(report, settings)
+    return report
+
+
+def print_report(report: SendReport, settings: Settings, *, quiet_when_idle: bool = False) -> None:
+    """The outcome line, each delivery error, and a warning per health notice nobody received.
+
+    `quiet_when_idle` (`run --once`, for cron): no line when there was nothing to send.
+    """
+    if not (quiet_when_idle and report.nothing_due):
+        click.echo(describe_report(report, settings))
     for error in report.errors:
         click.echo(f"  {error}", err=True)
-    return report
+    for untold in report.untold:
+        click.echo(f"fdawatch: warning: {untold}", err=True)
 
 
 @click.group("alerts")
@@ -86,6 +99,7 @@ def send_command(app: App) -> None:
 
     Example: fdawatch alerts send
     """
+    app.history()  # an existing history, or an error naming the database
     send_and_report(app)
 
 
@@ -126,7 +140,7 @@ def list_command(app: App, only_failed: bool, as_json: bool, limit: int) -> None
     query = select(Alert).order_by(col(Alert.id).desc()).limit(limit)
     if only_failed:
         query = query.where(Alert.status == "failed")
-    with Session(app.engine()) as session:
+    with Session(app.history()) as session:
         rows = session.exec(query).all()
     if as_json:
         for row in rows:
@@ -168,11 +182,11 @@ def preview_command(app: App, change_id: int, out: Path | None) -> None:
     Example: fdawatch alerts preview 42 --out /tmp/alert-42.eml
     """
     settings = app.settings
-    with Session(app.engine()) as session:
+    with Session(app.history()) as session:
         message = preview(session, change_id, settings, sources_for_rendering(app), app.now())
     path = out or settings.var_dir / f"preview-{change_id}.eml"
     try:
         write_eml(message, path)
     except DeliveryError as error:
-        raise click.ClickException(error.reason) from None
+        raise CommandError(f"{error.reason}; pick another --out") from None
     click.echo(str(path))

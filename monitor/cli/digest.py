@@ -1,24 +1,29 @@
 """`fdawatch digest`, `fdawatch serve` and `fdawatch evidence`: the clinic owner's view.
 
-Like `cli_alerts`, the commands only need `ctx.obj` to provide `settings`, `engine()`,
+Like `alerts`, the commands only need `ctx.obj` to provide `settings`, `history()`,
 `sources()` and `now()` (`monitor.cli.app.App`), so they can be tested and registered alone.
+One vocabulary: `--dir` is the site folder (`digest` writes it, `serve` serves it); `--out` is
+always a file (`evidence`, `alerts preview`).
 """
 
 from __future__ import annotations
 
-import errno
-import functools
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from sqlmodel import Session
 
 from monitor.cli.app import App, parse_since, sources_for_rendering
-from monitor.site import evidence
-from monitor.site.build import build_site
+from monitor.config import Settings
+from monitor.errors import CommandError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from monitor.review.server import AppServer
 
 LOOPBACK = "127.0.0.1"
 
@@ -42,26 +47,39 @@ def window_title(since: str) -> str:
     help="The index lists changes detected since: 7d, 24h, 2w or an ISO date.",
 )
 @click.option(
-    "--out",
+    "--dir",
+    "directory",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder to write the site into (default: var/site under $FDAWATCH_VAR_DIR).",
 )
+@click.option(
+    "--out",
+    "old_out",
+    type=click.Path(file_okay=False, path_type=Path),
+    hidden=True,
+    help="The former name of --dir.",
+)
 @click.pass_obj
-def digest_command(app: App, since: str, out: Path | None) -> None:
+def digest_command(app: App, since: str, directory: Path | None, old_out: Path | None) -> None:
     """Write the digest site: index, one page per change and per source, Atom feed, evidence.
 
     The site is static and self-contained (no JavaScript, no external assets): open
     index.html from disk, run `fdawatch serve`, or copy the folder to a web server.
 
-    Example: fdawatch digest --since 7d --out ./var/site
+    Example: fdawatch digest --since 7d --dir ./var/site
     """
+    from monitor.site.build import build_site
+
+    if old_out is not None:
+        click.echo("fdawatch: warning: `digest --out` is now `digest --dir`", err=True)
     now = app.now()
     cutoff = parse_since(since, now)
     assert cutoff is not None  # since has a default and parse_since rejects ""
-    folder = out or app.settings.var_dir / "site"
+    folder = directory or old_out or app.settings.var_dir / "site"
+    engine = app.history()
     try:
         report = build_site(
-            app.engine(),
+            engine,
             app.settings,
             sources_for_rendering(app),
             folder,
@@ -70,8 +88,8 @@ def digest_command(app: App, since: str, out: Path | None) -> None:
             window=window_title(since),
         )
     except OSError as error:
-        raise click.ClickException(
-            f"cannot write the site to {folder}: {error.strerror or error}; pick another --out"
+        raise CommandError(
+            f"cannot write the site to {folder}: {error.strerror or error}; pick another --dir"
         ) from None
     click.echo(
         f"wrote {report.change_pages} change pages, {report.source_pages} source pages, "
@@ -81,39 +99,50 @@ def digest_command(app: App, since: str, out: Path | None) -> None:
     click.echo(f"digest: {report.index}")
 
 
-class _SiteHandler(SimpleHTTPRequestHandler):
-    """Serves the site folder, with the Atom and zip types; logs each request on stderr."""
+def site_server(
+    directory: Path,
+    port: int,
+    host: str = LOOPBACK,
+    *,
+    settings: Settings | None = None,
+    history: Callable[[], Engine] | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> AppServer:
+    """The web app (digest site, review pages, queue) bound to `host`:`port` (0: any free port);
+    not started. Without `history` the review pages answer that there is no history."""
+    from monitor.review.server import AppServer
+    from monitor.review.web import create_app
 
-    extensions_map: Any = {
-        **SimpleHTTPRequestHandler.extensions_map,
-        ".atom": "application/atom+xml",
-        ".zip": "application/zip",
-    }
-
-
-def site_server(directory: Path, port: int) -> ThreadingHTTPServer:
-    """An HTTP server for `directory` on 127.0.0.1:`port` (0: any free port); not started."""
     if not (directory / "index.html").is_file():
-        raise click.ClickException(
-            f"no site in {directory}: run `fdawatch digest --out {directory}` first, or pass --dir"
+        raise CommandError(
+            f"no site in {directory}: run `fdawatch digest --dir {directory}` first, or pass --dir"
         )
-    handler = functools.partial(_SiteHandler, directory=str(directory))
-    try:
-        return ThreadingHTTPServer((LOOPBACK, port), handler)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            raise click.ClickException(
-                f"port {port} on {LOOPBACK} is in use; pick another with --port"
-            ) from None
-        raise click.ClickException(f"cannot listen on {LOOPBACK}:{port}: {error}") from None
+
+    def no_history() -> Engine:
+        raise CommandError("no history is attached to this server")
+
+    app = create_app(
+        settings or Settings(),
+        history or no_history,
+        directory,
+        **({"now": now} if now is not None else {}),
+    )
+    return AppServer(app, host, port, proxied=host == LOOPBACK)
 
 
-def serve_in_thread(directory: Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+def serve_in_thread(
+    directory: Path,
+    port: int = 0,
+    *,
+    settings: Settings | None = None,
+    history: Callable[[], Engine] | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> tuple[AppServer, str]:
     """Start `site_server` in a daemon thread; return it and its base URL (tests use this)."""
-    server = site_server(directory, port)
-    threading.Thread(target=server.serve_forever, daemon=True, name="fdawatch-serve").start()
-    host, bound = server.server_address[:2]
-    return server, f"http://{host!s}:{bound}/"
+    from monitor.review.server import serve_in_thread as start
+
+    server = start(site_server(directory, port, settings=settings, history=history, now=now))
+    return server, server.url
 
 
 @click.command("serve")
@@ -122,7 +151,13 @@ def serve_in_thread(directory: Path, port: int = 0) -> tuple[ThreadingHTTPServer
     type=click.IntRange(0, 65535),
     default=8000,
     show_default=True,
-    help="Port on 127.0.0.1.",
+    help="Port to listen on.",
+)
+@click.option(
+    "--host",
+    default=LOOPBACK,
+    show_default=True,
+    help="Address to listen on; keep 127.0.0.1 behind a reverse proxy (README).",
 )
 @click.option(
     "--dir",
@@ -131,23 +166,24 @@ def serve_in_thread(directory: Path, port: int = 0) -> tuple[ThreadingHTTPServer
     help="The site folder (default: var/site under $FDAWATCH_VAR_DIR).",
 )
 @click.pass_obj
-def serve_command(app: App, port: int, directory: Path | None) -> None:
-    """Serve the digest site on 127.0.0.1 for viewing in a browser (Ctrl-C stops it).
+def serve_command(app: App, port: int, host: str, directory: Path | None) -> None:
+    """Serve the digest site, review links and the review queue (/queue) until Ctrl-C.
 
-    Only this machine can connect. Write the site first with `fdawatch digest`.
+    A web app on waitress; by default only this machine can connect (127.0.0.1): for a team,
+    put a reverse proxy with TLS and logins in front (README). Review links in alert emails
+    need FDAWATCH_SECRET_KEY and `[review] url`. Write the site first with `fdawatch digest`.
 
     Example: fdawatch serve --port 8000 --dir ./var/site
     """
     folder = directory or app.settings.var_dir / "site"
-    server = site_server(folder, port)
-    host, bound = server.server_address[:2]
-    click.echo(f"serving {folder} at http://{host!s}:{bound}/ (Ctrl-C to stop)")
+    server = site_server(folder, port, host, settings=app.settings, history=app.history)
+    click.echo(f"serving {folder} and reviews at {server.url} (Ctrl-C to stop)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.shutdown()
 
 
 @click.command("evidence")
@@ -166,14 +202,15 @@ def evidence_command(app: App, change_id: int, out: Path | None) -> None:
 
     Example: fdawatch evidence 12 --out change-12.zip
     """
+    from monitor.site import evidence
+
     path = out or app.settings.var_dir / "evidence" / evidence.bundle_name(change_id)
-    with Session(app.engine()) as session:
+    with Session(app.history()) as session:
         data = evidence.build_bundle(session, change_id)
     try:
         evidence.write_atomic(path, data)
     except OSError as error:
-        raise click.ClickException(
+        raise CommandError(
             f"cannot write {path}: {error.strerror or error}; pick another --out"
         ) from None
     click.echo(str(path))
-

@@ -28,7 +28,7 @@ def label_sections(file: Path) -> None:
     try:
         label = read_label_file(file.read_bytes())
     except LabelError as error:
-        raise click.ClickException(
+        raise LabelError(
             f"{file}: {error}. Pass a DailyMed SPL XML (…/spls/SETID.xml) or an openFDA "
             "drug/label JSON (a response with one result, or the result itself)."
         ) from None

@@ -6,11 +6,12 @@ import json
 import sys
 
 import click
-from sqlmodel import Session, select
 
-from db.models import Source
-from monitor.cli.app import App, table
+from monitor.cli.app import App, table, warn_about_sources
 from monitor.sources import select as select_sources
+
+#: The health shown for a source the history has never recorded (never crawled there).
+NEW = "new"
 
 
 def one_shot(app: App) -> bool:
@@ -36,7 +37,9 @@ def sources_command(
 ) -> None:
     """List the watched sources from sources.toml with their health, or check them live.
 
-    Run `--check` on the production host before the first crawl: FDA's CDN answers differently
+    Health "new" means never crawled into this database. A warning says when the database holds
+    sources the file lacks (a --sources or --database that do not belong together). Run
+    `--check` on the production host before the first crawl: FDA's CDN answers differently
     depending on where a request comes from. Nothing is written to the history.
 
     Example: fdawatch sources --check fda_spravato_rems fda_medwatch_rss
@@ -44,26 +47,27 @@ def sources_command(
     if check:
         _check_sources(app, source_ids, as_json, timeout)
         return
+    from db.source_health import source_health
+
     sources = app.sources()
-    with Session(app.engine()) as session:
-        rows = {row.id: row for row in session.exec(select(Source)).all()}
+    if source_ids:
+        sources = {source.id: source for source in select_sources(sources, list(source_ids))}
+    stored = source_health(app.history())
+    warn_about_sources(app, stored, app.sources())
+    # "unknown": registered by a crawl that never got to fetch it; also never checked here
+    health = {sid: stored.get(sid, "unknown") for sid in sources}
+    health = {sid: NEW if value == "unknown" else value for sid, value in health.items()}
     if as_json:
         for source in sources.values():
-            row = rows.get(source.id)
-            click.echo(json.dumps({**source.to_dict(), "health": row.health if row else "unknown"}))
+            click.echo(json.dumps({**source.to_dict(), "health": health[source.id]}))
         return
     cells = [
-        [
-            s.id,
-            s.kind,
-            s.tier,
-            s.cron or s.interval,
-            rows[s.id].health if s.id in rows else "new",
-            s.url,
-        ]
-        for s in sources.values()
+        [s.id, s.kind, s.tier, s.cron or s.interval, health[s.id], s.url] for s in sources.values()
     ]
     click.echo(table(cells, ["id", "kind", "tier", "every", "health", "url"]))
+    never = sum(1 for value in health.values() if value == NEW)
+    if never:
+        click.echo(f"{never} new: never crawled into this database; `fdawatch crawl ID` checks one")
 
 
 def _check_sources(app: App, source_ids: tuple[str, ...], as_json: bool, timeout: float) -> None:

@@ -10,9 +10,11 @@ import hashlib
 from collections.abc import Sequence
 
 from monitor.core import api_records, diff, labels
-from monitor.core.normalize import feed_item_text, html_to_text
+from monitor.core.normalize import content_sha256, feed_item_text, html_to_text
+from monitor.core.pdf_layout import words_key
 from monitor.core.terms import weight
-from monitor.items import FEED_ITEM, LABEL_OPENFDA, LABEL_SPL, RECORD, Observation
+from monitor.core.text_render import clean_line
+from monitor.items import DOCUMENT, FEED_ITEM, LABEL_OPENFDA, LABEL_SPL, RECORD, Observation
 
 #: Bump when `normalized_text` gives a different text for the same input: every document is then
 #: normalized again once, instead of trusting the input hashes stored by the older version.
@@ -34,9 +36,27 @@ def normalized_text(observation: Observation) -> tuple[str, dict[str, str]]:
         return labels.openfda_label_text(observation.content), {"content_type": LABEL_OPENFDA}
     if observation.content_type == RECORD:
         return api_records.record_text(observation.content), {"content_type": RECORD}
+    if observation.content_type == DOCUMENT:
+        return document_text(observation.content), {"content_type": DOCUMENT}
     page = html_to_text(observation.content)
     meta = {"content_date": page.content_date} if page.content_date else {}
     return page.text, meta
+
+
+def document_text(content: str) -> str:
+    """A linked document's text (already one paragraph a line), cleaned as page lines are."""
+    return "\n".join(line for line in map(clean_line, content.splitlines()) if line)
+
+
+def version_sha256(content_type: str, text: str) -> str:
+    """The identity of a version: the text's hash; for a linked document, its words' hash.
+
+    A re-issued PDF laid out again splits its paragraphs differently (5-16 % of them, measured
+    on real FDA PDFs) while every word stays: the words decide, so that is not a change.
+    """
+    if content_type == DOCUMENT:
+        return content_sha256(words_key(text))
+    return content_sha256(text)
 
 
 def input_sha256(observation: Observation) -> str:

@@ -19,7 +19,9 @@ SUMMARY_MAX = 160
 ELLIPSIS = "…"
 #: Words kept on each side of the changed words when an edited line is shortened.
 SUMMARY_CONTEXT_WORDS = 6
-_TOKENS = re.compile(r"\s+|\S+")
+#: Whitespace, a word (dates and numbers like 06/25/2019 stay one token), or one punctuation mark:
+#: "sedation," and "sedation" share the word, so only the comma shows as inserted.
+_TOKENS = re.compile(r"\s+|[^\s.,;:!?()\[\]\"“”]+|[.,;:!?()\[\]\"“”]")
 _WORDS = re.compile(r"\S+")
 
 ChangeKind = Literal["added", "removed", "edited"]
@@ -62,6 +64,9 @@ def word_diff(old_line: str, new_line: str) -> list[Segment]:
 
     Whitespace is kept as its own tokens, so joining the equal and insert segments gives
     new_line back, and joining the equal and delete segments gives old_line back.
+    Punctuation is its own token, and a lone space between two changed runs joins them
+    (`~~sedation and~~ ++sedation, dissociation and++` rather than interleaved fragments), so
+    each run reads as one removed and one added phrase.
     """
     old_tokens = _TOKENS.findall(old_line)
     new_tokens = _TOKENS.findall(new_line)
@@ -73,7 +78,7 @@ def word_diff(old_line: str, new_line: str) -> list[Segment]:
             continue
         _append(segments, "delete", "".join(old_tokens[i1:i2]))
         _append(segments, "insert", "".join(new_tokens[j1:j2]))
-    return segments
+    return _join_runs(segments)
 
 
 def paired_changes(old: str, new: str) -> list[LineChange]:
@@ -89,7 +94,7 @@ def paired_changes(old: str, new: str) -> list[LineChange]:
         if tag == "equal":
             continue
         removed, added = old_lines[i1:i2], new_lines[j1:j2]
-        changes.extend(_pair(removed, added))
+        changes.extend(pair_lines(removed, added))
     return changes
 
 
@@ -145,7 +150,7 @@ def _append(segments: list[Segment], kind: str, text: str) -> None:
         segments.append((kind, text))
 
 
-def _pair(removed: list[str], added: list[str]) -> list[LineChange]:
+def pair_lines(removed: list[str], added: list[str]) -> list[LineChange]:
     """Pair a replaced run line by line; unpaired or dissimilar lines stay removed / added."""
     changes: list[LineChange] = []
     for index in range(max(len(removed), len(added))):
@@ -159,6 +164,40 @@ def _pair(removed: list[str], added: list[str]) -> list[LineChange]:
         if new is not None:
             changes.append(LineChange("added", "", new))
     return changes
+
+
+def _join_runs(segments: list[Segment]) -> list[Segment]:
+    """Fold an equal run of bare whitespace or one punctuation mark between changes into both
+    sides, so a reader sees one removed phrase then one added phrase."""
+    out: list[Segment] = []
+    index = 0
+    while index < len(segments):
+        kind, text = segments[index]
+        if kind != "equal":
+            run_end = index
+            while run_end < len(segments) and (
+                segments[run_end][0] != "equal"
+                or (
+                    _is_glue(segments[run_end][1])
+                    and run_end + 1 < len(segments)
+                    and segments[run_end + 1][0] != "equal"
+                )
+            ):
+                run_end += 1
+            run = segments[index:run_end]
+            deleted = "".join(t for k, t in run if k != "insert")
+            inserted = "".join(t for k, t in run if k != "delete")
+            _append(out, "delete", deleted if any(k == "delete" for k, _ in run) else "")
+            _append(out, "insert", inserted if any(k == "insert" for k, _ in run) else "")
+            index = run_end
+            continue
+        _append(out, kind, text)
+        index += 1
+    return out
+
+
+def _is_glue(text: str) -> bool:
+    return not text.strip() or (len(text.strip()) == 1 and text.strip() in ".,;:")
 
 
 def _similar(old: str, new: str) -> bool:

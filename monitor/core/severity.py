@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from monitor.core import labels
 from monitor.core.record_severity import classify_record
-from monitor.core.terms import KETAMINE_TERMS, match_context, match_terms
+from monitor.core.terms import CONTEXT_TERMS, KETAMINE_TERMS, match_context, match_terms
 from monitor.core.tiers import TIERS, Verdict, escalate, only_dates_changed, raise_tier
 from monitor.items import HTML, LABEL_OPENFDA, LABEL_SPL, RECORD
 
@@ -112,15 +112,8 @@ LETTER_KETAMINE_TERMS = tuple(
 #: What makes a letter without ketamine enforcement context (catalog 6.1 T3: "telehealth /
 #: compounding warning-letter wave about other drugs"). Narrower than CONTEXT_TERMS: "at-home"
 #: or "home use" in a letter is as likely an at-home test kit as a compounded drug.
-LETTER_CONTEXT_TERMS = (
-    "compounded",
-    "compounding",
-    "compounder",
-    "503A",
-    "503B",
-    "outsourcing facility",
-    "telehealth",
-    "telemedicine",
+LETTER_CONTEXT_TERMS = tuple(
+    term for term in CONTEXT_TERMS if term not in ("home use", "at-home", "direct-to-consumer")
 )
 
 

@@ -7,7 +7,7 @@ and delivers (SMTP or `.eml`), so only senders load email rendering.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -15,18 +15,22 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
+from db.installation import install_id
 from db.models import Alert, Change
 from monitor.config import Settings
 from monitor.delivery.mailer import Mailer, mailer_for
 from monitor.delivery.outbox import (
     CLAIM_BATCH,
     DIGEST_KIND,
+    REPORT_KIND,
     alert_key,
     claim_due,
     message_id,
+    message_id_domain,
     recipients_for,
     retry_delay,
 )
+from monitor.delivery.reading import rank
 from monitor.delivery.render import (
     ChangeView,
     ListedChange,
@@ -37,7 +41,12 @@ from monitor.delivery.render import (
     listed_change,
     notice_view,
 )
+from monitor.delivery.same_action import group_same_action, seen_in
+from monitor.delivery.threads import thread, thread_root
 from monitor.errors import DeliveryError, NotFound
+from monitor.history.health import untold_problems
+from monitor.review import escalation
+from monitor.review.links import review_links
 from monitor.site import digest
 from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
@@ -56,6 +65,8 @@ class SendReport:
     failed_alerts: int = 0
     delivered: list[str] = field(default_factory=list)  # mailer descriptions (.eml paths)
     errors: list[str] = field(default_factory=list)
+    #: Source-health notices nobody received (no recipient follows the source), as warnings.
+    untold: list[str] = field(default_factory=list)
 
     @property
     def nothing_due(self) -> bool:
@@ -65,12 +76,13 @@ class SendReport:
 @dataclass
 class _Email:
     recipient: str
-    kind: str  # "change", "health" or "digest"
+    kind: str  # "change", "health", "digest", "escalation" or "report"
     rows: list[Alert]
 
 
 def _group(rows: Sequence[Alert]) -> list[_Email]:
-    """One email per recipient for changes, one for health notices, one per digest row.
+    """One email per recipient for changes, one for health notices, one for escalations, one per
+    digest row.
 
     Rows that already carry a Message-ID were claimed together by a sender that died; they stay
     together so the re-sent email is the same email.
@@ -79,11 +91,13 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
     for row in rows:
         if row.change_id is not None:
             kind = "change"
-        elif row.kind == DIGEST_KIND:
-            kind = "digest"
+        elif row.kind in (DIGEST_KIND, REPORT_KIND):
+            kind = row.kind
+        elif row.kind == escalation.KIND:
+            kind = "escalation"
         else:
             kind = "health"
-        separate = str(row.id) if kind == "digest" else ""
+        separate = str(row.id) if kind in (DIGEST_KIND, REPORT_KIND) else ""
         key = (row.recipient, kind, row.message_id or separate)
         groups.setdefault(key, _Email(row.recipient, kind, [])).rows.append(row)
     return list(groups.values())
@@ -95,8 +109,10 @@ def _change_views(
     settings: Settings,
     sources: Mapping[str, SourceConfig],
     cap: int,
-) -> tuple[list[ChangeView], list[ListedChange]]:
-    """The `cap` most severe changes in full, the rest as list lines (no diff computed)."""
+) -> tuple[list[ChangeView], list[ListedChange], list[Change]]:
+    """The `cap` most severe entries in full, the rest as list lines (no diff computed), and
+    every change in the email's order. An entry is one change, or one FDA action seen in
+    several sources (`same_action`); list lines are not grouped."""
     wanted = sorted({row.change_id for row in rows if row.change_id is not None})
     changes = [
         change
@@ -107,10 +123,21 @@ def _change_views(
     if missing:
         row = next(row for row in rows if row.change_id in missing)
         raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
-    ordered = sorted(changes, key=lambda c: (c.severity, c.detected_at, c.id))
-    full = [change_view(session, change, settings, sources) for change in ordered[:cap]]
-    listed = [listed_change(session, change, sources) for change in ordered[cap:]]
-    return full, listed
+    ordered = sorted(changes, key=rank)
+    entries = group_same_action(session, ordered)  # one FDA action in N sources: one entry
+    full = [
+        replace(
+            change_view(session, group[0], settings, sources),
+            seen_in=seen_in(session, group, sources),
+        )
+        for group in entries[:cap]
+    ]
+    listed = [
+        listed_change(session, change, settings, sources)
+        for group in entries[cap:]
+        for change in group
+    ]
+    return full, listed, ordered
 
 
 def _build(
@@ -122,19 +149,40 @@ def _build(
     mid: str,
 ) -> EmailMessage:
     if email.kind == "change":
-        views, listed = _change_views(
+        views, listed, changes = _change_views(
             session, email.rows, settings, sources, max(1, settings.storm_cap)
         )
-        return alert_email(
+        message = alert_email(
             views,
             listed,
             settings=settings,
             recipients=[email.recipient],
             message_id=mid,
             now=now,
+            review_links=review_links(settings, [v.id for v in views], email.recipient, now),
         )
+        message.replace_header("X-Fdawatch-Changes", " ".join(str(c.id) for c in changes))
+        documents = [(change.source_id, change.doc_key) for change in changes]
+        return thread(message, thread_root(session, email.recipient, documents, mid))
     if email.kind == "digest":
         return _digest_email(session, email.rows[0], settings, sources, now, mid)
+    if email.kind == "escalation":
+        return escalation.escalation_email(
+            session,
+            email.rows,
+            settings=settings,
+            sources=sources,
+            recipient=email.recipient,
+            message_id=mid,
+            now=now,
+        )
+    if email.kind == REPORT_KIND:
+        from monitor.delivery.report_email import report_email
+
+        row = email.rows[0]
+        return report_email(
+            row.notice or "", settings=settings, recipients=[row.recipient], message_id=mid, now=now
+        )
     notices: list[NoticeView] = [
         notice_view(
             session,
@@ -200,10 +248,15 @@ def send_pending(
     """Drain the outbox once: claim, group per recipient, send, record each outcome."""
     mailer = mailer or mailer_for(settings)
     report = SendReport(via=mailer.describe())
+    with Session(engine) as session:
+        report.untold = untold_problems(session, sources, settings.failure_threshold)
+    escalation.queue_escalations(engine, settings, now)
     claimed = claim_due(engine, now)
     if not claimed:
         return report
+    domain = message_id_domain(settings.mail_from)
     with Session(engine, expire_on_commit=False) as session:
+        installation = install_id(session)
         rows = session.exec(select(Alert).where(col(Alert.id).in_(claimed))).all()
         unreachable: DeliveryError | None = None
         for email in _group(sorted(rows, key=lambda r: r.id or 0)):
@@ -212,7 +265,7 @@ def send_pending(
                 _count_release(report, email, unreachable)
                 continue
             mid = email.rows[0].message_id or message_id(
-                email.recipient, (alert_key(r) for r in email.rows)
+                email.recipient, (alert_key(r) for r in email.rows), installation, domain
             )
             try:
                 message = _build(session, email, settings, sources, now, mid)
@@ -275,6 +328,12 @@ def preview(
     change = session.get(Change, change_id)
     if change is None:
         raise NotFound(f"no change with id {change_id}; `fdawatch changes` lists them")
+    mid = message_id(
+        "preview",
+        [f"change:{change_id}"],
+        install_id(session),
+        message_id_domain(settings.mail_from),
+    )
     tags = sources[change.source_id].tags if change.source_id in sources else ()
     recipients = recipients_for(settings.recipients, change.source_id, tags, change.severity)
     view = change_view(session, change, settings, sources)
@@ -283,6 +342,6 @@ def preview(
         [],
         settings=settings,
         recipients=recipients,
-        message_id=message_id("preview", [f"change:{change_id}"]),
+        message_id=mid,
         now=now or change.detected_at,
     )

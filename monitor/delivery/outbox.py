@@ -3,7 +3,9 @@
 Queueing happens inside the history writer's transaction, so a change is never stored without
 its alerts (or alerted without being stored). Draining claims rows and commits *before* talking
 to SMTP (`monitor.delivery.alerts`), stores the deterministic Message-ID on the rows, and only
-marks them sent after the server accepted. A sender that dies in between leaves rows in
+marks them sent after the server accepted. A Message-ID is unique per installation (the database's
+random install id is hashed in, the domain is the sender's), so a rebuilt database whose change
+ids start again at 1 never reuses an old one. A sender that dies in between leaves rows in
 `sending`; after `LEASE` another run re-sends them with the same Message-ID, so the one possible
 duplicate is recognisable.
 
@@ -13,8 +15,10 @@ Database only: the history writer imports this module, and must not load email r
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 
 from sqlalchemy import ColumnElement, Engine, and_, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -31,11 +35,15 @@ NOTICE_KINDS = ("source_failing", "source_recovered", "layout_drift", "source_bl
 NOTICE_SEVERITY = "T2"
 #: Outbox rows that stand for a digest email (one per recipient and period).
 DIGEST_KIND = "digest"
+#: Outbox rows that stand for a daily watch report (`monitor.delivery.daily_report`).
+REPORT_KIND = "report"
 #: The source id of rows that concern every source (digests).
 ALL_SOURCES = "*"
 #: Ids per claiming UPDATE or change lookup.
 CLAIM_BATCH = IN_LIST_MAX
-MESSAGE_ID_DOMAIN = "fdawatch"
+#: The Message-ID domain when the sender address has none fit for it (RFC 2606: never real).
+FALLBACK_DOMAIN = "fdawatch.invalid"
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 
 
 def recipients_for(
@@ -130,10 +138,26 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** min(attempts - 1, 16), MAX_RETRY)
 
 
-def message_id(recipient: str, keys: Iterable[str]) -> str:
-    """Same recipient and same changes → same Message-ID, also when re-sent after a crash."""
-    material = recipient.lower() + "|" + ",".join(sorted(keys))
-    return f"<fdawatch.{hashlib.sha1(material.encode()).hexdigest()[:16]}@{MESSAGE_ID_DOMAIN}>"
+def message_id_domain(mail_from: str) -> str:
+    """The right-hand side of our Message-IDs: the domain of the From address (FDAWATCH_MAIL_FROM).
+
+    `fdawatch <alerts@clinic.example>` gives `clinic.example`; an address without a usable domain
+    gives `fdawatch.invalid`.
+    """
+    address = parseaddr(mail_from)[1]
+    domain = address.rpartition("@")[2].strip().lower().rstrip(".") if "@" in address else ""
+    return domain if _DOMAIN.fullmatch(domain) else FALLBACK_DOMAIN
+
+
+def message_id(recipient: str, keys: Iterable[str], install_id: str, domain: str) -> str:
+    """Same installation, recipient and changes → same Message-ID, also when re-sent after a crash.
+
+    `install_id` (`db.installation.install_id`) differs per database, so change 1 of a rebuilt
+    database does not get the Message-ID change 1 of the old one had; mail systems that hide a
+    repeated Message-ID as a duplicate would otherwise swallow the new alert.
+    """
+    material = f"{install_id}|{recipient.lower()}|{','.join(sorted(keys))}"
+    return f"<fdawatch.{hashlib.sha1(material.encode()).hexdigest()[:20]}@{domain}>"
 
 
 def alert_key(alert: Alert) -> str:
@@ -183,12 +207,26 @@ def queue_digest(
     session: Session, recipient: str, period_key: str, severity: str, dedup: str, now: datetime
 ) -> bool:
     """Queue one digest row and commit; False when this period was already queued (a race)."""
+    return queue_once(session, DIGEST_KIND, recipient, period_key, severity, dedup, now)
+
+
+def queue_once(
+    session: Session,
+    kind: str,
+    recipient: str,
+    notice: str,
+    severity: str,
+    dedup: str,
+    now: datetime,
+) -> bool:
+    """Queue one row about every source (a digest, a daily report) under a unique `dedup` key
+    and commit; False when a row with that key exists (another run or process queued it)."""
     session.add(
         Alert(
             change_id=None,
             source_id=ALL_SOURCES,
-            kind=DIGEST_KIND,
-            notice=period_key,
+            kind=kind,
+            notice=notice,
             recipient=recipient,
             severity=severity,
             created_at=now,

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import lru_cache
@@ -21,12 +21,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import css_inline
+import jinja2
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlmodel import Session
 
 from db.models import Change, Snapshot, Source
+from monitor import display
 from monitor.config import Settings
-from monitor.core.diff import paired_changes, unified
+from monitor.core.outline import Hunk
+from monitor.delivery import plain, reading
 from monitor.sources import SourceConfig
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -37,8 +40,7 @@ SEVERITY_LABELS = {
     "T4": "low",
     "T5": "noise",
 }
-MAX_LINE_CHANGES = 60  # per change in the HTML part; the text part has the full unified diff
-MAX_DIFF_LINES = 400  # per change in the text part: a brand-new page can be very long
+MAX_LINE_CHANGES = 60  # changed lines per change in an email; the change page has them all
 _SPACES = re.compile(r"\s+")
 _LINE_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -72,11 +74,10 @@ def link_url(url: str | None) -> str | None:
     return candidate
 
 
-def format_time(value: datetime | None) -> str:
-    """A timestamp as people read it in an email; naive database values are UTC."""
-    if value is None:
-        return "unknown"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@jinja2.pass_context
+def format_time(context: jinja2.runtime.Context, value: datetime | None) -> str:
+    """A timestamp in the reader's `[display] timezone` (the template's `timezone`), else UTC."""
+    return display.format_time(value, context.get("timezone") or display.DEFAULT_ZONE)
 
 
 @lru_cache(maxsize=1)
@@ -98,6 +99,7 @@ def environment() -> Environment:
     env.filters["time"] = format_time
     env.filters["link"] = link_url
     env.globals["severity_labels"] = SEVERITY_LABELS
+    env.globals["tier_meanings"] = plain.TIER_MEANINGS
     return env
 
 
@@ -129,18 +131,15 @@ class ChangeView:
     previous_at: datetime | None
     matched_terms: list[str]
     severity_reasons: list[str]
-    diff_lines: list[str]
-    diff_truncated: int
-    line_changes: list[Any]
-    line_changes_truncated: int
     evidence_url: str | None
-    show_hint: str = field(default="")
-
-    @property
-    def subject(self) -> str:
-        """`<severity> <source title>: <one-line summary>` without header-breaking characters."""
-        summary = self.summary or self.title or f"{self.kind} document"
-        return header_text(f"{self.severity} {self.source_title}: {summary}")
+    hunks: list[Hunk] = field(default_factory=list)
+    headline: str = ""  # what changed, from the most significant section (reading.py)
+    subject: str = ""  # `T1 Spravato REMS: REMS Requirements changed`
+    hunks_truncated: int = 0  # changed lines past MAX_LINE_CHANGES, not shown in the email
+    reasons: list[str] = field(default_factory=list)  # severity reasons as sentences
+    open_label: str = "Open the source page"  # or "Open on fda.gov"
+    content_date: str = ""  # FDA's own "Content current as of" date, when the page shows one
+    seen_in: tuple[Any, ...] = ()  # one FDA action in several sources: `same_action.SeenIn`s
 
 
 def _snapshot(session: Session, snapshot_id: int | None) -> Snapshot | None:
@@ -173,37 +172,40 @@ def evidence_url(settings: Settings, change_id: int) -> str | None:
 def change_view(
     session: Session, change: Change, settings: Settings, sources: Mapping[str, SourceConfig]
 ) -> ChangeView:
-    """Load the snapshots around `change` and compute both renderings of what changed."""
+    """Load the snapshots around `change` and work out what a reader sees of it."""
     assert change.id is not None, "change must be flushed before it is rendered"
     old = _snapshot(session, change.old_snapshot_id)
     new = _snapshot(session, change.new_snapshot_id)
     old_text = body_text(old.text) if old else ""
     new_text = body_text(new.text) if new else ""
     url = (new or old).url if (new or old) else source_url(session, change.source_id, sources)
-    diff = body_text(change.diff) or unified(old_text, new_text, "previous", "current")
-    diff_lines = diff.splitlines()
-    pairs = paired_changes(old_text, new_text)
-    title = change.title or (new.title if new else old.title if old else "")
+    title = body_text(change.title or (new.title if new else old.title if old else ""))
+    found = reading.change_hunks(session, change, (old_text, new_text))
+    shown, hidden = reading.limit_rows(found, MAX_LINE_CHANGES)
+    name = source_title(session, change.source_id, sources)
+    headline = header_text(reading.reader_summary(change, found, title), limit=300)
     return ChangeView(
         id=change.id,
         kind=change.kind,
         severity=change.severity,
-        title=body_text(title),
+        title=title,
         summary=header_text(change.summary, limit=300),
         source_id=change.source_id,
-        source_title=source_title(session, change.source_id, sources),
+        source_title=name,
         url=body_text(url),
         url_link=link_url(url),
         detected_at=change.detected_at,
         previous_at=old.fetched_at if old else None,
         matched_terms=[body_text(t) for t in change.matched_terms],
         severity_reasons=[body_text(r) for r in change.severity_reasons],
-        diff_lines=diff_lines[:MAX_DIFF_LINES],
-        diff_truncated=max(0, len(diff_lines) - MAX_DIFF_LINES),
-        line_changes=pairs[:MAX_LINE_CHANGES],
-        line_changes_truncated=max(0, len(pairs) - MAX_LINE_CHANGES),
         evidence_url=evidence_url(settings, change.id),
-        show_hint=f"fdawatch show {change.id}",
+        hunks=shown,
+        hunks_truncated=hidden,
+        reasons=plain.reason_sentences([body_text(r) for r in change.severity_reasons]),
+        open_label=plain.open_label(link_url(url)),
+        content_date=body_text((new or old).meta.get("content_date", "") if (new or old) else ""),
+        headline=headline,
+        subject=header_text(reading.subject_part(change, found, name, title, headline)),
     )
 
 
@@ -217,11 +219,11 @@ class ListedChange:
     summary: str
     source_title: str
     detected_at: datetime
-    show_hint: str
+    site_link: str | None
 
 
 def listed_change(
-    session: Session, change: Change, sources: Mapping[str, SourceConfig]
+    session: Session, change: Change, settings: Settings, sources: Mapping[str, SourceConfig]
 ) -> ListedChange:
     """The list line for `change`; its snapshots are read only when the change has no title."""
     assert change.id is not None, "change must be flushed before it is listed"
@@ -239,7 +241,7 @@ def listed_change(
         summary=header_text(change.summary, limit=300),
         source_title=source_title(session, change.source_id, sources),
         detected_at=change.detected_at,
-        show_hint=f"fdawatch show {change.id}",
+        site_link=evidence_url(settings, change.id),
     )
 
 
@@ -254,11 +256,10 @@ def severity_counts(views: Sequence[ChangeView | ListedChange]) -> str:
 def alert_subject(views: Sequence[ChangeView], total: int) -> str:
     """The most severe change's subject, plus how many more of `total` the email carries.
 
-    `views` are the changes shown in full; the storm cap keeps the most severe among them.
+    `views` are the changes shown in full, in `reading.rank` order; the storm cap keeps the most
+    severe among them.
     """
-    first = min(views, key=lambda v: (v.severity, v.detected_at, v.id))
-    subject = "[fdawatch] " + first.subject
-    return header_text(subject + (f" (+{total - 1} more)" if total > 1 else ""), 250)
+    return header_text(reading.subject([views[0].subject], total), 250)
 
 
 def compose_email(
@@ -295,8 +296,10 @@ def alert_email(
     recipients: Sequence[str],
     message_id: str,
     now: datetime,
+    review_links: Mapping[int, str] | None = None,
 ) -> EmailMessage:
-    """One alert email: `views` in full, `overflow` (past the storm cap) as a short list."""
+    """One alert email: `views` in full, `overflow` (past the storm cap) as a short list;
+    `review_links` maps a change id to its signed review link for this recipient."""
     everything: list[ChangeView | ListedChange] = [*views, *overflow]
     context = {
         "changes": list(views),
@@ -305,6 +308,8 @@ def alert_email(
         "total": len(everything),
         "site_url": link_url(settings.site_url),
         "now": now,
+        "review_links": dict(review_links or {}),
+        "timezone": settings.timezone,
     }
     return compose_email(
         subject=alert_subject(views, len(everything)),
@@ -374,7 +379,12 @@ def health_email(
     subject = f"[fdawatch] T2 {first.source_title}: source {first.headline}"
     if len(notices) > 1:
         subject += f" (+{len(notices) - 1} more)"
-    context = {"notices": list(notices), "now": now}
+    context = {
+        "notices": list(notices),
+        "now": now,
+        "timezone": settings.timezone,
+        "site_url": link_url(settings.site_url),
+    }
     return compose_email(
         subject=subject,
         text=render("health.txt.j2", **context),

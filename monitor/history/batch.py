@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from db.models import Change, Snapshot
-from monitor.core.canonical import input_sha256, normalized_text
-from monitor.core.normalize import content_sha256
+from db.models import Change, Snapshot, Source
+from monitor.core.canonical import input_sha256, normalized_text, version_sha256
 from monitor.core.terms import expand_terms, match_terms
 from monitor.history.changes import ChangeWriter
 from monitor.history.snapshots import (
@@ -30,7 +29,7 @@ from monitor.history.snapshots import (
     snapshot_values,
     update_documents,
 )
-from monitor.items import Observation
+from monitor.items import DOCUMENT, Observation
 from monitor.sources import SourceConfig
 
 #: A snapshot: ("id", id) once stored, ("new", index into `BatchPlan.snapshots`) while planned.
@@ -49,12 +48,26 @@ class Unrecordable(Exception):
 Normalized = tuple[str, dict[str, str], str] | None
 
 
+def in_baseline(row: Source, observation: Observation) -> bool:
+    """Whether a document seen for the first time is baseline (kept silently) rather than new.
+
+    Until one fetch of the source has been fully recorded (its fetch record marks it a success),
+    everything is baseline: a crawl killed halfway through its first fetch, or a feed whose first
+    fetch kept no item, must not turn the rest of its baseline into "new". A linked document is
+    baseline until a fetch that followed the source's documents has been fully recorded, so
+    turning `follow_documents` on is not a burst of "new" documents.
+    """
+    if observation.content_type == DOCUMENT and row.documents_since is None:
+        return True
+    return row.last_success_at is None
+
+
 def _normalize(observation: Observation) -> tuple[str, dict[str, str], str]:
     try:
         text, meta = normalized_text(observation)
     except Exception as error:
         raise Unrecordable(observation, error) from error
-    return text, meta, content_sha256(text) if text else ""
+    return text, meta, version_sha256(observation.content_type, text) if text else ""
 
 
 def prepare(observation: Observation, state: SourceState) -> tuple[Observation, str, Normalized]:
@@ -120,10 +133,7 @@ class BatchPlan:
         row = self.state.row
         if row.first_fetched_at is None:
             row.first_fetched_at = observation.fetched_at
-        # Until one fetch of the source has been fully recorded (its fetch record marks it a
-        # success), everything is baseline: a crawl killed halfway through its first fetch, or a
-        # feed whose first fetch kept no item, must not turn the rest of its baseline into "new".
-        baseline = row.last_success_at is None
+        baseline = in_baseline(row, observation)
         if known is None:
             ref = self._new_snapshot(observation, text, sha, meta)
             self.state.documents[key] = Known(None, sha, input_sha, None)

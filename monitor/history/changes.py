@@ -21,7 +21,7 @@ from monitor.core import canonical, diff
 from monitor.core.severity import classify
 from monitor.core.terms import match_terms
 from monitor.delivery import outbox
-from monitor.items import HTML, SourceFetch
+from monitor.items import DOCUMENT, HTML, SourceFetch
 from monitor.sources import SourceConfig
 
 
@@ -29,6 +29,16 @@ def find_document(session: Session, source_id: str, key: str) -> Document | None
     return session.exec(
         select(Document).where(Document.source_id == source_id, Document.doc_key == key)
     ).first()
+
+
+def linked_keys(session: Session, source_id: str) -> set[str]:
+    """The keys of the documents a source linked (stored as DOCUMENT), whatever it does now."""
+    rows = session.exec(
+        select(Document.doc_key, Snapshot.meta)
+        .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
+        .where(Document.source_id == source_id)
+    ).all()
+    return {key for key, meta in rows if (meta or {}).get("content_type") == DOCUMENT}
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,66 @@ class ChangeWriter:
             )
         ).all()
         missing = [document for document in documents if document.doc_key not in present]
+        if missing and not source.follow_documents:  # documents it linked are not in the set
+            linked = linked_keys(session, source.id)
+            missing = [document for document in missing if document.doc_key not in linked]
         return sum(self.missing_again(session, document, now, source) for document in missing)
+
+    def relinked(self, session: Session, source: SourceConfig, keys: Sequence[str]) -> None:
+        """Linked documents still linked (a 304 records no observation): their misses reset."""
+        present = set(keys)
+        for document in session.exec(
+            select(Document).where(
+                Document.source_id == source.id, col(Document.missing_checks) > 0
+            )
+        ).all():
+            if document.doc_key in present:
+                document.missing_checks = 0
+
+    def unlinked(
+        self, session: Session, fetch: SourceFetch, now: datetime, source: SourceConfig
+    ) -> int:
+        """A page's documents it no longer links: removed after `confirm_removal` such fetches.
+
+        Each is also noted on the page's change of this fetch, when there is one (the link's
+        text usually went with it).
+        """
+        present = set(fetch.document_keys)
+        documents = session.exec(
+            select(Document).where(
+                Document.source_id == source.id,
+                Document.doc_key != source.url,
+                col(Document.removed_at).is_(None),
+            )
+        ).all()
+        missing = [document for document in documents if document.doc_key not in present]
+        if missing:
+            self.note_unlinked(session, source, missing, now)
+        return sum(self.missing_again(session, document, now, source) for document in missing)
+
+    def note_unlinked(
+        self, session: Session, source: SourceConfig, documents: Sequence[Document], now: datetime
+    ) -> None:
+        page = session.exec(
+            select(Change).where(
+                Change.source_id == source.id,
+                Change.doc_key == source.url,
+                Change.detected_at == now,
+            )
+        ).first()
+        if page is None:
+            return
+        notes = []
+        for document in documents:
+            snapshot = session.get(Snapshot, document.current_snapshot_id)
+            title = snapshot.title if snapshot and snapshot.title else document.doc_key
+            checks = document.missing_checks + 1
+            notes.append(
+                f"no longer links to the document {title!r} ({document.doc_key}): "
+                f"missing {checks} of the {source.confirm_removal} checks in a row that remove it"
+            )
+        page.severity_reasons = [*page.severity_reasons, *notes]
+        session.add(page)
 
     def moved(
         self, session: Session, row: Source, fetch: SourceFetch, now: datetime, source: SourceConfig

@@ -4,11 +4,15 @@ A failed fetch, a layout drift or a CDN refusal is a *source-health* problem, ne
 change. `HealthKeeper` counts them per source, files one "source failing / layout drift / source
 blocked" notice at the threshold and one "recovered" notice after, and keeps the per-host back-off
 after CDN refusals (table `hostbackoff`). Nothing here commits: the caller owns the transaction.
+
+A notice that no recipient follows is not filed and not marked done: the source keeps owing it
+(`untold_problems`), a warning says so, and the next failed check files it once someone follows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +35,8 @@ HEALTH_STATE = {DRIFT: "drift", BLOCKED: "blocked", FAILED: "failing"}
 DEFAULT_BACKOFF = (1800.0, 86400.0)
 #: Refusals of one host closer together than this are one refusal (one crawl, several sources).
 SAME_REFUSAL = timedelta(minutes=2)
+
+log = logging.getLogger("fdawatch.health")
 
 
 def notice_text(source: SourceConfig, row: Source, outcome: str) -> str:
@@ -94,14 +100,18 @@ class HealthKeeper:
         elif row.health == "blocked":
             row.health = "failing" if row.failure_alerted_at else "ok"
         limit = source.failure_threshold or self.failure_threshold
-        if row.consecutive_failures >= limit and row.failure_alerted_at is None:
-            row.health = HEALTH_STATE[fetch.outcome]
+        if row.consecutive_failures < limit or row.failure_alerted_at is not None:
+            return
+        row.health = HEALTH_STATE[fetch.outcome]
+        queued = outbox.enqueue_notice(
+            session, source.id, NOTICE_KIND[fetch.outcome],
+            notice_text(source, row, fetch.outcome), self.recipients, now,
+            source_tags=source.tags,
+        )  # fmt: skip
+        if queued:
             row.failure_alerted_at = now
-            outbox.enqueue_notice(
-                session, source.id, NOTICE_KIND[fetch.outcome],
-                notice_text(source, row, fetch.outcome), self.recipients, now,
-                source_tags=source.tags,
-            )  # fmt: skip
+        else:  # nobody to tell: the notice stays owed, filed at the next failure once someone is
+            log.warning("%s", untold_text(source.id, row))
 
     def note_refusal(self, session: Session, fetch: SourceFetch, now: datetime) -> None:
         """A request the host's CDN refused: back off from that host, doubling the wait each time.
@@ -143,3 +153,30 @@ def backoff_until(session: Session, now: datetime) -> dict[str, datetime]:
     """Hosts not to be asked before a time (for the crawl's FDAWATCH_BACKOFF setting)."""
     rows = session.exec(select(HostBackoff).where(col(HostBackoff.until) > now)).all()
     return {row.host: row.until for row in rows}
+
+
+def untold_text(source_id: str, row: Source) -> str:
+    """The warning for a source whose health notice has nobody to go to."""
+    return (
+        f"nobody was told that {source_id} is {row.health} "
+        f"({row.consecutive_failures} failures in a row): no [[recipient]] in fdawatch.toml "
+        "follows it; the notice goes out at its next failed check once one does"
+    )
+
+
+def untold_problems(
+    session: Session, sources: Mapping[str, SourceConfig], failure_threshold: int
+) -> list[str]:
+    """Warnings for sources past their failure threshold whose notice nobody received."""
+    rows = session.exec(
+        select(Source)
+        .where(col(Source.failure_alerted_at).is_(None), col(Source.consecutive_failures) > 0)
+        .order_by(col(Source.id))
+    ).all()
+    warnings = []
+    for row in rows:
+        source = sources.get(row.id)
+        limit = (source.failure_threshold if source else None) or failure_threshold
+        if row.consecutive_failures >= limit:
+            warnings.append(untold_text(row.id, row))
+    return warnings

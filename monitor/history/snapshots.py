@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from db.engine import in_batches
 from db.models import Blob, Document, Snapshot, Source
+from monitor.errors import EvidenceError
 from monitor.items import Observation
 
 #: zlib level of stored raw bodies (the level the storage target is measured against).
@@ -252,3 +253,22 @@ def load_snapshots(session: Session, ids: Iterable[int]) -> dict[int, Snapshot]:
             assert snapshot.id is not None
             found[snapshot.id] = snapshot
     return found
+
+
+def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:
+    """The body exactly as fetched; None when none was stored. A corrupt blob is an error."""
+    if snapshot.body_sha256 is None:
+        return None
+    blob = session.get(Blob, snapshot.body_sha256)
+    if blob is None:
+        raise EvidenceError(
+            f"snapshot {snapshot.id}: raw body {snapshot.body_sha256} is missing from the blob "
+            "table; restore the database from a backup"
+        )
+    data = zlib.decompress(blob.data)
+    if hashlib.sha256(data).hexdigest() != blob.sha256:
+        raise EvidenceError(
+            f"snapshot {snapshot.id}: raw body {blob.sha256} does not match its hash; the "
+            "stored blob is corrupt, restore the database from a backup"
+        )
+    return data

@@ -93,6 +93,8 @@ class HistoryWriter:
                 continue
             if row.url != config.url:
                 row.etag = row.last_modified = None
+            if not config.follow_documents:
+                row.documents_since = None  # following again later starts a new baseline
             row.kind, row.url, row.title = config.kind, config.url, config.title
             session.add(row)
 
@@ -219,6 +221,8 @@ class HistoryWriter:
         if fetch.outcome == OK:
             row.etag, row.last_modified = fetch.etag, fetch.last_modified
             changes += self.changes.moved(session, row, fetch, now, source)
+        if fetch.outcome == OK and source.follow_documents:
+            changes += self.record_links(session, row, fetch, now, source)
         if fetch.outcome == BLOCKED:
             self.health.note_refusal(session, fetch, now)
         elif fetch.outcome in (OK, NOT_MODIFIED, GONE) and session.get(
@@ -229,6 +233,22 @@ class HistoryWriter:
         entry = Fetch(**_fetch_values(fetch, self.run_id, changes))
         session.add(entry)
         return entry
+
+    def record_links(
+        self, session: Session, row: Source, fetch: SourceFetch, now: datetime, source: SourceConfig
+    ) -> int:
+        """A complete fetch of a source that follows its documents: the links it still has.
+
+        The first one ends the documents' baseline. A document no longer linked (or answering
+        404) counts towards its removal, noted on the page's change; an API source's result set
+        already counts its absences.
+        """
+        if row.documents_since is None:
+            row.documents_since = now
+        self.changes.relinked(session, source, fetch.document_keys)
+        if source.kind in RESULT_SET_KINDS:
+            return 0
+        return self.changes.unlinked(session, fetch, now, source)
 
     def record_not_modified(
         self, session: Session, fetches: Sequence[SourceFetch], now: datetime

@@ -1,11 +1,12 @@
 """Sharing the crawl among several workers on one database: each due source goes to one worker.
 
-Every worker's scheduler fires for the same sources at about the same time (each with its own
-jitter). Before crawling, a worker claims the sources with `claim_sources`: a `source:<id>` lease
-(`db/leases.py`) that only one worker can hold, and that runs out after `lease` when its worker
-dies, so the source is not orphaned. A source someone checked only moments ago is left out too,
-so a worker whose timer fires just after another worker finished does not crawl it again. After
-the crawl the worker gives its claims back with `release_sources`.
+Every worker's scheduler fires for the same sources at about the same time (the same fire times,
+plus an offset derived from the database URL as each worker spells it). Before crawling, a worker
+claims the sources with `claim_sources`: a `source:<id>` lease (`db/leases.py`) that only one
+worker can hold, and that runs out after `lease` when its worker dies, so the source is not
+orphaned. A source someone checked only moments ago is left out too, so a worker whose timer
+fires just after another worker finished does not crawl it again. After the crawl the worker
+gives its claims back with `release_sources`.
 
 Leases compare the workers' own clocks: keep the machines' clocks in sync (NTP), and `lease`
 longer than the crawl timeout plus the worst clock skew.
@@ -26,7 +27,7 @@ from monitor.sources import SourceConfig
 LEASE_PREFIX = "source:"
 #: Longer than the scheduler's 30-minute crawl timeout, so a live worker never loses a claim.
 DEFAULT_LEASE = timedelta(minutes=35)
-#: A cron source checked this recently is not crawled again (covers the scheduler's jitter).
+#: A cron source checked this recently is not crawled again (covers the workers' offsets).
 CRON_RECHECK = timedelta(minutes=5)
 
 

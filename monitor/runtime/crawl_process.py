@@ -91,6 +91,7 @@ def crawl_sources(
     settings.set("FDAWATCH_VALIDATORS", state.validators, priority="cmdline")
     settings.set("FDAWATCH_BACKOFF", state.backoff, priority="cmdline")
     settings.set("FDAWATCH_KNOWN_DOCUMENTS", state.known, priority="cmdline")
+    settings.set("FDAWATCH_DOCUMENTS", state.documents, priority="cmdline")
     settings.set("LOG_LEVEL", log_level, priority="cmdline")
     settings.set("LOG_INSTALL_ROOT_HANDLER", tail is None, priority="cmdline")
     if tail is not None:

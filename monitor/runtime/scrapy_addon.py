@@ -3,11 +3,13 @@
 `spiders/settings.py` enables it, so `scrapy crawl page -a source=<id>` and `fdawatch crawl`
 behave the same: sources from sources.toml, politeness from fdawatch.toml and the environment,
 conditional-GET validators from the history, the keys of the documents already stored (for the
-kinds that fetch only what is new), and the history pipeline.
+kinds that fetch only what is new), the validators of stored linked documents (for sources that
+follow them), and the history pipeline.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,14 +18,32 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from db.engine import open_database
-from db.models import Document, HostBackoff, Source
+from db.models import Document, HostBackoff, Snapshot, Source
 from monitor.config import Settings, load_settings
+from monitor.items import DOCUMENT
 from monitor.sources import KNOWN_KEYS_KINDS, SourceConfig, SourceTable, load_sources
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 PRIORITY = "project"  # above the project's static defaults, below `-s` on the command line
+#: Where Scrapy's redirect middlewares warn that RefererMiddleware is off (spiders/settings.py
+#: turns it off on purpose: our requests are not links a reader followed, so no Referer is sent).
+REDIRECT_LOGGER = "scrapy.downloadermiddlewares.redirect"
+
+
+class NoRefererNotice(logging.Filter):
+    """Drops the two WARNINGs every crawl logged about the RefererMiddleware we disabled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "found no scrapy.spidermiddlewares.referer.RefererMiddleware" not in str(record.msg)
+
+
+def quiet_referer_notice() -> None:
+    """Install `NoRefererNotice` once per process."""
+    logger = logging.getLogger(REDIRECT_LOGGER)
+    if not any(isinstance(f, NoRefererNotice) for f in logger.filters):
+        logger.addFilter(NoRefererNotice())
 
 
 @dataclass(frozen=True)
@@ -36,6 +56,9 @@ class CrawlState:
     backoff: dict[str, str] = field(default_factory=dict)
     #: Stored document keys of the sources whose kind fetches only what is new.
     known: dict[str, list[str]] = field(default_factory=dict)
+    #: The linked documents stored for sources that follow them: key → ETag / Last-Modified of
+    #: the stored version, for conditional requests (spiders/documents.py).
+    documents: dict[str, dict[str, dict[str, str | None]]] = field(default_factory=dict)
 
 
 def load_crawl_state(settings: Settings, sources: Mapping[str, Any]) -> CrawlState:
@@ -62,9 +85,38 @@ def load_crawl_state(settings: Settings, sources: Mapping[str, Any]) -> CrawlSta
                 )
                 for source_id, key in session.exec(query):
                     known[source_id].append(key)
+            documents = linked_documents(session, sources)
     finally:
         engine.dispose()
-    return CrawlState(validators, {row.host: row.until.isoformat() for row in refused}, known)
+    backoff = {row.host: row.until.isoformat() for row in refused}
+    return CrawlState(validators, backoff, known, documents)
+
+
+def linked_documents(
+    session: Session, sources: Mapping[str, Any]
+) -> dict[str, dict[str, dict[str, str | None]]]:
+    """The stored linked documents of the sources that follow them, with their validators."""
+    following = sorted(
+        source_id
+        for source_id, value in sources.items()
+        if SourceConfig.coerce(value).follow_documents
+    )
+    documents: dict[str, dict[str, dict[str, str | None]]] = {sid: {} for sid in following}
+    if not following:
+        return documents
+    query = (
+        select(Document.source_id, Document.doc_key, Snapshot.headers, Snapshot.meta)
+        .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
+        .where(col(Document.source_id).in_(following), col(Document.removed_at).is_(None))
+    )
+    for source_id, key, headers, meta in session.exec(query):
+        if (meta or {}).get("content_type") == DOCUMENT:
+            headers = headers or {}
+            documents[source_id][key] = {
+                "etag": headers.get("etag"),
+                "last_modified": headers.get("last-modified"),
+            }
+    return documents
 
 
 def scrapy_settings(
@@ -85,6 +137,7 @@ def scrapy_settings(
         "FDAWATCH_VALIDATORS": state.validators,
         "FDAWATCH_BACKOFF": state.backoff,
         "FDAWATCH_KNOWN_DOCUMENTS": state.known,
+        "FDAWATCH_DOCUMENTS": state.documents,
         "USER_AGENT": config.user_agent,
         "DOWNLOAD_DELAY": config.crawl_delay,
         "CONCURRENT_REQUESTS_PER_DOMAIN": config.concurrency_per_host,
@@ -106,6 +159,7 @@ class FdawatchAddon:
     """Loads fdawatch's configuration into the crawler settings and adds the history pipeline."""
 
     def update_settings(self, settings: BaseSettings) -> None:
+        quiet_referer_notice()
         config = settings.get("FDAWATCH_SETTINGS") or load_settings()
         state = None
         if settings.get("FDAWATCH_VALIDATORS") is not None:  # set by `crawl_sources`
@@ -113,6 +167,7 @@ class FdawatchAddon:
                 settings.getdict("FDAWATCH_VALIDATORS"),
                 settings.getdict("FDAWATCH_BACKOFF"),
                 settings.getdict("FDAWATCH_KNOWN_DOCUMENTS"),
+                settings.getdict("FDAWATCH_DOCUMENTS"),
             )
         given = scrapy_settings(config, settings.get("FDAWATCH_SOURCES") or None, state)
         for name, value in given.items():

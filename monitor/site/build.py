@@ -25,6 +25,8 @@ from sqlmodel import Session, col, select
 from db.models import Change, Snapshot, Source
 from monitor.config import Settings
 from monitor.core.diff import LineChange, Segment, paired_changes
+from monitor.core.outline import Hunk
+from monitor.delivery import plain, reading
 from monitor.delivery.render import (
     ChangeView,
     body_text,
@@ -50,7 +52,7 @@ FEED_LIMIT = 50  # newest changes in feed.atom
 HISTORY_LIMIT = 50  # versions and changes on a source page
 FETCH_LIMIT = 30  # recent fetches on a source page
 MAX_DIFF_ROWS = 500  # changed lines on a change page
-OWNED_FOLDERS = {"changes": ".html", "sources": ".html", "evidence": ".zip"}
+OWNED_FOLDERS = {"changes": ".html", "sources": ".html", "evidence": ".zip", "versions": ".html"}
 
 
 def iso(value: datetime | None) -> str:
@@ -76,6 +78,12 @@ class Version:
     title: str
     url: str
     url_link: str | None
+    content_date: str = ""
+
+    @property
+    def page(self) -> str:
+        """The page showing this version's stored text, relative to the site root."""
+        return f"versions/{self.snapshot_id}.html"
 
 
 def version(snapshot: Snapshot | None) -> Version | None:
@@ -90,6 +98,7 @@ def version(snapshot: Snapshot | None) -> Version | None:
         title=body_text(snapshot.title),
         url=body_text(snapshot.url),
         url_link=link_url(snapshot.url),
+        content_date=body_text(snapshot.meta.get("content_date", "")),
     )
 
 
@@ -117,6 +126,8 @@ class ChangePage:
     sections: list[str]
     source_page: str
     evidence: str  # the bundle, relative to the site root
+    hunks: list[Hunk] = field(default_factory=list)  # the changed lines under their headings
+    hunks_truncated: int = 0
 
     @property
     def rows(self) -> list[tuple[list[Segment], list[Segment]]]:
@@ -130,6 +141,7 @@ def change_page(
     old = session.get(Snapshot, change.old_snapshot_id) if change.old_snapshot_id else None
     new = session.get(Snapshot, change.new_snapshot_id) if change.new_snapshot_id else None
     lines = paired_changes(body_text(old.text) if old else "", body_text(new.text) if new else "")
+    shown, hidden = reading.limit_rows(reading.change_hunks(session, change), MAX_DIFF_ROWS)
     return ChangePage(
         view=change_view(session, change, settings, sources),
         item=digest_item(session, change, settings, sources),
@@ -140,6 +152,8 @@ def change_page(
         sections=[body_text(s) for s in change.sections],
         source_page=source_page(change.source_id),
         evidence=f"evidence/{evidence.bundle_name(change.id)}",
+        hunks=shown,
+        hunks_truncated=hidden,
     )
 
 
@@ -265,7 +279,12 @@ def build_site(
         source_pages = [source_view(session, row, settings, sources) for row in source_rows]
         wanted = {item.id for item in digest.items} | {c.id for c in feed if c.id is not None}
         wanted |= {item.id for page in source_pages for item in page.changes}
-        common = {"now": now, "site_url": link_url(settings.site_url)}
+        common = {
+            "now": now,
+            "site_url": link_url(settings.site_url),
+            "timezone": settings.timezone,
+        }
+        versions: dict[int, Version] = {}
 
         def write(relative: str, text: str | bytes) -> None:
             data = text.encode("utf-8") if isinstance(text, str) else text
@@ -282,9 +301,26 @@ def build_site(
             write(page.evidence, evidence.build_bundle(session, change_id))
             report.change_pages += 1
             report.bundles += 1
+            versions.update({v.snapshot_id: v for v in (page.before, page.after) if v})
         for source in source_pages:
             write(source.page, render_page("source.html.j2", source=source, root="../", **common))
             report.source_pages += 1
+            versions.update({v.snapshot_id: v for v in source.versions})
+        for snapshot_id, stored in sorted(versions.items()):
+            snapshot = session.get(Snapshot, snapshot_id)
+            assert snapshot is not None
+            write(
+                stored.page,
+                render_page(
+                    "version.html.j2",
+                    version=stored,
+                    lines=body_text(snapshot.text).splitlines(),
+                    source_title=source_title(session, snapshot.source_id, sources),
+                    source_page=source_page(snapshot.source_id),
+                    root="../",
+                    **common,
+                ),
+            )
         write(
             "index.html",
             render_page(
@@ -301,7 +337,11 @@ def build_site(
             render_page(
                 "feed.atom.j2",
                 entries=entries,
-                reasons={c.id: [body_text(r) for r in c.severity_reasons] for c in feed},
+                reasons={
+                    c.id: plain.reason_sentences([body_text(r) for r in c.severity_reasons])
+                    for c in feed
+                },
+                base=f"{common['site_url'].rstrip('/')}/" if common["site_url"] else "",
                 feed_id=_feed_id(settings),
                 updated=entries[0].detected_at if entries else now,
                 **common,

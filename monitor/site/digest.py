@@ -21,10 +21,9 @@ from sqlmodel import Session, col, select
 
 from db.models import Change, Snapshot, Source
 from monitor.config import Recipient, Settings
-from monitor.core.diff import summarize
-from monitor.core.terms import weight
-from monitor.delivery import outbox
+from monitor.delivery import outbox, reading
 from monitor.delivery.render import (
+    body_text,
     evidence_url,
     header_text,
     link_url,
@@ -188,27 +187,24 @@ def source_page(source_id: str) -> str:
 
 
 def headline(change: Change, source_name: str, summary: str) -> str:
-    """One line a clinic owner can read: where it changed and what, quoted from the page."""
-    where = source_name
-    if change.sections:
-        where += f", section “{change.sections[0]}”"
-    quoted = summary or change.title or "no text to quote"
+    """One line a clinic owner can read: which source, then what changed, quoted from the page.
+
+    `Spravato REMS · Healthcare Settings: added “…”`; a new item is named by its title.
+    """
+    where = reading.short_name(source_name)
     if change.kind == "new":
-        text = f"New in {where}: “{quoted}”"
+        text = f"{where} · new: {change.title or summary}"
     elif change.kind == "removed":
-        text = f"Removed from {where}: “{change.title or quoted.removeprefix('Removed: ')}”"
+        text = f"{where} · no longer published: {change.title or summary}"
     else:
-        text = f"{where} — {quoted}"
+        text = f"{where} · {summary}"
     return header_text(text, HEADLINE_MAX)
 
 
 def _summary(session: Session, change: Change) -> str:
-    """The stored summary; recomputed from the two snapshots for older rows that lack one."""
-    if change.summary:
-        return change.summary
-    old = session.get(Snapshot, change.old_snapshot_id) if change.old_snapshot_id else None
-    new = session.get(Snapshot, change.new_snapshot_id) if change.new_snapshot_id else None
-    return summarize(old.text if old else None, new.text if new else "", change.kind, weigh=weight)
+    """What changed, from the most significant section (as the alert emails say it)."""
+    found = reading.change_hunks(session, change)
+    return reading.reader_summary(change, found, body_text(change.title))
 
 
 def change_url(session: Session, change: Change, sources: Mapping[str, SourceConfig]) -> str:

@@ -31,7 +31,12 @@ def digest_email(
     now: datetime,
 ) -> EmailMessage:
     """One digest email: the period's changes grouped by severity, and sources needing care."""
-    context = {"digest": digest, "site_url": link_url(settings.site_url), "now": now}
+    context = {
+        "digest": digest,
+        "site_url": link_url(settings.site_url),
+        "now": now,
+        "timezone": settings.timezone,
+    }
     return compose_email(
         subject=digest_subject(digest, frequency),
         text=render("digest.txt.j2", **context),

@@ -3,8 +3,9 @@
 A bundle is a zip holding, for the versions before and after one change, the raw response body
 exactly as fetched (the decompressed `Blob`), the normalized text that was hashed and diffed, the
 diff, and `manifest.json` with URLs, fetch times, HTTP status and headers and the SHA-256 of every
-file. The zip is deterministic (fixed member order and timestamps), so building a bundle twice
-gives the same bytes and the bundle's own hash can be recorded too.
+file, plus the change's delivery log and review history. The zip is deterministic (fixed member
+order and timestamps), so building a bundle twice from the same history gives the same bytes and
+the bundle's own hash can be recorded too.
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ import json
 import os
 import tempfile
 import zipfile
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
-from db.models import Blob, Change, Snapshot, Source
+from db.models import Change, Snapshot, Source
 from monitor.core.diff import unified
 from monitor.errors import EvidenceError
+from monitor.history.snapshots import raw_body
+from monitor.review.audit import deliveries, delivery_record, review_event
+from monitor.review.records import review_history
 
 FORMAT = "fdawatch-evidence/1"
 MANIFEST = "manifest.json"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold
-_EXTENSIONS = {"html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json"}
+_EXTENSIONS = {
+    "html": ".html", "xml": ".xml", "rss": ".xml", "atom": ".xml", "json": ".json", "pdf": ".pdf",
+}  # fmt: skip
 
 
 def bundle_name(change_id: int) -> str:
@@ -54,25 +59,6 @@ def _extension(headers: dict[str, Any]) -> str:
     return next((ext for key, ext in _EXTENSIONS.items() if key in subtype), ".bin")
 
 
-def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:
-    """The body exactly as fetched; None when none was stored. A corrupt blob is an error."""
-    if snapshot.body_sha256 is None:
-        return None
-    blob = session.get(Blob, snapshot.body_sha256)
-    if blob is None:
-        raise EvidenceError(
-            f"snapshot {snapshot.id}: raw body {snapshot.body_sha256} is missing from the blob "
-            "table; restore the database from a backup"
-        )
-    data = zlib.decompress(blob.data)
-    if _sha256(data) != blob.sha256:
-        raise EvidenceError(
-            f"snapshot {snapshot.id}: raw body {blob.sha256} does not match its hash; the "
-            "stored blob is corrupt, restore the database from a backup"
-        )
-    return data
-
-
 def _version(
     session: Session, label: str, snapshot: Snapshot | None, files: dict[str, bytes]
 ) -> dict[str, Any] | None:
@@ -92,6 +78,7 @@ def _version(
         "title": snapshot.title,
         "fetched_at": _iso(snapshot.fetched_at),
         "http_status": snapshot.http_status,
+        "content_date": snapshot.meta.get("content_date"),  # FDA's "Content current as of"
         "headers": snapshot.headers,
         "normalized_sha256": snapshot.sha256,
         "normalized_file": normalized,
@@ -136,13 +123,17 @@ def bundle_files(session: Session, change_id: int) -> dict[str, bytes]:
         },
         "before": before,
         "after": after,
+        "deliveries": [delivery_record(a) for a in deliveries(session, change_id=change_id)],
+        "reviews": [review_event(r) for r in review_history(session, change_id)],
         "files": [
             {"path": path, "sha256": _sha256(data), "bytes": len(data)}
             for path, data in sorted(files.items())
         ],
         "note": (
             "raw-body files are the HTTP response bodies exactly as fetched; normalized.txt is "
-            "the text fdawatch hashed (normalized_sha256) and diffed (diff.txt)."
+            "the text fdawatch hashed (normalized_sha256) and diffed (diff.txt); deliveries are "
+            "the alerts and escalations sent (or refused) about the change, reviews every review "
+            "of it, oldest first, as recorded when the bundle was written."
         ),
     }
     files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import empty_postgres_database
+from tests.support.databases import empty_postgres_database
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from db.models import Source
 from monitor.runtime import claims
-from tests.conftest import make_source
+from tests.support.sources import make_source
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=10)

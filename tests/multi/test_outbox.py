@@ -15,9 +15,9 @@ from db.models import Alert
 from monitor.config import Recipient, Settings
 from monitor.delivery import alerts, outbox
 from monitor.site import digest
-from tests.alerts import factory
-from tests.alerts.helpers import NOW, SOURCES, queue_numbered
-from tests.digest import synthetic_history
+from tests.support import alert_history as factory
+from tests.support import digest_history
+from tests.support.alert_history import NOW, SOURCES, queue_numbered
 
 WORKERS = 4
 RECIPIENTS = tuple(Recipient(email=f"pharmacist{n}@pharmacy.example") for n in range(5))
@@ -68,6 +68,8 @@ def outbox_rows(engine: Engine) -> list[Alert]:
 
 
 def test_racing_senders_email_every_alert_exactly_once(shared_engine: Engine) -> None:
+    """Real threads racing: on PostgreSQL a race; on the SQLite file `BEGIN IMMEDIATE` serialises
+    the claims, so there only tests/delivery/test_outbox_race.py reaches the claim's guard."""
     queue_numbered(shared_engine, 6, RECIPIENTS)
     # One email's sender died mid-send long ago: it is retried once, with its Message-ID.
     with Session(shared_engine) as session:
@@ -100,14 +102,14 @@ def test_racing_senders_email_every_alert_exactly_once(shared_engine: Engine) ->
 
 
 def test_racing_workers_queue_and_send_one_digest_per_period(shared_engine: Engine) -> None:
-    synthetic_history.build(shared_engine)
+    digest_history.build(shared_engine)
     subscribers = (
         Recipient(email="owner@pharmacy.example", digest="weekly"),
         Recipient(email="pic@pharmacy.example", digest="weekly"),
     )
     settings = Settings(mail_from="fdawatch <fdawatch@pharmacy.example>", recipients=subscribers)
-    sources = synthetic_history.SOURCES
-    now = synthetic_history.NOW
+    sources = digest_history.SOURCES
+    now = digest_history.NOW
 
     queued = race(lambda: digest.queue_due_digests(shared_engine, settings, sources, now))
     keys = [key for keys in queued for key in keys]  # type: ignore[attr-defined]

@@ -23,13 +23,12 @@ from sqlmodel import Session, select
 
 from db.engine import open_database
 from db.models import Snapshot
-from tests.alerts.conftest import free_port
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
+from tests.support.paths import DEMO, ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "tests" / "fixtures" / "demo"
 BIN = Path(sys.executable).parent
 PROJECT_FILES = (
     "monitor",
@@ -149,7 +148,7 @@ def test_a_deployed_crawl_needs_the_schema_then_records_its_snapshot(
     workdir.mkdir()
     deploy(base, workdir)
     assert "page" in api(base, "listspiders.json?project=fdawatch")["spiders"]  # type: ignore[operator]
-    with FixtureServer(DEMO) as server:
+    with LoopbackServer(DEMO) as server:
         port = server.url.rsplit(":", 1)[1]
         Path(env["FDAWATCH_SOURCES"]).write_text(
             (DEMO / "sources.toml").read_text(encoding="utf-8").replace("{port}", port),
@@ -157,10 +156,11 @@ def test_a_deployed_crawl_needs_the_schema_then_records_its_snapshot(
         )
         # No schema yet, and the egg cannot migrate: the job stops and says what to run.
         log = run_job(base, folder)
-        assert "has no fdawatch schema" in log and "run `fdawatch changes` once" in log, log
-        assert not server.requests_for("/pages/spravato-rems.html")
+        assert "has no fdawatch schema" in log, log
+        assert "run `fdawatch status` (to upgrade it) or `fdawatch crawl` (to create it)" in log
+        assert not server.hits_on("/pages/spravato-rems.html")
 
-        engine = open_database(env["FDAWATCH_DATABASE_URL"])  # what `fdawatch changes` does
+        engine = open_database(env["FDAWATCH_DATABASE_URL"])  # what `fdawatch crawl` does
         try:
             log = run_job(base, folder)
             with Session(engine) as session:
@@ -169,4 +169,4 @@ def test_a_deployed_crawl_needs_the_schema_then_records_its_snapshot(
             engine.dispose()
     assert [s.source_id for s in snapshots] == [SOURCE_ID], log[-3000:]
     assert "SPRAVATO" in snapshots[0].text.upper()
-    assert len(server.requests_for("/pages/spravato-rems.html")) == 1
+    assert len(server.hits_on("/pages/spravato-rems.html")) == 1

@@ -25,15 +25,13 @@ from sqlmodel import Session, col, select
 
 from db.engine import make_engine
 from db.models import Alert, Change, Fetch, Source
-from tests.alerts.conftest import SmtpServer, free_port
-from tests.support.fixture_server import FixtureServer
-from tests.test_fda_food_safety_recalls import independent_items
+from tests.support.feeds import independent_items
+from tests.support.loopback import LoopbackServer
+from tests.support.paths import DEMO, RECALLS_HISTORY, ROOT
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "tests" / "fixtures" / "demo"
-CAPTURES = ROOT / "tests" / "fixtures" / "rss" / "fda-food-safety-recalls-history"
 WORKERS = 3
 DEADLINE = 90.0  # seconds for each phase; a healthy run needs a few
 RECIPIENT = "pharmacist@pharmacy.example"
@@ -95,13 +93,13 @@ def outbox_drained(engine: Engine) -> bool:
 def test_three_workers_record_each_change_once_and_send_each_alert_once(
     postgres_only_url: str, tmp_path: Path
 ) -> None:
-    smtp = SmtpServer(free_port())
+    smtp = SmtpServer()
     smtp.start()
     stop_file = tmp_path / "stop"
     workers: list[subprocess.Popen[str]] = []
     engine = make_engine(postgres_only_url)
     try:
-        with FixtureServer(DEMO) as server:
+        with LoopbackServer(DEMO) as server:
             port = server.url.rsplit(":", 1)[1]
             env = deployment(tmp_path, port, postgres_only_url, smtp.port)
             count = (DEMO / "sources.toml").read_text(encoding="utf-8").count("[[source]]")
@@ -157,8 +155,8 @@ def test_three_workers_record_each_change_once_and_send_each_alert_once(
     # Every planted change recorded once (the same outcome as one process: test_end_to_end).
     assert Counter((c.source_id, c.doc_key) for c in changes).most_common(1)[0][1] == 1
     per_source = Counter(change.source_id for change in changes)
-    new_links = set(independent_items(next(CAPTURES.glob("002_*.xml")))) - set(
-        independent_items(next(CAPTURES.glob("001_*.xml")))
+    new_links = set(independent_items(next(RECALLS_HISTORY.glob("002_*.xml")))) - set(
+        independent_items(next(RECALLS_HISTORY.glob("001_*.xml")))
     )
     assert per_source.pop("fda_food_safety_recalls") == len(new_links)
     assert per_source == {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers import fdawatch
+from tests.support.deployment import fdawatch
 
 GOOD_SOURCE = '[[source]]\nid = "fda_x"\nkind = "page"\nurl = "https://www.fda.gov/x"\n'
 
@@ -39,7 +39,8 @@ CASES = [
         "",
         "sources.toml: [[source]] #1 ('fda_x'): unknown field 'selecter'; known fields: id, "
         "kind, url, title, selector, interval, cron, terms, tier, tags, failure_threshold, "
-        "confirm_removal, max_documents, max_bytes, notes",
+        "confirm_removal, max_documents, max_bytes, follow_documents, max_document_bytes, "
+        "max_document_pages, notes",
     ),
     Bad(
         "wrong_type_interval",
@@ -173,9 +174,10 @@ def test_an_unreachable_database_names_the_url_and_the_setting(tmp_path: Path) -
     ["sqlite:////proc/fdawatch/history.db", "postgresql+psycopg://fdawatch@127.0.0.1:1/fdawatch"],
 )
 def test_an_unusable_database_url_is_exactly_one_line(tmp_path: Path, url: str) -> None:
+    """A command that creates the database (a reader would say there is none)."""
     (tmp_path / "sources.toml").write_text(GOOD_SOURCE, encoding="utf-8")
     env = {"FDAWATCH_SOURCES": str(tmp_path / "sources.toml"), "FDAWATCH_CONFIG": ""}
-    result = fdawatch(env, "--database", url, "sources", cwd=tmp_path)
+    result = fdawatch(env, "--database", url, "crawl", "--all", "--no-send", cwd=tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"fdawatch: error: cannot open the database {url!r}")

@@ -18,11 +18,12 @@ from sqlalchemy import Engine
 from monitor.config import Recipient, SmtpSettings
 from monitor.delivery import alerts
 from monitor.delivery.mailer import SmtpMailer
-from tests.alerts import factory
-from tests.alerts.conftest import free_port
-from tests.alerts.helpers import NOW, SOURCES, outbox_rows
-from tests.reliability.conftest import PASSWORD, USER, Smtp, queue
-from tests.reliability.helpers import db_bytes, fdawatch
+from tests.support import alert_history as factory
+from tests.support.alert_history import NOW, SOURCES, queue_change
+from tests.support.deployment import db_bytes, fdawatch
+from tests.support.ports import free_port
+from tests.support.readback import outbox_rows
+from tests.support.smtp import PASSWORD, USER, SmtpServer
 
 
 def drain(engine: Engine, smtp: SmtpSettings, now=NOW) -> alerts.SendReport:  # type: ignore[no-untyped-def]
@@ -71,9 +72,9 @@ REFUSALS = [
 
 @pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: r.name)
 def test_a_refusal_is_retried_or_failed_by_its_code_and_never_lost_or_doubled(
-    file_engine: Engine, smtp: Smtp, refusal: Refusal
+    file_engine: Engine, smtp: SmtpServer, refusal: Refusal
 ) -> None:
-    queue(file_engine)
+    queue_change(file_engine)
     smtp.inbox.replies[refusal.stage].append(refusal.reply)
 
     report = drain(file_engine, plain(smtp.port))
@@ -92,7 +93,7 @@ def test_a_refusal_is_retried_or_failed_by_its_code_and_never_lost_or_doubled(
 
 
 def test_smtp_refused_keeps_the_alert_pending_with_the_server_named(file_engine: Engine) -> None:
-    queue(file_engine)
+    queue_change(file_engine)
     port = free_port()
 
     report = drain(file_engine, plain(port))
@@ -106,9 +107,9 @@ def test_smtp_refused_keeps_the_alert_pending_with_the_server_named(file_engine:
 
 
 def test_tls_required_but_not_offered_is_a_retryable_error_naming_starttls(
-    file_engine: Engine, smtp: Smtp
+    file_engine: Engine, smtp: SmtpServer
 ) -> None:
-    queue(file_engine)
+    queue_change(file_engine)
 
     report = drain(file_engine, plain(smtp.port, starttls=True))
 
@@ -135,8 +136,8 @@ def test_an_invalid_recipient_address_is_refused_at_load_time(tmp_path: Path) ->
 def test_an_authentication_failure_names_the_user_and_never_the_password(
     tmp_path: Path, file_engine: Engine
 ) -> None:
-    queue(file_engine, (Recipient(email="ops@clinic.example"),))
-    with Smtp(auth=True) as server:
+    queue_change(file_engine, (Recipient(email="ops@clinic.example"),))
+    with SmtpServer(auth=True) as server:
         env = {
             "FDAWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'history.db'}",
             "FDAWATCH_SOURCES": str(tmp_path / "sources.toml"),

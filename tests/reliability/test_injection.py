@@ -37,10 +37,10 @@ from db.models import Change, CrawlRun, Fetch
 from monitor.config import load_settings
 from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
-from tests.conftest import FIXTURES
-from tests.reliability.conftest import PASSWORD, USER, Smtp
-from tests.reliability.helpers import child_env, fdawatch, item, rss, write_deployment
-from tests.reliability.hostile import Answer, HostileServer
+from tests.support.deployment import child_env, fdawatch, item, rss, write_deployment
+from tests.support.loopback import Answer, LoopbackServer
+from tests.support.paths import FIXTURES
+from tests.support.smtp import PASSWORD, USER, SmtpServer
 
 pytestmark = [
     pytest.mark.slow,
@@ -142,9 +142,9 @@ def _keyed(target: str) -> str:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("injection")
     with (
-        HostileServer() as server,
-        HostileServer() as thief,
-        Smtp(auth=True, accept=True) as smtp,
+        LoopbackServer() as server,
+        LoopbackServer() as thief,
+        SmtpServer(auth=True, accept=True) as smtp,
     ):
         label = "/drug/label.json?search=openfda.generic_name:ketamine&limit=1"
         away = "/drug/label.json?search=openfda.generic_name:esketamine&limit=1"
@@ -211,7 +211,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         engine.dispose()
         preview = folder / "preview.eml"
         for args in (
-            ("digest", "--since", "30d", "--out", str(site)),
+            ("digest", "--since", "30d", "--dir", str(site)),
             ("alerts", "preview", str(first), "--out", str(preview)),
             ("show", str(first)),
             ("evidence", str(first), "--out", str(folder / "evidence" / "change.zip")),

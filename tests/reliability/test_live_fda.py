@@ -35,8 +35,8 @@ from db.models import Alert, Change, Fetch, Source
 from monitor.config import load_settings
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
-from tests.reliability.helpers import child_env, fdawatch, integrity, item, page, rss
-from tests.reliability.hostile import Answer, HostileServer
+from tests.support.deployment import child_env, fdawatch, integrity, item, page, rss
+from tests.support.loopback import Answer, LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -196,7 +196,7 @@ email = "ops@clinic.example"
 class Crawls:
     folder: Path
     env: dict[str, str]
-    servers: dict[str, HostileServer]
+    servers: dict[str, LoopbackServer]
     fetches: list[dict[str, Fetch]] = field(default_factory=list)
     every_fetch: list[Fetch] = field(default_factory=list)
     changes: list[list[Change]] = field(default_factory=list)
@@ -205,7 +205,7 @@ class Crawls:
     status_after_block: list[dict[str, object]] = field(default_factory=list)
 
 
-def write(folder: Path, servers: dict[str, HostileServer]) -> dict[str, str]:
+def write(folder: Path, servers: dict[str, LoopbackServer]) -> dict[str, str]:
     blocks = [
         f'[[source]]\nid = "{s.source_id}"\nkind = "{s.kind}"\n'
         f'url = "{servers[s.server].url}{s.path}"\ntitle = "{s.source_id} (SYNTHETIC)"\n'
@@ -223,7 +223,7 @@ def write(folder: Path, servers: dict[str, HostileServer]) -> dict[str, str]:
     }
 
 
-def script_crawl(servers: dict[str, HostileServer], number: int) -> None:
+def script_crawl(servers: dict[str, LoopbackServer], number: int) -> None:
     for script in SCRIPTS:
         answers = script.crawls[number]
         if answers is not None:
@@ -269,10 +269,10 @@ def crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawls]:
 
 
 class Servers:
-    """One HostileServer per CDN behaviour (a block makes its whole host wait)."""
+    """One LoopbackServer per CDN behaviour (a block makes its whole host wait)."""
 
-    def __enter__(self) -> dict[str, HostileServer]:
-        self.servers = {name: HostileServer().start() for name in SERVERS}
+    def __enter__(self) -> dict[str, LoopbackServer]:
+        self.servers = {name: LoopbackServer().start() for name in SERVERS}
         return self.servers
 
     def __exit__(self, *exc: object) -> None:
@@ -417,7 +417,7 @@ def test_the_database_is_intact(crawls: Crawls) -> None:
 
 
 def test_a_blocked_host_is_left_alone_until_its_back_off_ends(tmp_path: Path) -> None:
-    with HostileServer() as server:
+    with LoopbackServer() as server:
         (tmp_path / "sources.toml").write_text(
             f'[[source]]\nid = "spravato_rems"\nkind = "page"\nurl = "{server.url}/rems"\n'
             'title = "REMS (SYNTHETIC)"\n',
@@ -464,7 +464,7 @@ PREFLIGHT = [
 
 
 def test_sources_check_gives_each_source_its_verdict_and_records_nothing(tmp_path: Path) -> None:
-    with HostileServer() as main, HostileServer() as cdn:
+    with LoopbackServer() as main, LoopbackServer() as cdn:
         servers = {"refused": cdn}
         blocks = []
         for source_id, kind, path, answers, *_ in PREFLIGHT:

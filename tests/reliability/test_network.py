@@ -1,7 +1,7 @@
 """Network and content faults through real crawls: a failed fetch is reported, never a change.
 
 Three crawls (`run_crawl`, one child process each) of ~30 sources on one misbehaving loopback
-server (`hostile.HostileServer`): a clean baseline, a crawl where every source has its fault, and
+server (`tests.support.loopback`): a clean baseline, a crawl where every source has its fault, and
 a clean crawl again. A user must see each fault as a failed (or drift) fetch with an error that
 says what went wrong, no content change from any of them, no snapshot written by a failed fetch,
 and — for the encoding cases — the same text whether or not the server names its charset.
@@ -25,8 +25,8 @@ from db.models import Alert, Change, Fetch, Snapshot
 from monitor.config import load_settings
 from monitor.runtime.crawl import run_crawl
 from monitor.sources import load_sources
-from tests.reliability.helpers import db_bytes, integrity, item, page, rss, write_deployment
-from tests.reliability.hostile import Answer, HostileServer
+from tests.support.deployment import db_bytes, integrity, item, page, rss, write_deployment
+from tests.support.loopback import Answer, LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -366,8 +366,8 @@ class Crawls:
 
     folder: Path
     db_file: Path
-    server: HostileServer
-    other: HostileServer  # the same host on another port
+    server: LoopbackServer
+    other: LoopbackServer  # the same host on another port
     fetches: list[dict[str, Fetch]]
     snapshots: list[dict[str, int]]
     changes: list[Change]
@@ -376,7 +376,7 @@ class Crawls:
 
 
 def _fill(
-    answers: tuple[Answer, ...], server: HostileServer, other: HostileServer
+    answers: tuple[Answer, ...], server: LoopbackServer, other: LoopbackServer
 ) -> tuple[Answer, ...]:
     """Put the server's address and times into scripted headers."""
     values = {
@@ -400,7 +400,7 @@ def _snapshot_counts(session: Session) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawls]:
     folder = tmp_path_factory.mktemp("network")
-    with HostileServer() as server, HostileServer() as down, HostileServer() as other:
+    with LoopbackServer() as server, LoopbackServer() as down, LoopbackServer() as other:
         urls = {"main": server.url, "down": down.url}
         env = write_deployment(
             folder, [(c.source_id, c.kind, urls[c.server] + target(c)) for c in ALL]

@@ -34,10 +34,9 @@ from monitor.history.writer import HistoryWriter
 from monitor.items import Observation
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.sources import SourceConfig, load_sources
-from tests.alerts import factory
-from tests.alerts.helpers import outbox_rows
-from tests.reliability.conftest import Smtp, queue
-from tests.reliability.helpers import (
+from tests.support import alert_history as factory
+from tests.support.alert_history import queue_change
+from tests.support.deployment import (
     child_env,
     fdawatch,
     integrity,
@@ -46,7 +45,9 @@ from tests.reliability.helpers import (
     rss,
     write_deployment,
 )
-from tests.reliability.hostile import Answer, HostileServer
+from tests.support.loopback import Answer, LoopbackServer
+from tests.support.readback import outbox_rows
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def feed_body(source_id: str, new: bool) -> bytes:
     ).encode()
 
 
-def script(server: HostileServer, version: int) -> None:
+def script(server: LoopbackServer, version: int) -> None:
     """v1: every source fast; v2: every source changed, answers spread over ~2 s."""
     for number, source_id in enumerate(PAGES):
         text = f"Ketamine page {source_id}, " + (
@@ -140,7 +141,7 @@ class KilledCrawls:
 def killed_crawls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledCrawls]:
     folder = tmp_path_factory.mktemp("killed")
     rng = random.Random(SEED)
-    with HostileServer() as server:
+    with LoopbackServer() as server:
         ids = [(s, "page", f"{server.url}/{s}") for s in PAGES]
         ids += [(s, "feed", f"{server.url}/{s}") for s in FEEDS]
         env = write_deployment(folder, ids, timeout=5)
@@ -237,9 +238,9 @@ def smtp_env(tmp_path: Path, port: int) -> dict[str, str]:
 def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same_message_id(
     tmp_path: Path, file_engine: Engine, seed: int
 ) -> None:
-    queue(file_engine, RECIPIENTS)
+    queue_change(file_engine, RECIPIENTS)
     kill_at = random.Random(seed).randint(1, len(RECIPIENTS))
-    with Smtp() as server:
+    with SmtpServer() as server:
         env = smtp_env(tmp_path, server.port)
         sender = subprocess.Popen(
             [sys.executable, "-m", "monitor", "alerts", "send"],
@@ -277,9 +278,14 @@ def test_alerts_send_killed_after_the_server_accepted_resends_once_with_the_same
 def test_two_senders_at_once_deliver_each_alert_exactly_once(
     tmp_path: Path, file_engine: Engine
 ) -> None:
+    """Two real `alerts send` processes on one SQLite file: each alert is emailed once.
+
+    SQLite's `BEGIN IMMEDIATE` serialises their claims, so this does not exercise the claim's
+    re-check of `_due(now)`: tests/delivery/test_outbox_race.py does, on both databases.
+    """
     for _ in range(4):
-        queue(file_engine, RECIPIENTS)
-    with Smtp() as server:
+        queue_change(file_engine, RECIPIENTS)
+    with SmtpServer() as server:
         env = child_env(smtp_env(tmp_path, server.port))
         command = [sys.executable, "-m", "monitor", "alerts", "send"]
         senders = [
@@ -306,12 +312,14 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 SLOW_WRITE_HOOK = """\
 import os, time
 if os.environ.get("FDAWATCH_TEST_SLOW_WRITE"):
-    from monitor.history import writer
-    _snapshot = writer.new_snapshot
+    from monitor.history import batch
+    _insert = batch.insert_snapshots
     def _slow(*args, **kwargs):
+        with open(os.environ["FDAWATCH_TEST_SLOW_WRITE_LOG"], "a") as log:
+            log.write(f"{os.getpid()}\\n")
         time.sleep(float(os.environ["FDAWATCH_TEST_SLOW_WRITE"]))
-        return _snapshot(*args, **kwargs)
-    writer.new_snapshot = _slow
+        return _insert(*args, **kwargs)
+    batch.insert_snapshots = _slow
 """
 
 
@@ -320,7 +328,7 @@ def test_two_crawls_writing_one_database_at_once_record_each_change_once(tmp_pat
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_WRITE_HOOK, encoding="utf-8")
     pages = PAGES[:3]
-    with HostileServer() as server:
+    with LoopbackServer() as server:
         env = write_deployment(
             tmp_path, [(s, "page", f"{server.url}/{s}") for s in pages], timeout=5
         )
@@ -331,6 +339,7 @@ def test_two_crawls_writing_one_database_at_once_record_each_change_once(tmp_pat
         racing = {
             **child_env(env),
             "FDAWATCH_TEST_SLOW_WRITE": "0.5",
+            "FDAWATCH_TEST_SLOW_WRITE_LOG": str(hook / "slowed"),
             "PYTHONPATH": f"{hook}{os.pathsep}{child_env(env)['PYTHONPATH']}",
         }
         crawls = [
@@ -341,6 +350,9 @@ def test_two_crawls_writing_one_database_at_once_record_each_change_once(tmp_pat
         ]
         outputs = [c.communicate(timeout=120) for c in crawls]
     assert [c.returncode for c in crawls] == [0, 0], outputs
+    log = hook / "slowed"
+    slowed = log.read_text(encoding="utf-8").split() if log.exists() else []
+    assert len(set(slowed)) == 2, "both crawls must pause in the write (is the hook stale?)"
     db_file = tmp_path / "history.db"
     with sqlite3.connect(db_file) as connection:
         per_source = dict(
@@ -361,9 +373,9 @@ def read_only_url(db_file: Path) -> str:
 
 
 def test_alerts_send_on_a_read_only_database_is_one_clear_line_and_nothing_is_sent(
-    tmp_path: Path, file_engine: Engine, smtp: Smtp
+    tmp_path: Path, file_engine: Engine, smtp: SmtpServer
 ) -> None:
-    queue(file_engine)
+    queue_change(file_engine)
     env = {
         **smtp_env(tmp_path, smtp.port),
         "FDAWATCH_DATABASE_URL": read_only_url(tmp_path / "history.db"),
@@ -379,7 +391,7 @@ def test_alerts_send_on_a_read_only_database_is_one_clear_line_and_nothing_is_se
 
 def test_a_crawl_on_a_read_only_database_is_one_clear_line(tmp_path: Path) -> None:
     env = write_deployment(tmp_path, [("page_0", "page", "http://127.0.0.1:9/page_0")])
-    assert fdawatch(env, "sources").returncode == 0  # creates the database
+    open_database(env["FDAWATCH_DATABASE_URL"]).dispose()  # the history, as a first crawl leaves it
     env["FDAWATCH_DATABASE_URL"] = read_only_url(tmp_path / "history.db")
     result = fdawatch(env, "crawl", "--all", "--no-send", cwd=tmp_path)
     assert result.returncode == 2

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from monitor.config import Settings, load_settings
 from monitor.sources import SourceConfig, load_sources
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH = ROOT / "tests" / "fixtures" / "health"
@@ -51,7 +51,7 @@ def target(source_id: str, kind: str = "page") -> str:
 
 
 def write_sources(
-    path: Path, server: FixtureServer, sources: Sequence[tuple[str, str]], interval: str = "6h"
+    path: Path, server: LoopbackServer, sources: Sequence[tuple[str, str]], interval: str = "6h"
 ) -> None:
     """sources.toml with one [[source]] per (id, kind), all on the fixture server."""
     blocks = [

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from db.models import Alert, Source
 from monitor.config import Recipient
+from monitor.history.health import untold_problems
 from monitor.history.writer import HistoryWriter
 from monitor.items import DRIFT, FAILED, NOT_MODIFIED, OK, SourceFetch
 from tests.conftest import T0, make_source
@@ -86,3 +87,35 @@ def test_a_recipient_following_by_tag_gets_the_failing_notice(session: Session) 
     by_tag = Recipient(email="ketamine-desk@example.org", tags=("ketamine",))
     queued = replay(session, [K, F, F, F], tags=("ketamine",), recipients=(by_tag,))
     assert queued[-1] == [FAILING]
+
+
+def test_a_notice_nobody_follows_stays_owed_and_goes_out_once_someone_does(
+    session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No recipient: the failing notice is not marked done, so configuring one later still
+    tells them at the next failed check (it used to be spent on nobody)."""
+    source_id = make_source().id
+    with caplog.at_level("WARNING", logger="fdawatch.health"):
+        assert replay(session, [K, F, F, F], recipients=())[-1] == []
+    row = session.get(Source, source_id)
+    assert row is not None
+    assert (row.health, row.consecutive_failures, row.failure_alerted_at) == ("failing", 3, None)
+    warning = (
+        f"nobody was told that {source_id} is failing (3 failures in a row): no [[recipient]] "
+        "in fdawatch.toml follows it; the notice goes out at its next failed check once one does"
+    )
+    assert caplog.messages == [warning]
+    assert untold_problems(session, {}, 3) == [warning]
+    assert untold_problems(session, {}, 4) == []  # a higher threshold: nothing owed yet
+
+    assert replay(session, [F])[-1] == [FAILING]  # now OPS follows every source
+    session.refresh(row)
+    assert row.failure_alerted_at is not None
+    assert untold_problems(session, {}, 3) == []
+    assert replay(session, [K])[-1] == [FAILING, RECOVERED]
+
+
+def test_a_recipient_of_other_sources_only_leaves_the_notice_owed(session: Session) -> None:
+    elsewhere = Recipient(email="medwatch-desk@example.org", sources=("fda_medwatch_rss",))
+    assert replay(session, [K, F, F, F], recipients=(elsewhere,))[-1] == []
+    assert len(untold_problems(session, {}, 3)) == 1

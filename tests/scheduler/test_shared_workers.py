@@ -26,7 +26,9 @@ def test_two_shared_workers_never_crawl_one_source_at_once(shared_engine: Engine
     crawl = Recorder(seconds=0.5)
     source = make_source(id="rems", interval="1h")
     workers = [worker(engine, f"host-{n}:1", crawl, source) for n in (1, 2)]
-    threads = [threading.Thread(target=w.crawl_source, args=["rems"]) for w in workers]
+    for each in workers:
+        each.mark_due("rems")
+    threads = [threading.Thread(target=w.run_due) for w in workers]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -23,7 +23,7 @@ from db.engine import open_database
 from db.models import Alert, Change, Fetch, Source
 from monitor.runtime.crawl import run_crawl
 from tests.scheduler.helpers import DRIFT_PAGE, HEALTH, deployment, target, write_sources
-from tests.support.fixture_server import FixtureServer
+from tests.support.loopback import LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -90,9 +90,9 @@ def take_pass(engine: Any, run_id: int) -> Pass:
 
 
 @pytest.fixture(scope="module")
-def passes(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Pass], FixtureServer]:
+def passes(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Pass], LoopbackServer]:
     folder: Path = tmp_path_factory.mktemp("health")
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         write_sources(folder / "sources.toml", server, SOURCES)
         settings, sources = deployment(folder, threshold=2)
         engine = open_database(settings.database_url)
@@ -113,7 +113,7 @@ def passes(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Pass], Fixtur
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.source_id)
 def test_a_fault_is_a_failed_fetch_with_a_clear_error(
-    passes: tuple[list[Pass], FixtureServer], case: Case
+    passes: tuple[list[Pass], LoopbackServer], case: Case
 ) -> None:
     results, _ = passes
     assert results[0].fetches[case.source_id].outcome == "ok"
@@ -124,14 +124,14 @@ def test_a_fault_is_a_failed_fetch_with_a_clear_error(
     assert results[4].fetches[case.source_id].outcome in ("ok", "not_modified")
 
 
-def test_no_fault_ever_becomes_a_content_change(passes: tuple[list[Pass], FixtureServer]) -> None:
+def test_no_fault_ever_becomes_a_content_change(passes: tuple[list[Pass], LoopbackServer]) -> None:
     results, _ = passes
     assert [p.changes for p in results] == [0, 0, 0, 0, 0]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.source_id)
 def test_one_notice_after_n_failures_and_one_when_it_recovers(
-    passes: tuple[list[Pass], FixtureServer], case: Case
+    passes: tuple[list[Pass], LoopbackServer], case: Case
 ) -> None:
     results, _ = passes
     notices = [
@@ -148,7 +148,7 @@ def test_one_notice_after_n_failures_and_one_when_it_recovers(
 
 
 def test_a_single_transient_failure_raises_no_alert(
-    passes: tuple[list[Pass], FixtureServer],
+    passes: tuple[list[Pass], LoopbackServer],
 ) -> None:
     results, _ = passes
     assert [p.fetches[TRANSIENT].outcome for p in results][:3] == ["ok", "failed", "not_modified"]
@@ -156,17 +156,17 @@ def test_a_single_transient_failure_raises_no_alert(
 
 
 def test_a_429_with_a_short_retry_after_is_waited_out_within_the_crawl(
-    passes: tuple[list[Pass], FixtureServer],
+    passes: tuple[list[Pass], LoopbackServer],
 ) -> None:
     results, server = passes
     assert results[1].fetches[POLITE].outcome == "not_modified"
-    statuses = [r.status for r in server.requests if r.path == target(POLITE)]
+    statuses = [r.status for r in server.hits if r.target == target(POLITE)]
     assert statuses[:3] == [200, 429, 304]  # baseline, asked to wait, then answered
     assert all(source != POLITE for p in results for source, _ in p.alerts)
 
 
 def test_a_crawl_killed_on_timeout_counts_as_a_failure_of_its_sources(tmp_path: Path) -> None:
-    with FixtureServer(HEALTH) as server:
+    with LoopbackServer(HEALTH) as server:
         write_sources(tmp_path / "sources.toml", server, [("hung", "page")])
         settings, sources = deployment(tmp_path, threshold=2)
         engine = open_database(settings.database_url)

@@ -25,9 +25,11 @@ from monitor.sources import SourceConfig
 from tests.conftest import T0, make_source
 
 NOW = T0  # Monday 2026-11-02 09:00 UTC
-SETTINGS = Settings(database_url="sqlite://", failure_threshold=3)
+#: jitter 0: fire times on the plain clock grid (test_timetable covers the offset).
+SETTINGS = Settings(database_url="sqlite://", failure_threshold=3, scheduler_jitter=0)
 
-# (source, its history row or None, expected state, fails column, next run)
+# (source, its history row or None, expected state, fails column, next check): a 6h source is
+# due at 00:00, 06:00, 12:00 and 18:00, skipping a time less than 3 h after its last check.
 ROWS: list[tuple[SourceConfig, dict[str, Any] | None, str, str, datetime]] = [
     (make_source(id="never_checked"), None, "new", "0/3", NOW),
     (
@@ -35,14 +37,14 @@ ROWS: list[tuple[SourceConfig, dict[str, Any] | None, str, str, datetime]] = [
         {"health": "ok", "last_checked_at": NOW - timedelta(hours=1)},
         "ok",
         "0/3",
-        NOW + timedelta(hours=5),
+        NOW + timedelta(hours=3),  # 12:00, three hours after its check at 08:00
     ),
     (
         make_source(id="overdue", interval="6h"),
         {"health": "ok", "last_checked_at": NOW - timedelta(hours=7)},
         "ok",
         "0/3",
-        NOW - timedelta(hours=1),
+        NOW - timedelta(hours=3),  # 06:00 passed without a check: due now
     ),
     (
         make_source(id="one_failure", interval="1h"),
@@ -114,6 +116,9 @@ class App:
     def engine(self) -> Engine:
         return self._engine
 
+    def history(self) -> Engine:
+        return self._engine
+
     def sources(self) -> dict[str, SourceConfig]:
         return self._sources
 
@@ -142,8 +147,14 @@ def test_the_status_table_says_who_runs_the_scheduler_and_what_is_due(
     assert lines[0] == "scheduler: running as ops-box:4242"
     by_source = {line.split()[0]: line for line in lines[2:]}
     assert set(by_source) == set(SOURCES)
+    assert lines[1].split()[:9] == [
+        *("source", "state", "fails", "last", "check", "last", "success", "last", "change")
+    ]
     assert "due now" in by_source["never_checked"] and "due now" in by_source["overdue"]
-    assert "2026-11-02 14:00" in by_source["healthy"]
+    # last check 08:00:00, last success never, last change never, next check 12:00:00
+    assert by_source["healthy"].split()[3:9] == [
+        *("2026-11-02", "08:00:00", "never", "never", "2026-11-02", "12:00:00")
+    ]
     assert by_source["failing"].split()[1:3] == ["failing", "4/3"]
 
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import weakref
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +33,7 @@ from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK
 from monitor.sources import SourceConfig
 from spiders.feed import FeedSpider
 from spiders.page import PageSpider
+from tests.support.paths import PAGES, ROOT
 
 PAGE_HTML = b"""<!DOCTYPE html>
 <html lang="en"><head><title>Compounded ketamine | FDA</title></head>
@@ -47,7 +47,6 @@ PAGE_HTML = b"""<!DOCTYPE html>
   <footer>Content current as of 10/10/2023</footer>
 </body></html>"""
 
-PAGES = Path(__file__).parent.parent / "fixtures" / "pages"
 ORAL_ALERT_TITLE = (
     "FDA warns patients and health care providers about potential risks associated with "
     "compounded ketamine products, including oral formulations, for the treatment of "
@@ -523,10 +522,9 @@ print(json.dumps({"type": "hits", **HITS}))
 @pytest.mark.slow
 def test_real_crawl_follows_redirects_and_reports_every_source_once() -> None:
     """Both spiders through Scrapy's real middlewares: redirect, 304, retry, data loss."""
-    repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", CRAWL_CHILD],
-        cwd=repo,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,

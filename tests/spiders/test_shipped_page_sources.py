@@ -7,7 +7,6 @@ the live fda.gov is unconfirmed, and `#main-content` must not care, while `main`
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,9 +15,8 @@ from monitor.core.normalize import html_to_text
 from monitor.items import DRIFT, OK
 from monitor.sources import SourceConfig, load_sources
 from spiders.page import PageSpider
+from tests.support.paths import PAGES, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-PAGES = ROOT / "tests" / "fixtures" / "pages"
 SHIPPED = load_sources(ROOT / "sources.toml")
 
 

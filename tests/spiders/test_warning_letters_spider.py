@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,9 @@ from monitor.items import BLOCKED, FAILED, NOT_MODIFIED, OK, Observation, Source
 from monitor.sources import SourceConfig
 from spiders.blocks import Blocked, Evidence
 from spiders.warning_letters import LISTING_PAGE, WarningLettersSpider
-from tests.spiders.conftest import start_requests
+from tests.support.paths import WARNING_LETTERS
+from tests.support.spiders import start_requests
 
-LETTERS = Path(__file__).resolve().parent.parent / "fixtures" / "warning_letters"
 BASE = "https://www.fda.gov/inspections-compliance-enforcement-and-criminal-investigations/warning-letters/"
 KETAMINE = BASE + "synthetic-ketamine-clinic-rx-700101-03102026"
 TELEHEALTH = BASE + "synthetic-slim-telehealth-700102-03032026"
@@ -62,13 +61,15 @@ def spider(
 
 
 def listing(name: str = "v2", **changes: Any) -> bytes:
-    data = json.loads((LETTERS / f"SYNTHETIC-listing-{name}.json").read_text(encoding="utf-8"))
+    data = json.loads(
+        (WARNING_LETTERS / f"SYNTHETIC-listing-{name}.json").read_text(encoding="utf-8")
+    )
     data.update(changes)
     return json.dumps(data).encode()
 
 
 def letter_page(url: str) -> bytes:
-    return (LETTERS / f"{url.rsplit('/', 1)[1]}_synthetic.html").read_bytes()
+    return (WARNING_LETTERS / f"{url.rsplit('/', 1)[1]}_synthetic.html").read_bytes()
 
 
 def answer(request: Request, body: bytes, status: int = 200, **headers: str) -> Response:

@@ -27,10 +27,8 @@ from monitor.delivery.alerts import send_pending
 from monitor.runtime.crawl import CrawlSummary, run_crawl
 from monitor.site.build import build_site
 from monitor.sources import load_sources
-from tests.support.fixture_server import FixtureServer
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures" / "demo"
+from tests.support.loopback import LoopbackServer
+from tests.support.paths import DEMO, ROOT
 
 DEMO_CONFIG = """\
 # Written by `make demo`. A deployment file: crawl politeness and who gets alerts.
@@ -38,6 +36,12 @@ DEMO_CONFIG = """\
 delay = 0                  # the loopback fixture host can be crawled at full speed
 concurrency_per_host = 8
 obey_robots = true
+
+[site]
+# Where the digest site is published: alert emails link each change's page there ("View change &
+# evidence") and the Atom feed's links are absolute. `make demo` writes the site to
+# var/demo/site; `fdawatch serve --dir var/demo/site --port 8000` publishes it at this address.
+url = "http://127.0.0.1:8000/"
 
 [[recipient]]
 email = "compliance@clinic.example"
@@ -56,7 +60,7 @@ def prepare(workdir: Path, port: int) -> Settings:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    sources = (FIXTURES / "sources.toml").read_text(encoding="utf-8").replace("{port}", str(port))
+    sources = (DEMO / "sources.toml").read_text(encoding="utf-8").replace("{port}", str(port))
     (workdir / "sources.toml").write_text(sources, encoding="utf-8")
     (workdir / "fdawatch.toml").write_text(DEMO_CONFIG, encoding="utf-8")
     return load_settings(
@@ -93,12 +97,12 @@ def print_changes(engine: Engine, say: Callable[[str], None]) -> int:
 
 
 def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] = print) -> int:
-    with FixtureServer(FIXTURES) as server:
+    with LoopbackServer(DEMO) as server:
         port = int(server.url.rsplit(":", 1)[1])
         settings = prepare(workdir, port)
         sources = load_sources(settings.sources_path)
         engine = open_database(settings.database_url)
-        say(f"fixture server: {server.url} (serving {FIXTURES.relative_to(ROOT)})")
+        say(f"fixture server: {server.url} (serving {DEMO.relative_to(ROOT)})")
         server.set_version(1)
         print_summary("pass 1 (baseline)", run_crawl(engine, settings, list(sources.values())), say)
         server.set_version(2)
@@ -127,9 +131,13 @@ def run_demo(workdir: Path = ROOT / "var" / "demo", say: Callable[[str], None] =
     say(f"history database: {workdir / 'fdawatch.db'}")
     say(
         f"try: .venv/bin/fdawatch --database sqlite:///{workdir / 'fdawatch.db'} "
-        f"--sources {settings.sources_path} changes"
+        f"--sources {settings.sources_path} --config {settings.config_path} changes"
     )
     say(f"digest: {site.index}")
+    say(
+        f"links in the emails open once the site is served: .venv/bin/fdawatch serve "
+        f"--dir {workdir / 'site'} --port 8000, then {settings.site_url}"
+    )
     engine.dispose()
     return count
 
