@@ -53,6 +53,22 @@ CHALLENGE_BODY = re.compile(
     r"|Access Denied - Sucuri Website Firewall",
     re.IGNORECASE | re.DOTALL,
 )
+#: A lowercase literal from each alternative of CHALLENGE_BODY: a body holding none of them cannot
+#: match, and `in` finds that ~100x faster than the ten-way case-insensitive pattern (~5 ms per
+#: 64 KB page). `str.lower` maps every character IGNORECASE matches to an ASCII letter onto it,
+#: except the dotless i and the long s, which `_folded` maps as well (checked over all of Unicode).
+CHALLENGE_NEEDLES = (
+    "permission to access",
+    "reference",
+    "edgesuite",
+    "just a moment",
+    "cf-browser-verification",
+    "/cdn-cgi/challenge-platform",
+    "attention required!",
+    "incapsula",
+    "pardon our interruption",
+    "sucuri website firewall",
+)
 CDN_SERVERS = re.compile(r"akamai|cloudflare|incapsula|imperva|sucuri", re.IGNORECASE)
 #: Challenge pages are small; a 2xx body is only searched this far (a real page is 50-150 KB).
 CHALLENGE_SCAN_BYTES = 64 * 1024
@@ -99,6 +115,18 @@ def body_snippet(text: str) -> str:
     return words[:EVIDENCE_CHARS]
 
 
+def _folded(text: str) -> str:
+    return text.lower().replace("\u0131", "i").replace("\u017f", "s")
+
+
+def challenge_match(text: str) -> re.Match[str] | None:
+    """`CHALLENGE_BODY.search(text)`, skipped when no alternative's literal is in the text."""
+    folded = _folded(text)
+    if not any(needle in folded for needle in CHALLENGE_NEEDLES):
+        return None
+    return CHALLENGE_BODY.search(text)
+
+
 def refusal(response: Response) -> Evidence | None:
     """The evidence when `response` is a block rather than the document asked for, else None.
 
@@ -115,7 +143,7 @@ def refusal(response: Response) -> Evidence | None:
         return Evidence(response.status, response.url, server, what)
     if 200 <= response.status < 300:
         text = response.body[:CHALLENGE_SCAN_BYTES].decode("utf-8", "replace")
-        match = CHALLENGE_BODY.search(text)
+        match = challenge_match(text)
         if match and (len(response.body) <= CHALLENGE_SCAN_BYTES or "<title" in match.group(0)):
             what = f"blocked: a challenge page instead of the document ({body_snippet(text)})"
             return Evidence(response.status, response.url, server, what)

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import ClassVar
 
 from cssselect import SelectorError
-from parsel import Selector, SelectorList
+from parsel import SelectorList
 from scrapy import Request
 from scrapy.http import HtmlResponse, Response, TextResponse
+from scrapy.selector import Selector
 
 from monitor.items import DRIFT, GONE, HTML, Observation, SourceFetch
 from monitor.sources import SourceConfig
@@ -37,14 +38,15 @@ class PageSpider(FollowsDocuments, WatchSpider):
             yield self.failed(source, response, fetched_at, problem)
             return
         assert isinstance(response, TextResponse)
+        document = page_tree(response)
         try:
-            region = response.css(source.selector)
+            region = document.css(source.selector)
         except (SelectorError, ValueError) as error:
             message = f"invalid CSS selector {source.selector!r}: {error}"
             yield self.failed(source, response, fetched_at, message)
             return
         if not region:
-            elements = len(response.xpath("//*"))
+            elements = len(document.xpath("//*"))
             error = (
                 f"selector {source.selector!r} matched nothing on {response.url} "
                 f"(the page has {elements} elements)"
@@ -58,7 +60,7 @@ class PageSpider(FollowsDocuments, WatchSpider):
             fetched_at,
             key=source.url,
             url=response.url,
-            title=page_title(response),
+            title=page_title(document),
             content="\n".join(region.getall()),
             content_type=HTML,
         )
@@ -82,9 +84,22 @@ def not_html_problem(response: Response) -> str | None:
     return f"expected an HTML page, got {content_type} from {response.url}"
 
 
-def page_title(response: TextResponse) -> str:
+def page_tree(response: TextResponse) -> Selector:
+    """The page parsed once, the way `response.css` would, but not cached on the response.
+
+    `response.css` caches its Selector on the response, and the Selector points back at the
+    response: a reference cycle that keeps the body, its decoded text and the whole libxml2 tree
+    (~1 MB for an 80 KB page) alive until Python's full garbage collection, which a crawl runs
+    rarely: hundreds of pages piled up between collections (the benchmark's first crawl of 1,000
+    pages peaked at ~230 MB, ~120 MB without them). Uncached, a page goes as soon as the spider is
+    done with it.
+    """
+    return Selector(response)
+
+
+def page_title(document: Selector) -> str:
     """The page's first <h1> (what a reader sees), else its <title>, whitespace-collapsed."""
-    for found in (response.css("h1"), response.css("title")):
+    for found in (document.css("h1"), document.css("title")):
         text = first_text(found)
         if text:
             return text

@@ -59,7 +59,7 @@ from spiders.base import (
     latency_ms,
 )
 from spiders.blocks import Blocked, Evidence
-from spiders.page import not_html_problem
+from spiders.page import not_html_problem, page_tree
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -259,7 +259,7 @@ class WarningLettersSpider(WatchSpider):
             return None, problem
         assert isinstance(response, TextResponse)
         try:
-            region = response.css(run.source.selector)
+            region = page_tree(response).css(run.source.selector)
         except (SelectorError, ValueError) as error:
             return None, f"invalid CSS selector {run.source.selector!r}: {error}"
         if not region:

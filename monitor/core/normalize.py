@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, CData, NavigableString, Tag
+from lxml import etree
 
+from monitor.core.html_tree import HtmlTree, Node
 from monitor.core.text_render import SPACES, clean_line, render_lines
 
 #: Elements that never carry the watched content.
@@ -90,11 +91,14 @@ class NormalizedHtml:
 
 def html_to_text(fragment: str) -> NormalizedHtml:
     """Canonical text of an HTML fragment or page: one line per block, page furniture removed."""
-    soup = BeautifulSoup(_as_markup(fragment), "lxml")
-    found = _Furniture.find(soup)
-    content_date = _strip_content_current(found)
-    _strip_furniture(found)
-    return NormalizedHtml(text="\n".join(render_lines(soup)), content_date=content_date)
+    tree = HtmlTree(_as_markup(fragment))
+    try:
+        found = _Furniture.find(tree)
+        content_date = _strip_content_current(tree, found)
+        _strip_furniture(tree, found)
+        return NormalizedHtml(text="\n".join(render_lines(tree)), content_date=content_date)
+    finally:
+        tree.close()
 
 
 def feed_item_text(title: str, description_html: str) -> str:
@@ -124,7 +128,9 @@ def looks_like_date_line(line: str) -> bool:
 
 
 def _as_markup(fragment: str) -> str:
-    """Markup bs4 parses as HTML without warnings (no XML declaration, never a bare "URL")."""
+    """Markup parsed as HTML (no XML declaration, no byte order mark, never a bare "URL")."""
+    if fragment.startswith("\ufeff"):
+        fragment = fragment[1:]
     fragment = XML_DECLARATION.sub("", fragment, count=1)
     return fragment if "<" in fragment else f"<div>{fragment}</div>"
 
@@ -136,37 +142,42 @@ def _as_markup(fragment: str) -> str:
 class _Furniture:
     """Everything the boilerplate rules may remove, found in one walk over the parsed tree.
 
-    Each list is in document order, as separate `find_all` calls would give it. Removing
-    elements never adds any, so the rules still see exactly what a fresh search would have
-    found, once `_gone` skips what an earlier rule already removed.
+    Each list is in document order, as separate searches would give it. Removing nodes never
+    adds any, so the rules still see exactly what a fresh search would have found, once `gone`
+    skips what an earlier rule already removed. Strings of every kind are searched (comments
+    too), as BeautifulSoup's `find_all(string=…)` did.
     """
 
-    current_as_of: list[NavigableString] = field(default_factory=list)
-    dropped: list[Tag] = field(default_factory=list)
-    widgets: list[Tag] = field(default_factory=list)
-    jump_links: list[NavigableString] = field(default_factory=list)
-    metadata_labels: list[NavigableString] = field(default_factory=list)
+    current_as_of: list[Node] = field(default_factory=list)
+    dropped: list[etree._Element] = field(default_factory=list)
+    widgets: list[etree._Element] = field(default_factory=list)
+    jump_links: list[Node] = field(default_factory=list)
+    metadata_labels: list[Node] = field(default_factory=list)
 
     @classmethod
-    def find(cls, soup: BeautifulSoup) -> _Furniture:
+    def find(cls, tree: HtmlTree) -> _Furniture:
         found = cls()
-        for element in soup.descendants:
-            if isinstance(element, Tag):
-                if element.name in DROP_TAG_NAMES:
-                    found.dropped.append(element)
-                if _is_widget(element):
-                    found.widgets.append(element)
-            elif isinstance(element, NavigableString) and element:  # comments too, as find_all
-                if CURRENT_AS_OF.search(element):
-                    found.current_as_of.append(element)
-                if JUMP_LINK.search(element):
-                    found.jump_links.append(element)
-                if METADATA_LABEL.search(element):
-                    found.metadata_labels.append(element)
+        for node in tree.document():
+            if tree.is_tag(node):
+                assert isinstance(node, etree._Element)
+                if node.tag in DROP_TAG_NAMES:
+                    found.dropped.append(node)
+                if _is_widget(node):
+                    found.widgets.append(node)
+                continue
+            value = tree.value(node)
+            if not value:
+                continue
+            if CURRENT_AS_OF.search(value):
+                found.current_as_of.append(node)
+            if JUMP_LINK.search(value):
+                found.jump_links.append(node)
+            if METADATA_LABEL.search(value):
+                found.metadata_labels.append(node)
         return found
 
 
-def _strip_content_current(found: _Furniture) -> str | None:
+def _strip_content_current(tree: HtmlTree, found: _Furniture) -> str | None:
     """Remove every "Content current as of" block; return the first date found (ISO).
 
     The block is the largest element holding only the label and its date, whatever the markup
@@ -175,17 +186,17 @@ def _strip_content_current(found: _Furniture) -> str | None:
     """
     date_found: str | None = None
     for label in found.current_as_of:
-        if _gone(label) or not _is_label_and_maybe_date(_norm(label)):
+        if tree.gone(label) or not _is_label_and_maybe_date(_norm(tree, label)):
             continue
-        block = _only_ancestor(label, _is_label_and_maybe_date)
-        date = _date_in(block)
+        block = _only_ancestor(tree, label, _is_label_and_maybe_date)
+        date = _date_in(tree, block)
         if date is None:
-            date_node = _next_text(block)
-            if date_node is not None and _is_date_only(_norm(date_node)):
-                date_block = _only_ancestor(date_node, _is_date_only)
-                date = _date_in(date_block)
-                date_block.extract()
-        block.extract()
+            date_node = _next_text(tree, block)
+            if date_node is not None and _is_date_only(_norm(tree, date_node)):
+                date_block = _only_ancestor(tree, date_node, _is_date_only)
+                date = _date_in(tree, date_block)
+                tree.remove(date_block)
+        tree.remove(block)
         date_found = date_found or date
     return date_found
 
@@ -203,42 +214,47 @@ def _is_label_and_maybe_date(text: str) -> bool:
     return not rest.strip() or _is_date_only(rest.strip())
 
 
-def _date_in(node: Tag | NavigableString) -> str | None:
+def _date_in(tree: HtmlTree, node: Node) -> str | None:
     """ISO date of a `<time datetime>` inside node, else of an MM/DD/YYYY in its text."""
-    if isinstance(node, Tag):
-        times = [node] if node.name == "time" else node.find_all("time")
+    if tree.is_tag(node):
+        assert isinstance(node, etree._Element)
+        if node.tag == "time":
+            times = [node]
+        else:
+            times = [e for e in tree.descendants(node) if tree.is_tag(e) and e.tag == "time"]  # type: ignore[union-attr]
         for time in times:
-            match = ISO_DATE.match(str(time.get("datetime") or "").strip())
+            match = ISO_DATE.match(str(time.get("datetime") or "").strip())  # type: ignore[union-attr]
             if match:
                 return "-".join(match.groups())
-    match = US_DATE.search(_norm(node))
+    match = US_DATE.search(_norm(tree, node))
     if match:
         month, day, year = (int(group) for group in match.groups())
         if 1 <= month <= 12 and 1 <= day <= 31:
             return f"{year:04d}-{month:02d}-{day:02d}"
-    match = ISO_DATE.match(_norm(node).strip())
+    match = ISO_DATE.match(_norm(tree, node).strip())
     return "-".join(match.groups()) if match else None
 
 
-def _strip_furniture(found: _Furniture) -> None:
+def _strip_furniture(tree: HtmlTree, found: _Furniture) -> None:
     """Drop menus, hidden elements, share/print widgets, jump links and metadata lists."""
     for tag in found.dropped:
-        if not _gone(tag) and not (tag.name == "header" and tag.find_parent("article")):
-            tag.decompose()
+        in_article = tag.tag == "header" and tree.find_parent(tag, "article") is not None
+        if not tree.gone(tag) and not in_article:
+            tree.remove(tag)
     for tag in found.widgets:
-        if not _gone(tag):
-            tag.decompose()
+        if not tree.gone(tag):
+            tree.remove(tag)
     for text in found.jump_links:
-        if not _gone(text) and text.find_parent("a") is not None:
-            _only_ancestor(text, JUMP_LINK.match).extract()
+        if not tree.gone(text) and tree.find_parent(text, "a") is not None:
+            tree.remove(_only_ancestor(tree, text, JUMP_LINK.match))
     for text in found.metadata_labels:
-        if not _gone(text):
-            _strip_metadata_list(text)
+        if not tree.gone(text):
+            _strip_metadata_list(tree, text)
 
 
-def _is_widget(tag: Tag) -> bool:
+def _is_widget(tag: etree._Element) -> bool:
     """Hidden elements and share/print widgets."""
-    if tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true":
+    if "hidden" in tag.attrib or str(tag.get("aria-hidden", "")).lower() == "true":
         return True
     classes = _classes(tag)
     if SHARE_CLASSES.intersection(classes):
@@ -246,68 +262,50 @@ def _is_widget(tag: Tag) -> bool:
     return any("print" in name and not PRINT_HIDING_CLASS.match(name) for name in classes)
 
 
-def _classes(tag: Tag) -> list[str]:
-    value = tag.get("class") or []
-    names = value.split() if isinstance(value, str) else list(value)
-    return [name.lower() for name in names]
+def _classes(tag: etree._Element) -> list[str]:
+    return [name.lower() for name in (tag.get("class") or "").split()]
 
 
-def _strip_metadata_list(label: NavigableString) -> None:
+def _strip_metadata_list(tree: HtmlTree, label: Node) -> None:
     """Remove a "Regulated Product(s)" / "Topic(s)" heading and the list right after it."""
-    heading = _only_ancestor(label, METADATA_LABEL.match)
-    following = heading.find_next_sibling()
-    if isinstance(following, Tag) and (
-        following.name in ("ul", "ol", "dl") or any("list" in name for name in _classes(following))
+    heading = _only_ancestor(tree, label, METADATA_LABEL.match)
+    following = tree.next_sibling_tag(heading)
+    if following is not None and (
+        following.tag in ("ul", "ol", "dl") or any("list" in name for name in _classes(following))
     ):
-        following.extract()
-    heading.extract()
+        tree.remove(following)
+    tree.remove(heading)
 
 
 # --- tree helpers ------------------------------------------------------------------------------
 
 
-def _gone(node: Tag | NavigableString) -> bool:
-    """True once the node or an ancestor was removed (decomposed nodes have no parent left)."""
-    return node.decomposed or _is_detached(node)
-
-
-def _is_detached(node: Tag | NavigableString) -> bool:
-    """True once an ancestor was removed from the tree."""
-    top = node
-    while top.parent is not None:
-        top = top.parent
-    return not isinstance(top, BeautifulSoup)
-
-
-def _norm(node: Tag | NavigableString) -> str:
-    text = node.get_text(" ") if isinstance(node, Tag) else str(node)
+def _norm(tree: HtmlTree, node: Node) -> str:
+    is_tag = tree.is_tag(node)
+    text = tree.get_text(node, " ") if is_tag else tree.value(node)  # type: ignore[arg-type]
     return SPACES.sub(" ", text).strip()
 
 
-def _only_ancestor(
-    node: NavigableString, accepts: Callable[[str], object]
-) -> Tag | NavigableString:
+def _only_ancestor(tree: HtmlTree, node: Node, accepts: Callable[[str], object]) -> Node:
     """The highest ancestor (or node itself) whose whole text still satisfies `accepts`."""
-    best: Tag | NavigableString = node
-    parent = node.parent
-    while parent is not None and not isinstance(parent, BeautifulSoup) and parent.name != "body":
-        if not accepts(_norm(parent)):
+    best: Node = node
+    parent = tree.parent(node)
+    while parent is not None and parent.tag != "body":
+        if not accepts(_norm(tree, parent)):
             break
-        best, parent = parent, parent.parent
+        best, parent = parent, parent.getparent()
     return best
 
 
-def _next_text(node: Tag | NavigableString) -> NavigableString | None:
+def _next_text(tree: HtmlTree, node: Node) -> Node | None:
     """The first non-blank text after node (not inside it), skipping comments."""
     last = node
-    while isinstance(last, Tag) and last.contents:
-        last = last.contents[-1]
-    for element in last.next_elements:
-        if _is_text(element) and element.strip():
+    while tree.is_tag(last):
+        contents = tree.contents(last)  # type: ignore[arg-type]
+        if not contents:
+            break
+        last = contents[-1]
+    for element in tree.next_nodes(last):
+        if tree.is_text(element) and tree.value(element).strip():
             return element
     return None
-
-
-def _is_text(element: object) -> bool:
-    """Rendered text only: plain strings and CDATA, never comments or doctypes."""
-    return type(element) in (NavigableString, CData)

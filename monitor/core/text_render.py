@@ -2,7 +2,7 @@
 
 Iterative (a stack of open elements), so a page nested thousands of elements deep renders like
 any other instead of exhausting Python's recursion limit. `monitor.core.normalize` removes the
-page furniture first and calls `render_lines`.
+page furniture first and calls `render_lines` on the `HtmlTree` it cleaned.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 
-from bs4 import CData, NavigableString, PageElement, Tag
+from lxml import etree
+
+from monitor.core.html_tree import HtmlTree, Node, Text
 
 INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 SPACES = re.compile(r"\s+")
@@ -58,10 +60,10 @@ BLOCK_TAGS = frozenset(
 )
 
 
-def render_lines(root: Tag) -> list[str]:
-    """The canonical lines of `root`'s content."""
+def render_lines(tree: HtmlTree) -> list[str]:
+    """The canonical lines of the document's content."""
     builder = _LineBuilder()
-    _render(root, builder)
+    _render(tree, builder)
     return builder.finish()
 
 
@@ -69,11 +71,6 @@ def clean_line(text: str) -> str:
     """Runs of whitespace (NBSP included: `\\s` is Unicode-aware) become one space; NFC; trimmed."""
     text = INVISIBLE.sub("", text)
     return unicodedata.normalize("NFC", SPACES.sub(" ", text)).strip()
-
-
-def _is_text(element: object) -> bool:
-    """Rendered text only: plain strings and CDATA, never comments or doctypes."""
-    return type(element) in (NavigableString, CData)
 
 
 class _LineBuilder:
@@ -102,28 +99,27 @@ class _LineBuilder:
         return self.lines
 
 
-#: Node types whose text is rendered (not comments, doctypes or processing instructions).
-_TEXT_TYPES = (NavigableString, CData)
 #: One open element while rendering: its remaining children, where their text goes, and what to
 #: do once they are all rendered (end a block's line, finish a table cell or row).
-_Frame = tuple[Iterator[PageElement], _LineBuilder, Callable[[], None] | None]
+_Frame = tuple[Iterator[Node], _LineBuilder, Callable[[], None] | None]
 
 
-def _render(root: Tag, out: _LineBuilder) -> None:
-    """Render `root`'s children into `out`, in document order.
+def _render(tree: HtmlTree, out: _LineBuilder) -> None:
+    """Render the document into `out`, in document order.
 
     A block element ends the line before and after it; a table row is one line of its
     non-empty cells joined by " | ", each cell rendered on its own; `<pre>` keeps its line
     breaks; `<br>` ends a line. Iterative (a stack of open elements), so a page nested thousands
     of elements deep renders like any other instead of exhausting Python's recursion limit.
     """
-    stack: list[_Frame] = [(iter(root.contents), out, None)]
+    stack: list[_Frame] = [(iter(tree.top()), out, None)]
     while stack:
         children, builder, when_done = stack[-1]
         for child in children:  # resumes where this element's rendering left off
-            if type(child) in _TEXT_TYPES:
-                builder.add_text(str(child))
-            elif isinstance(child, Tag) and _open(child, builder, stack):
+            if isinstance(child, Text):
+                if tree.kind(child) == "":
+                    builder.add_text(tree.value(child))
+            elif isinstance(child.tag, str) and _open(tree, child, builder, stack):
                 break  # the child's own children come first
         else:
             stack.pop()
@@ -131,30 +127,35 @@ def _render(root: Tag, out: _LineBuilder) -> None:
                 when_done()
 
 
-def _open(tag: Tag, out: _LineBuilder, stack: list[_Frame]) -> bool:
+def _open(tree: HtmlTree, tag: etree._Element, out: _LineBuilder, stack: list[_Frame]) -> bool:
     """Render `tag`, or push what renders its content (True: rendering goes on there)."""
-    name = tag.name
+    name = tag.tag
     if name == "br":
         out.newline()
         return False
     if name == "pre":
         out.newline()
-        for line in _texts(tag):
+        for line in _texts(tree, tag):
             out.add_line(line)
         return False
     if name == "tr":
         cells: list[str] = []
         stack.append((iter(()), out, lambda: out.add_line(" | ".join(cells))))
-        for cell in reversed(tag.find_all(["td", "th"], recursive=False)):
+        row = [node for node in tree.contents(tag) if _is_cell(node)]
+        for cell in reversed(row):
             builder = _LineBuilder()
-            stack.append((iter(cell.contents), builder, _cell_done(builder, cells)))
+            stack.append((iter(tree.contents(cell)), builder, _cell_done(builder, cells)))  # type: ignore[arg-type]
         return True
     if name in BLOCK_TAGS:
         out.newline()
-        stack.append((iter(tag.contents), out, out.newline))
+        stack.append((iter(tree.contents(tag)), out, out.newline))
         return True
-    stack.append((iter(tag.contents), out, None))
+    stack.append((iter(tree.contents(tag)), out, None))
     return True
+
+
+def _is_cell(node: Node) -> bool:
+    return not isinstance(node, Text) and node.tag in ("td", "th")
 
 
 def _cell_done(cell: _LineBuilder, cells: list[str]) -> Callable[[], None]:
@@ -168,7 +169,7 @@ def _cell_done(cell: _LineBuilder, cells: list[str]) -> Callable[[], None]:
     return done
 
 
-def _texts(pre: Tag) -> list[str]:
+def _texts(tree: HtmlTree, pre: etree._Element) -> list[str]:
     """Lines of a `<pre>` block: its own line breaks are kept."""
-    raw = "".join(str(s) for s in pre.descendants if _is_text(s))
+    raw = "".join(tree.value(s) for s in tree.descendants(pre) if tree.is_text(s))
     return raw.splitlines()

@@ -1,20 +1,33 @@
 """Versions as stored: raw bodies once per hash, snapshots append-only, a source's current state.
 
 `SourceState` is what recording one fetch needs, loaded in two queries: the source's row and the
-current hashes of its documents. Nothing here commits.
+current hashes of its documents. The writes are set operations, a few statements per batch of
+observations whatever its size: one query for the bodies already stored and one multi-row INSERT
+for the others, one multi-row INSERT for the snapshots (their ids come back in order), one for
+new documents and one UPDATE per kind of document change. Nothing here commits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm import object_session
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from db.engine import in_batches
 from db.models import Blob, Document, Snapshot, Source
 from monitor.errors import EvidenceError
 from monitor.items import Observation
+
+#: zlib level of stored raw bodies (the level the storage target is measured against).
+BODY_LEVEL = 6
 
 
 def unregistered(source_id: str) -> LookupError:
@@ -22,30 +35,60 @@ def unregistered(source_id: str) -> LookupError:
 
 
 def store_body(session: Session, body: bytes, stored: dict[int, str] | None = None) -> str | None:
-    """Store a raw body once per SHA-256 (compressed); return its hash.
+    """Store a raw body once per SHA-256 (compressed); return its hash."""
+    return store_bodies(session, [body], stored)[0]
+
+
+def store_bodies(
+    session: Session, bodies: Sequence[bytes], stored: dict[int, str] | None = None
+) -> list[str | None]:
+    """Store raw bodies once per SHA-256, compressed once each; return their hashes in order.
 
     `stored` remembers the bodies already stored in this fetch by object identity: the items of a
     feed share one response body, which is then hashed and compressed once, not once per item.
+    One query finds the hashes already stored; one multi-row INSERT adds the others.
     """
-    if not body:
-        return None
-    if stored is not None and id(body) in stored:
-        return stored[id(body)]
-    digest = hashlib.sha256(body).hexdigest()
-    if session.get(Blob, digest) is None:
-        session.add(Blob(sha256=digest, size=len(body), data=zlib.compress(body, 6)))
-    if stored is not None:
-        stored[id(body)] = digest
-    return digest
+    stored = {} if stored is None else stored
+    digests: list[str | None] = []
+    fresh: dict[str, bytes] = {}
+    for body in bodies:
+        if not body:
+            digests.append(None)
+            continue
+        digest = stored.get(id(body))
+        if digest is None:
+            digest = hashlib.sha256(body).hexdigest()
+            stored[id(body)] = digest
+            fresh.setdefault(digest, body)
+        digests.append(digest)
+    if fresh:
+        known: set[str] = set()
+        for chunk in in_batches(sorted(fresh)):
+            known.update(session.exec(select(Blob.sha256).where(col(Blob.sha256).in_(chunk))))
+        rows = [
+            {"sha256": digest, "size": len(body), "data": zlib.compress(body, BODY_LEVEL)}
+            for digest, body in fresh.items()
+            if digest not in known
+        ]
+        if rows:
+            session.execute(insert(Blob), rows)
+    return digests
 
 
 @dataclass
 class Known:
-    """A document as `record_observation` needs it: the row and its current version's hashes."""
+    """A document as recording needs it: its row's state and its current version's hashes.
 
-    document: Document
+    Plain values (no ORM object): a batch's changes to documents are written as a few UPDATEs.
+    `id` is None for a document planned in the current batch and not inserted yet.
+    """
+
+    id: int | None
     sha256: str
     input_sha256: str | None
+    snapshot_id: int | None
+    removed: bool = False
+    missing_checks: int = 0
 
 
 @dataclass
@@ -53,7 +96,7 @@ class SourceState:
     """A source's row and its documents' current hashes, loaded in two queries per fetch.
 
     Recording a feed of 50 items (or an API result set of thousands) then looks each item up in
-    memory instead of running three queries per item; recording keeps it current as it writes.
+    memory instead of running queries per item; recording keeps it current as it writes.
     """
 
     row: Source
@@ -66,56 +109,150 @@ class SourceState:
         if row is None:
             raise unregistered(source_id)
         query = (
-            select(Document, Snapshot.sha256, Snapshot.meta)
+            select(
+                Document.id, Document.doc_key, Document.removed_at, Document.missing_checks,
+                Document.current_snapshot_id, Snapshot.sha256, Snapshot.meta,
+            )
             .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
             .where(Document.source_id == source_id)
-        )
+        )  # fmt: skip
         documents = {
-            document.doc_key: Known(document, sha, (meta or {}).get("input_sha256"))
-            for document, sha, meta in session.exec(query)
+            key: Known(doc_id, sha, (meta or {}).get("input_sha256"), snap, removed is not None, n)
+            for doc_id, key, removed, n, snap, sha, meta in session.exec(query)
         }
         return cls(row=row, documents=documents)
 
 
-def new_snapshot(
-    session: Session,
-    observation: Observation,
-    text: str,
-    sha: str,
-    meta: dict[str, str],
-    state: SourceState,
-    *,
-    first: bool = False,
-) -> Snapshot:
-    """The snapshot of this version: an earlier one with the same hash, else a new one.
+def snapshot_values(
+    observation: Observation, text: str, sha: str, meta: dict[str, str]
+) -> dict[str, Any]:
+    """The columns of a new snapshot of `observation` (its body hash is filled in on insert)."""
+    return {
+        "source_id": observation.source_id,
+        "doc_key": observation.key,
+        "url": observation.url,
+        "title": observation.title,
+        "text": text,
+        "sha256": sha,
+        "body_sha256": None,
+        "http_status": observation.http_status,
+        "headers": observation.headers,
+        "meta": meta,
+        "fetched_at": observation.fetched_at,
+    }
 
-    `first`: the document has no snapshot yet (saves a query per new document).
-    """
-    if not first:
-        query = select(Snapshot).where(
-            Snapshot.source_id == observation.source_id,
-            Snapshot.doc_key == observation.key,
-            Snapshot.sha256 == sha,
+
+def insert_snapshots(
+    session: Session, planned: Sequence[tuple[Observation, dict[str, Any]]], state: SourceState
+) -> list[int]:
+    """Store the bodies, then the snapshots in one multi-row INSERT; their ids, in order."""
+    if not planned:
+        return []
+    digests = store_bodies(session, [observation.body for observation, _ in planned], state.bodies)
+    rows = [
+        values | {"body_sha256": digest}
+        for (_, values), digest in zip(planned, digests, strict=True)
+    ]
+    statement = insert(Snapshot).returning(Snapshot.id, sort_by_parameter_order=True)
+    return [snapshot_id for (snapshot_id,) in session.execute(statement, rows)]
+
+
+def earlier_versions(
+    session: Session, source_id: str, wanted: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Snapshot ids of earlier versions, by (doc key, hash): a document flipping back."""
+    wanted = set(wanted)
+    found: dict[tuple[str, str], int] = {}
+    for chunk in in_batches(sorted({sha for _, sha in wanted})):
+        query = select(Snapshot.id, Snapshot.doc_key, Snapshot.sha256).where(
+            Snapshot.source_id == source_id, col(Snapshot.sha256).in_(chunk)
         )
-        existing = session.exec(query).first()
-        if existing is not None:  # a document flipping back to an earlier version
-            return existing
-    snapshot = Snapshot(
-        source_id=observation.source_id,
-        doc_key=observation.key,
-        url=observation.url,
-        title=observation.title,
-        text=text,
-        sha256=sha,
-        body_sha256=store_body(session, observation.body, state.bodies),
-        http_status=observation.http_status,
-        headers=observation.headers,
-        meta=meta,
-        fetched_at=observation.fetched_at,
-    )
-    session.add(snapshot)
-    session.flush()
-    return snapshot
+        for snapshot_id, key, sha in session.exec(query):
+            if (key, sha) in wanted:
+                found[(key, sha)] = snapshot_id
+    return found
+
+
+def insert_documents(
+    session: Session, source_id: str, keys: Sequence[str], state: SourceState, now: datetime
+) -> None:
+    """New documents in one multi-row INSERT; their ids go into `state`."""
+    if not keys:
+        return
+    rows = [
+        {
+            "source_id": source_id,
+            "doc_key": key,
+            "current_snapshot_id": state.documents[key].snapshot_id,
+            "first_seen_at": now,
+            "last_seen_at": now,
+            "removed_at": None,
+            "missing_checks": 0,
+        }
+        for key in keys
+    ]
+    statement = insert(Document).returning(Document.id, sort_by_parameter_order=True)
+    for key, (document_id,) in zip(keys, session.execute(statement, rows), strict=True):
+        state.documents[key].id = document_id
+
+
+def update_documents(
+    session: Session,
+    now: datetime,
+    seen: Iterable[Known] = (),
+    moved: Iterable[Known] = (),
+    found: Iterable[Known] = (),
+) -> None:
+    """Documents seen again, with a new current version, or only no longer missing.
+
+    `seen`: last seen now and not missing; `moved`: the same and their current snapshot is
+    `snapshot_id` (not removed either); `found`: only not missing. One executemany UPDATE each.
+    Document objects this session already holds are expired, so a caller that loaded one
+    through the ORM reads the new values.
+    """
+    moved = [known for known in moved if known.id is not None]
+    moved_ids = {known.id for known in moved}
+    seen = [known for known in seen if known.id is not None and known.id not in moved_ids]
+    seen_ids = {known.id for known in seen}
+    found = [k for k in found if k.id is not None and k.id not in moved_ids | seen_ids]
+    table = Document.__table__  # type: ignore[attr-defined]
+    if found:
+        statement = update(table).where(table.c.id == bindparam("b_id")).values(missing_checks=0)
+        session.execute(statement, [{"b_id": known.id} for known in found])
+    if seen:
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(last_seen_at=now, missing_checks=0)
+        )
+        session.execute(statement, [{"b_id": known.id} for known in seen])
+    if moved:
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                last_seen_at=now,
+                missing_checks=0,
+                removed_at=None,
+                current_snapshot_id=bindparam("b_snapshot"),
+            )
+        )
+        rows = [{"b_id": known.id, "b_snapshot": known.snapshot_id} for known in moved]
+        session.execute(statement, rows)
+    for known in (*found, *seen, *moved):
+        loaded = session.identity_map.get(identity_key(Document, known.id))
+        if loaded is not None and object_session(loaded) is session:
+            session.expire(loaded)
+
+
+def load_snapshots(session: Session, ids: Iterable[int]) -> dict[int, Snapshot]:
+    """Whole snapshots by id (the old side of a batch's changes), one query per 500."""
+    found: dict[int, Snapshot] = {}
+    for chunk in in_batches(sorted(set(ids))):
+        for snapshot in session.exec(select(Snapshot).where(col(Snapshot.id).in_(chunk))):
+            assert snapshot.id is not None
+            found[snapshot.id] = snapshot
+    return found
 
 
 def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:

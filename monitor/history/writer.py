@@ -21,24 +21,13 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
-from db.models import Change, CrawlRun, Document, Fetch, HostBackoff, Snapshot, Source
+from db.models import Change, CrawlRun, Fetch, HostBackoff, Source
 from monitor.config import Recipient, Settings
-from monitor.core.canonical import input_sha256, normalized_text, version_sha256
-from monitor.core.terms import expand_terms, match_terms
+from monitor.history.batch import BatchPlan, prepare
 from monitor.history.changes import ChangeWriter
 from monitor.history.health import DEFAULT_BACKOFF, UNHEALTHY, HealthKeeper
-from monitor.history.snapshots import Known, SourceState, new_snapshot, unregistered
-from monitor.items import (
-    BLOCKED,
-    DOCUMENT,
-    FAILED,
-    GONE,
-    HELD,
-    NOT_MODIFIED,
-    OK,
-    Observation,
-    SourceFetch,
-)
+from monitor.history.snapshots import SourceState, unregistered
+from monitor.items import BLOCKED, FAILED, GONE, HELD, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import RESULT_SET_KINDS, SourceConfig, host_key
 
 
@@ -177,61 +166,35 @@ class HistoryWriter:
 
         Pass the same `state` for every observation of one fetch (see `SourceState`).
         """
-        source = self.sources[observation.source_id]
+        made = self.record_batch(session, [observation], now, state)
+        return made[0] if made else None
+
+    def record_batch(
+        self,
+        session: Session,
+        observations: Sequence[Observation],
+        now: datetime,
+        state: SourceState | None = None,
+    ) -> list[Change]:
+        """Record observations of one source, in order; return the changes (nothing committed).
+
+        The same as recording them one by one, written as set operations: the texts are
+        normalized first, then the batch's bodies, snapshots and documents go in as a few
+        multi-row statements, then its changes with their alert rows. An observation that cannot
+        be normalized raises `Unrecordable` naming it, before anything is written.
+        """
+        if not observations:
+            return []
+        source = self.sources[observations[0].source_id]
+        if any(observation.source_id != source.id for observation in observations):
+            raise ValueError("record_batch takes the observations of one source")
         state = state or SourceState.load(session, source.id)
-        row = state.row
-        known = state.documents.get(observation.key)
-        input_sha = input_sha256(observation)
-        if known and known.document.missing_checks:
-            known.document.missing_checks = 0  # seen again: an earlier 404 was not final
-        if known and known.document.removed_at is None and known.input_sha256 == input_sha:
-            known.document.last_seen_at = now  # the very input of the current version: unchanged
-            return None
-        text, meta = normalized_text(observation)
-        if not text:
-            return None
-        meta["input_sha256"] = input_sha
-        if known is None and source.terms:
-            wanted = expand_terms(source.terms)
-            if not match_terms(f"{observation.title}\n{text}", wanted):
-                return None  # a feed item outside the watched terms is not kept
-        if row.first_fetched_at is None:
-            row.first_fetched_at = observation.fetched_at
-        baseline = in_baseline(row, observation)
-        sha = version_sha256(observation.content_type, text)
-        if known is None:
-            snapshot = new_snapshot(session, observation, text, sha, meta, state, first=True)
-            document = Document(
-                source_id=source.id,
-                doc_key=observation.key,
-                current_snapshot_id=snapshot.id,
-                first_seen_at=now,
-                last_seen_at=now,
-            )
-            session.add(document)
-            state.documents[observation.key] = Known(document, sha, input_sha)
-            if baseline:
-                return None
-            return self.changes.write(
-                session, source, kind="new", key=observation.key, old=None, new=snapshot, now=now
-            )
-        document = known.document
-        document.last_seen_at = now
-        if document.removed_at is None and known.sha256 == sha:
-            # Compared by hash, the stored text is never loaded. A new input with the same text (a
-            # date or markup change) keeps the old input hash, as snapshots are append-only: such
-            # a document is parsed again on each fetch until its text changes.
-            return None
-        current = session.get(Snapshot, document.current_snapshot_id)
-        assert current is not None
-        snapshot = new_snapshot(session, observation, text, sha, meta, state)
-        document.current_snapshot_id = snapshot.id
-        document.removed_at = None
-        state.documents[observation.key] = Known(document, sha, input_sha)
-        return self.changes.write(
-            session, source, kind="changed", key=observation.key, old=current, new=snapshot,
-            now=now,
-        )  # fmt: skip
+        prepared = [prepare(observation, state) for observation in observations]
+        plan = BatchPlan(session, source, state, now)
+        plan.prefetch_earlier(prepared)
+        for observation, input_sha, normalized in prepared:
+            plan.add(observation, input_sha, normalized)
+        return plan.write(self.changes)
 
     # -- fetches ---------------------------------------------------------------------------------
 
@@ -309,20 +272,6 @@ class HistoryWriter:
                 self.health.forget_refusals(session, {host_key(fetch.url) for fetch in fetches})
             values = [_fetch_values(fetch, self.run_id, 0) for fetch in fetches]
             session.execute(insert(Fetch), values)
-
-
-def in_baseline(row: Source, observation: Observation) -> bool:
-    """Whether a document seen for the first time is baseline (kept silently) rather than new.
-
-    Until one fetch of the source has been fully recorded (its fetch record marks it a success),
-    everything is baseline: a crawl killed halfway through its first fetch, or a feed whose first
-    fetch kept no item, must not turn the rest of its baseline into "new". A linked document is
-    baseline until a fetch that followed the source's documents has been fully recorded, so
-    turning `follow_documents` on is not a burst of "new" documents.
-    """
-    if observation.content_type == DOCUMENT and row.documents_since is None:
-        return True
-    return row.last_success_at is None
 
 
 def _fetch_values(fetch: SourceFetch, run_id: int | None, changes: int) -> dict[str, Any]:

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from db.engine import open_database
-from db.models import Change, Snapshot
+from db.models import Change
 from monitor.config import Settings
 from monitor.core import suspect
-from monitor.history.snapshots import SourceState
+from monitor.history.batch import Unrecordable
+from monitor.history.snapshots import SourceState, load_snapshots
 from monitor.history.writer import HistoryWriter
 from monitor.items import FAILED, HELD, NOT_MODIFIED, Observation, SourceFetch
 from monitor.sources import SourceConfig
@@ -196,20 +197,10 @@ class HistoryPipeline:
         state: SourceState,
     ) -> list[Change]:
         """The changes one batch makes; an observation that cannot be recorded fails the fetch."""
-        made: list[Change] = []
-        for observation in batch:
-            try:
-                change = self.writer.record_observation(session, observation, now, state)
-            except SQLAlchemyError:
-                raise
-            except Exception as error:  # a parser limit, a RecursionError: say which and why
-                reason = (f"could not record {observation.key}: {type(error).__name__}: {error}")[
-                    :300
-                ]
-                raise Aborted(failed(fetch, reason)) from error
-            if change is not None:
-                made.append(change)
-        return made
+        try:
+            return self.writer.record_batch(session, batch, now, state)
+        except Unrecordable as error:  # a parser limit, a RecursionError: say which and why
+            raise Aborted(failed(fetch, str(error)[:300])) from error
 
     def _review(
         self, session: Session, source: SourceConfig, fetch: SourceFetch, changes: list[Change]
@@ -217,12 +208,13 @@ class HistoryPipeline:
         """Record, hold for a second look, or fail: see `monitor.core.suspect`."""
         doubtful: dict[str, str] = {}
         reasons: list[str] = []
-        for change in changes:
-            if change.kind != "changed":
-                continue
-            old = session.get(Snapshot, change.old_snapshot_id)
-            new = session.get(Snapshot, change.new_snapshot_id)
-            assert old is not None and new is not None
+        edited = [change for change in changes if change.kind == "changed"]
+        snapshots = load_snapshots(
+            session, [i for c in edited for i in (c.old_snapshot_id, c.new_snapshot_id) if i]
+        )
+        for change in edited:
+            old = snapshots[change.old_snapshot_id or 0]
+            new = snapshots[change.new_snapshot_id or 0]
             why = suspect.suspicion(old.text, new.text)
             if why is None:
                 continue

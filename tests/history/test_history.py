@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
 from sqlmodel import Session, col, func, select
 
-from db.models import Blob, Change, Document, Fetch, Snapshot, Source
+from db.models import Alert, Blob, Change, Document, Fetch, Snapshot, Source
 from monitor.config import Recipient
-from monitor.core import canonical
-from monitor.history import writer
+from monitor.core import canonical, normalize
+from monitor.history import batch
 from monitor.history.writer import HistoryWriter
 from monitor.items import DRIFT, FAILED, GONE, NOT_MODIFIED, OK, Observation, SourceFetch
 from monitor.sources import SourceConfig
@@ -109,7 +111,7 @@ def test_edited_sentence_is_in_the_diff_and_the_summary(
         "FDA alert: compounded ketamine: watched at T2",
         "raised one tier: names ketamine with compounded, compounder, telemedicine",
     ]
-    assert change.summary == (
+    assert change.summary == (  # six words of context before the edit (diff.SUMMARY_CONTEXT_WORDS)
         "Changed: “…receive information about these potential risks or be monitored by a health "
         "care provider after each dose.”"
     )
@@ -167,7 +169,7 @@ def test_only_a_new_input_or_a_new_normalizer_is_parsed_again(
     crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     calls: list[Observation] = []
     real = canonical.normalized_text
-    monkeypatch.setattr(writer, "normalized_text", lambda o: calls.append(o) or real(o))
+    monkeypatch.setattr(batch, "normalized_text", lambda o: calls.append(o) or real(o))
     monkeypatch.setattr(canonical, "NORMALIZER_VERSION", version)
     assert crawl_page(session, source, page(second), clock) is None
     assert len(calls) == parsed
@@ -307,6 +309,66 @@ def crawl_feed(
     HistoryWriter([source]).record_fetch(session, fetch, now, changes=len(changes))
     session.commit()
     return changes
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_batch_of_observations_records_what_one_by_one_recording_does(
+    session: Session, registered, clock: Clock, batched: bool
+) -> None:
+    """`record_batch` writes a fetch's items as set operations; the history must not notice.
+
+    Three fetches of a feed: a baseline, an edit plus a new item, then the edited item back at
+    its first version (its earlier snapshot is reused) plus another new item.
+    """
+    registered(FEED)
+    a, b, c, d = (f"https://www.fda.gov/{name}" for name in "abcd")
+    fetches = [
+        [(a, "Ketamine alert"), (b, "Egg recall")],
+        [(a, "Ketamine alert, updated"), (b, "Egg recall"), (c, "Spravato REMS")],
+        [(a, "Ketamine alert"), (c, "Spravato REMS"), (d, "Esketamine label")],
+    ]
+    for number, items in enumerate(fetches):
+        now = clock.tick()
+        body = f"<rss>{number}</rss>".encode()
+        observed = [replace(item(FEED, key, text, text, now), body=body) for key, text in items]
+        writer = HistoryWriter([FEED], recipients=[Recipient(email="officer@clinic.example")])
+        if batched:
+            made = writer.record_batch(session, observed, now)
+        else:
+            made = [
+                writer.record_observation(session, observation, now) for observation in observed
+            ]
+        fetch = SourceFetch(FEED.id, FEED.url, OK, now, documents=len(items))
+        writer.record_fetch(session, fetch, now, changes=len([m for m in made if m]))
+        session.commit()
+
+    def sha(text: str) -> str:  # what a snapshot of an item with this title and text hashes
+        return normalize.content_sha256(normalize.feed_item_text(text, text))
+
+    shas = {s.id: s.sha256 for s in session.exec(select(Snapshot)).all()}
+    changes = session.exec(select(Change).order_by(Change.id)).all()
+    assert [
+        (ch.kind, ch.doc_key, shas.get(ch.old_snapshot_id), shas[ch.new_snapshot_id])
+        for ch in changes
+    ] == [
+        ("changed", a, sha("Ketamine alert"), sha("Ketamine alert, updated")),
+        ("new", c, None, sha("Spravato REMS")),
+        ("changed", a, sha("Ketamine alert, updated"), sha("Ketamine alert")),
+        ("new", d, None, sha("Esketamine label")),
+    ]
+    # The flip back reuses the first snapshot; the three feed bodies are stored once each, and
+    # each snapshot points at the body of the fetch that made it (the evidence's raw body).
+    assert (count(session, Snapshot), count(session, Blob), count(session, Alert)) == (5, 3, 4)
+    bodies = [hashlib.sha256(f"<rss>{n}</rss>".encode()).hexdigest() for n in range(3)]
+    made = session.exec(select(Snapshot.body_sha256).order_by(Snapshot.id)).all()
+    assert made == [bodies[0], bodies[0], bodies[1], bodies[1], bodies[2]]
+    current = {doc.doc_key: shas[doc.current_snapshot_id] for doc in session.exec(select(Document))}
+    assert current == {
+        a: sha("Ketamine alert"),
+        b: sha("Egg recall"),
+        c: sha("Spravato REMS"),
+        d: sha("Esketamine label"),
+    }
 
 
 def test_feed_items_after_the_baseline_are_new_and_rolled_off_items_are_not_removed(

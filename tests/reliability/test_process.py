@@ -312,12 +312,14 @@ def test_two_senders_at_once_deliver_each_alert_exactly_once(
 SLOW_WRITE_HOOK = """\
 import os, time
 if os.environ.get("FDAWATCH_TEST_SLOW_WRITE"):
-    from monitor.history import writer
-    _snapshot = writer.new_snapshot
+    from monitor.history import batch
+    _insert = batch.insert_snapshots
     def _slow(*args, **kwargs):
+        with open(os.environ["FDAWATCH_TEST_SLOW_WRITE_LOG"], "a") as log:
+            log.write(f"{os.getpid()}\\n")
         time.sleep(float(os.environ["FDAWATCH_TEST_SLOW_WRITE"]))
-        return _snapshot(*args, **kwargs)
-    writer.new_snapshot = _slow
+        return _insert(*args, **kwargs)
+    batch.insert_snapshots = _slow
 """
 
 
@@ -337,6 +339,7 @@ def test_two_crawls_writing_one_database_at_once_record_each_change_once(tmp_pat
         racing = {
             **child_env(env),
             "FDAWATCH_TEST_SLOW_WRITE": "0.5",
+            "FDAWATCH_TEST_SLOW_WRITE_LOG": str(hook / "slowed"),
             "PYTHONPATH": f"{hook}{os.pathsep}{child_env(env)['PYTHONPATH']}",
         }
         crawls = [
@@ -347,6 +350,9 @@ def test_two_crawls_writing_one_database_at_once_record_each_change_once(tmp_pat
         ]
         outputs = [c.communicate(timeout=120) for c in crawls]
     assert [c.returncode for c in crawls] == [0, 0], outputs
+    log = hook / "slowed"
+    slowed = log.read_text(encoding="utf-8").split() if log.exists() else []
+    assert len(set(slowed)) == 2, "both crawls must pause in the write (is the hook stale?)"
     db_file = tmp_path / "history.db"
     with sqlite3.connect(db_file) as connection:
         per_source = dict(

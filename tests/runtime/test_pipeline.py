@@ -17,7 +17,7 @@ from sqlmodel import Session, func, select
 
 from db.models import Blob, Document, Fetch, Source
 from monitor.config import Settings
-from monitor.history import snapshots, writer
+from monitor.history import batch, snapshots
 from monitor.items import OK, Observation, SourceFetch
 from monitor.runtime import pipeline
 from monitor.sources import SourceConfig
@@ -145,7 +145,7 @@ def test_an_observation_that_cannot_be_normalized_fails_the_fetch_with_the_reaso
     def deep(observation: Observation) -> tuple[str, dict[str, str]]:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(writer, "normalized_text", deep)
+    monkeypatch.setattr(batch, "normalized_text", deep)
 
     feed_through(made, items(3, b"<rss/>"))
 

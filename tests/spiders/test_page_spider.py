@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -100,6 +102,33 @@ def test_page_yields_region_then_ok_record(make_spider, respond, drain, page_sou
     assert fetch.duration_ms == 250
     assert fetch.fetched_at == seen.fetched_at
     assert fetch.fetched_at.utcoffset() is not None
+
+
+NO_MAIN_HTML = PAGE_HTML.replace(b"<main", b"<div").replace(b"</main>", b"</div>")
+
+
+@pytest.mark.parametrize(
+    ("body", "outcome", "documents"), [(PAGE_HTML, OK, 1), (NO_MAIN_HTML, DRIFT, 0)]
+)
+def test_a_parsed_page_is_freed_as_soon_as_the_spider_is_done(
+    make_spider, respond, drain, page_source, body, outcome, documents
+) -> None:
+    """No reference cycle keeps a page alive: its body, text and libxml2 tree go at once.
+
+    `response.css` caches a Selector that points back at the response; such cycles waited for
+    Python's rare full collection and made a 1,000-page crawl peak at ~230 MB instead of ~120.
+    """
+    spider = make_spider(PageSpider, source=page_source.id)
+    response = respond(page_source, body, headers=VALIDATOR_HEADERS)
+    freed = weakref.ref(response)
+    gc.disable()  # only reference counting may free it
+    try:
+        observations, fetch = drain(spider.parse(response))
+        del response
+        assert freed() is None
+    finally:
+        gc.enable()
+    assert (fetch.outcome, len(observations)) == (outcome, documents)
 
 
 def test_several_matches_are_joined_and_title_falls_back_to_title_tag(
