@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from monitor.delivery.plain import TIER_MEANINGS
 from monitor.site import digest
 from tests.support import digest_history as data
 from tests.support.digest_history import History
+from tests.support.mailers import Capture
 
 OWNER = Recipient(email="owner@clinic.example", name="Clinic owner", digest="weekly")
 DAILY = Recipient(email="nurse@clinic.example", digest="daily", min_severity="T1")
@@ -36,20 +36,6 @@ def settings(*recipients: Recipient) -> Settings:
         mail_from="fdawatch <fdawatch@clinic.example>",
         site_url="https://fdawatch.clinic.example/",
     )
-
-
-class Capture:
-    """A mailer that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    def describe(self) -> str:
-        return "capture"
-
-    def send(self, message: EmailMessage) -> str:
-        self.messages.append(message)
-        return "capture"
 
 
 def digest_rows(engine: Engine) -> list[Alert]:
