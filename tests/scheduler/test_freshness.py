@@ -8,24 +8,22 @@ or drifted. The rows are written as the history keeps them; every case runs on b
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.models import Source
-from monitor.cli.app import FdawatchGroup
 from monitor.cli.run import status_command
 from monitor.config import Settings
 from monitor.runtime.status import status_rows
 from monitor.sources import SourceConfig
 from tests.conftest import T0, make_source
+from tests.support.cli_app import FixedApp
+from tests.support.cli_app import invoke as run_commands
 
 NOW = T0  # Monday 2026-11-02 09:00 UTC
 SETTINGS = Settings(database_url="sqlite://", failure_threshold=3)
@@ -119,32 +117,12 @@ def history(engine: Engine) -> Engine:
     return engine
 
 
-class App:
-    """What `status` needs from `ctx.obj`: the history, the sources and a fixed `now`."""
-
-    def __init__(self, engine: Engine, sources: dict[str, SourceConfig], tmp: Path) -> None:
-        self.settings = replace(SETTINGS, var_dir=tmp, outbox_dir=tmp / "outbox")
-        self._engine = engine
-        self._sources = sources
-
-    def history(self) -> Engine:
-        return self._engine
-
-    def sources(self) -> dict[str, SourceConfig]:
-        return self._sources
-
-    def now(self) -> datetime:
-        return NOW
+def App(engine: Engine, sources: dict[str, SourceConfig], tmp: Path) -> FixedApp:
+    return FixedApp(engine, sources, tmp, SETTINGS, NOW)
 
 
-def invoke(app: App, *args: str) -> Any:
-    @click.group(cls=FdawatchGroup)
-    @click.pass_context
-    def group(ctx: click.Context) -> None:
-        ctx.obj = app
-
-    group.add_command(status_command)
-    return CliRunner().invoke(group, list(args), catch_exceptions=False)
+def invoke(app: FixedApp, *args: str) -> Any:
+    return run_commands(app, [status_command], *args)
 
 
 @pytest.mark.parametrize(("source", "row", "verdict", "deadline"), CASES, ids=list(SOURCES))

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db import leases
 from db.models import Source
-from monitor.cli.app import FdawatchGroup
 from monitor.cli.run import run_command, status_command
 from monitor.config import Settings
 from monitor.runtime.scheduler import LEASE_NAME
 from monitor.runtime.status import status_rows
 from monitor.sources import SourceConfig
 from tests.conftest import T0, make_source
+from tests.support.cli_app import FixedApp
+from tests.support.cli_app import invoke as run_commands
 
 NOW = T0  # Monday 2026-11-02 09:00 UTC
 #: jitter 0: fire times on the plain clock grid (test_timetable covers the offset).
@@ -105,36 +103,12 @@ def test_each_source_shows_its_state_failures_and_next_run(
     assert shown.next_run_at == next_run
 
 
-class App:
-    """What the commands need from `ctx.obj`, over a given engine and sources."""
-
-    def __init__(self, engine: Engine, sources: dict[str, SourceConfig], tmp: Path) -> None:
-        self.settings = replace(SETTINGS, var_dir=tmp, outbox_dir=tmp / "outbox")
-        self._engine = engine
-        self._sources = sources
-
-    def engine(self) -> Engine:
-        return self._engine
-
-    def history(self) -> Engine:
-        return self._engine
-
-    def sources(self) -> dict[str, SourceConfig]:
-        return self._sources
-
-    def now(self) -> datetime:
-        return NOW
+def App(engine: Engine, sources: dict[str, SourceConfig], tmp: Path) -> FixedApp:
+    return FixedApp(engine, sources, tmp, SETTINGS, NOW)
 
 
-def invoke(app: App, *args: str) -> Any:
-    @click.group(cls=FdawatchGroup)
-    @click.pass_context
-    def group(ctx: click.Context) -> None:
-        ctx.obj = app
-
-    group.add_command(status_command)
-    group.add_command(run_command)
-    return CliRunner().invoke(group, list(args), catch_exceptions=False)
+def invoke(app: FixedApp, *args: str) -> Any:
+    return run_commands(app, [status_command, run_command], *args)
 
 
 def test_the_status_table_says_who_runs_the_scheduler_and_what_is_due(
