@@ -111,13 +111,7 @@ class WatchSpider(Spider):
         links, and a changed PDF behind an unchanged link is what it watches for. Each document
         is then asked conditionally (spiders/documents.py).
         """
-        headers: dict[str, str] = {}
-        if source.follow_documents:
-            validators = {}
-        if validators.get("etag"):
-            headers["If-None-Match"] = validators["etag"]
-        if validators.get("last_modified"):
-            headers["If-Modified-Since"] = validators["last_modified"]
+        headers = conditional_headers({} if source.follow_documents else validators)
         meta: dict[str, Any] = {
             "source_id": source.id,
             "handle_httpstatus_list": HANDLED_STATUSES,
@@ -290,6 +284,16 @@ class WatchSpider(Spider):
     ) -> SourceFetch:
         self.logger.warning("%s: %s", source.id, error)
         return self.fetch_record(source, response, FAILED, fetched_at, error=error)
+
+
+def conditional_headers(validators: dict[str, Any]) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from a stored ETag and Last-Modified (urlwatch's 304)."""
+    headers: dict[str, str] = {}
+    if validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators.get("last_modified"):
+        headers["If-Modified-Since"] = validators["last_modified"]
+    return headers
 
 
 def select_sources(

@@ -39,6 +39,7 @@ from monitor.items import BLOCKED, DOCUMENT, FAILED, Observation, SourceFetch, c
 from spiders.base import (
     HANDLED_STATUSES,
     MAX_ERROR_CHARS,
+    conditional_headers,
     describe_failure,
     header,
     latency_ms,
@@ -218,11 +219,7 @@ class FollowsDocuments:
 
     def document_request(self, run: DocumentRun, link: DocumentLink) -> Request:
         validators = self.stored_documents(run.source).get(link.key) or {}
-        headers = {}
-        if validators.get("etag"):
-            headers["If-None-Match"] = validators["etag"]
-        if validators.get("last_modified"):
-            headers["If-Modified-Since"] = validators["last_modified"]
+        headers = conditional_headers(validators)
         return Request(
             link.url,
             callback=self.parse_document,
