@@ -97,3 +97,42 @@ def test_distant_context_is_marked_as_a_gap() -> None:
 
     assert [row.kind for row in hunk.rows] == ["edited", "context", "gap", "context", "edited"]
     assert [row.text for row in hunk.rows] == ["A2", "b1", "", "b4", "C2"]
+
+
+def _levels_as_beautifulsoup_read_them(html: str) -> dict[str, int]:
+    """The reference: what `heading_levels` returned when it parsed with BeautifulSoup."""
+    from monitor.core.text_render import clean_line
+
+    levels: dict[str, int] = {}
+    for tag in BeautifulSoup(html, "lxml").find_all(("h1", "h2", "h3", "h4", "h5", "h6")):
+        text = clean_line(tag.get_text(" "))
+        if text and text not in levels:
+            levels[text] = int(tag.name[1])
+    return levels
+
+
+HTML_FIXTURES = sorted(PAGES.parent.rglob("*.html"))
+TRICKY = {
+    "nested": "<h2>Outer <h3>inner <b>bold</b></h3> tail</h2><h2>Outer inner bold tail</h2>",
+    "script": "<h1>Title<script>var x = '<h2>no</h2>';</script> after</h1><!-- <h3>c</h3> -->",
+    "entities": "<h4>&nbsp;REMS&amp;&#160;Goal <br>line</h4><h5>\u00a0</h5><h6>  </h6>",
+    "unclosed": "<div><h2>Open heading<p>para</div><h3>Next",
+    "empty": "",
+    "joined": "<h2>REMS<span>Requirements</span></h2><h3>Health<i>care</i>Settings</h3>",
+}
+
+
+@pytest.mark.parametrize(
+    "html",
+    [path.read_text("utf-8") for path in HTML_FIXTURES] + list(TRICKY.values()),
+    ids=[path.name for path in HTML_FIXTURES] + list(TRICKY),
+)
+def test_heading_levels_match_what_beautifulsoup_read(html: str) -> None:
+    """Read on lxml's tree, the headings are the ones the BeautifulSoup parse gave, byte for
+    byte, so heading paths in stored alerts and change pages stay as they were."""
+    assert heading_levels(html) == _levels_as_beautifulsoup_read_them(html)
+
+
+def test_the_fixtures_have_headings_to_compare() -> None:
+    assert len(HTML_FIXTURES) >= 10
+    assert sum(bool(heading_levels(path.read_text("utf-8"))) for path in HTML_FIXTURES) >= 10
