@@ -15,6 +15,7 @@ bench/results/ as JSON, and a Markdown table to stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -27,10 +28,15 @@ import tempfile
 import threading
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from bench.fixture import Faults, FixtureServer, Site
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -187,7 +193,13 @@ def changes(command: list[str], env: dict[str, str], cwd: Path) -> list[dict[str
 
 
 def storage(database: Path) -> dict[str, Any]:
-    """Database bytes per stored version against the compressed size of the distinct versions."""
+    """Database bytes per stored version against the zlib size of the distinct versions.
+
+    The yardstick is fixed whatever fdawatch stores: each distinct raw body and each snapshot
+    text compressed alone with zlib at level 6. Bodies and texts are read back from any layout
+    (zlib bodies and plain texts before migration 0007; zstd, zstd deltas and zstd texts after)
+    without importing the measured tree.
+    """
     with sqlite3.connect(database) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages, size = (
@@ -195,10 +207,14 @@ def storage(database: Path) -> dict[str, Any]:
             db.execute("PRAGMA page_size").fetchone()[0],
         )
         snapshots = db.execute("SELECT count(*) FROM snapshot").fetchone()[0]
-        blobs, blob_raw, blob_stored = db.execute(
-            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(length(data)), 0) FROM blob"
-        ).fetchone()
-        texts = [row[0] for row in db.execute("SELECT text FROM snapshot")]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(blob)")}
+        codec = "codec, base_sha256" if "codec" in columns else "'zlib', NULL"
+        blobs = db.execute(f"SELECT sha256, size, data, {codec} FROM blob").fetchall()
+        texts = [_text(row[0]) for row in db.execute("SELECT text FROM snapshot")]
+    bodies = _bodies(blobs)
+    blob_raw = sum(row[1] for row in blobs)
+    blob_stored = sum(len(row[2]) for row in blobs)
+    body_z = sum(len(zlib.compress(body, 6)) for body in bodies.values())
     text_raw = sum(len(t.encode()) for t in texts)
     text_z = sum(len(zlib.compress(t.encode(), 6)) for t in texts)
     db_bytes = pages * size
@@ -206,16 +222,44 @@ def storage(database: Path) -> dict[str, Any]:
         "db_bytes": db_bytes,
         "snapshots": snapshots,
         "db_bytes_per_version": round(db_bytes / snapshots) if snapshots else None,
-        "distinct_bodies": blobs,
+        "distinct_bodies": len(blobs),
         "bodies_raw_bytes": blob_raw,
         "bodies_stored_bytes": blob_stored,
-        "body_bytes_per_version_compressed": round(blob_stored / blobs) if blobs else None,
+        "bodies_zlib_bytes": body_z,
+        "body_bytes_per_version_compressed": round(body_z / len(blobs)) if blobs else None,
+        "codecs": dict(Counter(row[3] for row in blobs)),
         "texts_raw_bytes": text_raw,
         "texts_zlib_bytes": text_z,
-        "overhead_vs_compressed_versions": round(db_bytes / (blob_stored + text_z), 2)
-        if blob_stored + text_z
+        "overhead_vs_compressed_versions": round(db_bytes / (body_z + text_z), 2)
+        if body_z + text_z
         else None,
     }
+
+
+def _text(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        if value[:4] == ZSTD_MAGIC:
+            value = zstandard.ZstdDecompressor().decompress(value)
+        return value.decode("utf-8", "surrogatepass")
+    return value
+
+
+def _bodies(blobs: list[tuple[str, int, bytes, str, str | None]]) -> dict[str, bytes]:
+    """Every stored body unpacked, keyframes first (a delta needs its keyframe's bytes)."""
+    found: dict[str, bytes] = {}
+    for sha, _, data, codec, base in sorted(blobs, key=lambda row: row[3] == "zstd-delta"):
+        if codec == "zlib":
+            found[sha] = zlib.decompress(data)
+        elif codec == "zstd":
+            found[sha] = zstandard.ZstdDecompressor().decompress(data)
+        else:
+            frame = zstandard.ZstdCompressionDict(
+                found[base or ""], dict_type=zstandard.DICT_TYPE_RAWCONTENT
+            )
+            found[sha] = zstandard.ZstdDecompressor(dict_data=frame).decompress(data)
+        if hashlib.sha256(found[sha]).hexdigest() != sha:
+            raise SystemExit(f"bench: stored body {sha} does not unpack to its hash")
+    return found
 
 
 def score(
@@ -391,8 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nstorage: {storage_['db_bytes']} database bytes for {storage_['snapshots']} versions "
         f"({storage_['db_bytes_per_version']} B each); distinct bodies zlib-compressed "
-        f"{storage_['body_bytes_per_version_compressed']} B each; database / (compressed bodies "
-        f"+ compressed texts) = {storage_['overhead_vs_compressed_versions']}"
+        f"{storage_['body_bytes_per_version_compressed']} B each, stored as "
+        f"{storage_['codecs']}; database / (zlib bodies + zlib texts) = "
+        f"{storage_['overhead_vs_compressed_versions']}"
     )
     bad = [
         name

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 #: Daemon RSS growth after warm-up below which the trend counts as flat (~48 MB a day).
 RSS_FLAT_MB_PER_H = 2.0
 #: The RSS target needs at least this much sampling after warm-up.
@@ -31,6 +33,7 @@ RSS_MIN_SPAN_S = 3600.0
 CRAWL_SHARE_TARGET = 0.9
 EMAIL_SLACK_S = 30.0
 TOKEN = re.compile(r"Revision (\d{4})")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # a snapshot text packed by migration 0007 and later
 SKIPPED = re.compile(r'job "(.+?) \(trigger.*skipped: maximum number of running instances')
 
 
@@ -113,7 +116,8 @@ def read_database(path: Path) -> dict[str, Any]:
                 continue
             if name == "tokens":
                 found["tokens"] = {
-                    cid: {"tokens": new_tokens(old, new), "url": url} for cid, old, new, url in rows
+                    cid: {"tokens": new_tokens(unpacked(old), unpacked(new)), "url": url}
+                    for cid, old, new, url in rows
                 }
             else:
                 found[name] = rows
@@ -121,6 +125,15 @@ def read_database(path: Path) -> dict[str, Any]:
     finally:
         db.close()
     return found
+
+
+def unpacked(text: str | bytes | None) -> str | None:
+    """A snapshot text as stored: plain (before migration 0007) or a zstd frame (after)."""
+    if not isinstance(text, bytes):
+        return text
+    if text[:4] == ZSTD_MAGIC:
+        text = zstandard.ZstdDecompressor().decompress(text)
+    return text.decode("utf-8", "surrogatepass")
 
 
 def new_tokens(old: str | None, new: str | None) -> list[str]:

@@ -14,6 +14,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from db.packed import PackedText
+
 
 class Source(SQLModel, table=True):
     """One watched thing from sources.toml, plus what we learned fetching it."""
@@ -42,19 +44,25 @@ class Source(SQLModel, table=True):
 
 
 class Blob(SQLModel, table=True):
-    """A raw body exactly as fetched, zlib-compressed, stored once per SHA-256."""
+    """A raw body exactly as fetched, stored once per SHA-256, packed by `codec`.
+
+    `zlib` or `zstd`: packed alone (a keyframe); `zstd-delta`: packed with the keyframe
+    `base_sha256` as its dictionary (`monitor.history.bodies`).
+    """
 
     sha256: str = Field(primary_key=True, max_length=64)
     size: int
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    codec: str = Field(default="zlib", max_length=12)
+    base_sha256: str | None = Field(default=None, max_length=64)
 
 
 class Snapshot(SQLModel, table=True):
     """One distinct normalized version of one document (append-only)."""
 
     __table_args__ = (
+        # Its index also serves every lookup by (source_id, doc_key): no second index for that.
         UniqueConstraint("source_id", "doc_key", "sha256", name="uq_snapshot_version"),
-        Index("ix_snapshot_doc", "source_id", "doc_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -62,7 +70,7 @@ class Snapshot(SQLModel, table=True):
     doc_key: str = Field(sa_column=Column(Text, nullable=False))
     url: str = Field(sa_column=Column(Text, nullable=False))
     title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    text: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(PackedText, nullable=False))  # zstd-packed (db.packed)
     sha256: str = Field(max_length=64)
     body_sha256: str | None = Field(default=None, foreign_key="blob.sha256", max_length=64)
     http_status: int = 200

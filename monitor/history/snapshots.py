@@ -10,7 +10,6 @@ new documents and one UPDATE per kind of document change. Nothing here commits.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,10 +23,8 @@ from sqlmodel import Session, col, select
 from db.engine import in_batches
 from db.models import Blob, Document, Snapshot, Source
 from monitor.errors import EvidenceError
+from monitor.history.bodies import DELTA, Keyframe, is_keyframe, pack, unpack
 from monitor.items import Observation
-
-#: zlib level of stored raw bodies (the level the storage target is measured against).
-BODY_LEVEL = 6
 
 
 def unregistered(source_id: str) -> LookupError:
@@ -35,23 +32,29 @@ def unregistered(source_id: str) -> LookupError:
 
 
 def store_body(session: Session, body: bytes, stored: dict[int, str] | None = None) -> str | None:
-    """Store a raw body once per SHA-256 (compressed); return its hash."""
+    """Store a raw body once per SHA-256 (packed alone); return its hash."""
     return store_bodies(session, [body], stored)[0]
 
 
 def store_bodies(
-    session: Session, bodies: Sequence[bytes], stored: dict[int, str] | None = None
+    session: Session,
+    bodies: Sequence[bytes],
+    stored: dict[int, str] | None = None,
+    previous: Sequence[str | None] | None = None,
 ) -> list[str | None]:
-    """Store raw bodies once per SHA-256, compressed once each; return their hashes in order.
+    """Store raw bodies once per SHA-256, packed once each; return their hashes in order.
 
     `stored` remembers the bodies already stored in this fetch by object identity: the items of a
-    feed share one response body, which is then hashed and compressed once, not once per item.
-    One query finds the hashes already stored; one multi-row INSERT adds the others.
+    feed share one response body, which is then hashed and packed once, not once per item.
+    `previous` names, for each body, the hash of its document's previous body: a new version is
+    packed as a delta of that body's keyframe (`monitor.history.bodies`). One query finds the
+    hashes already stored, one the keyframes; one multi-row INSERT adds the others.
     """
     stored = {} if stored is None else stored
+    previous = previous or [None] * len(bodies)
     digests: list[str | None] = []
-    fresh: dict[str, bytes] = {}
-    for body in bodies:
+    fresh: dict[str, tuple[bytes, str | None]] = {}
+    for body, before in zip(bodies, previous, strict=True):
         if not body:
             digests.append(None)
             continue
@@ -59,20 +62,65 @@ def store_bodies(
         if digest is None:
             digest = hashlib.sha256(body).hexdigest()
             stored[id(body)] = digest
-            fresh.setdefault(digest, body)
+            fresh.setdefault(digest, (body, before))
+        if before and digest in fresh and fresh[digest][1] is None:
+            fresh[digest] = (body, before)  # a feed's new item comes first; a kept one knows
         digests.append(digest)
     if fresh:
         known: set[str] = set()
         for chunk in in_batches(sorted(fresh)):
             known.update(session.exec(select(Blob.sha256).where(col(Blob.sha256).in_(chunk))))
-        rows = [
-            {"sha256": digest, "size": len(body), "data": zlib.compress(body, BODY_LEVEL)}
-            for digest, body in fresh.items()
-            if digest not in known
-        ]
+        todo = {digest: pair for digest, pair in fresh.items() if digest not in known}
+        keyframes = load_keyframes(session, {b for _, b in todo.values() if b and b not in todo})
+        rows = []
+        for digest, (body, before) in todo.items():
+            packed = pack(body, keyframes.get(before) if before else None)
+            rows.append(
+                {
+                    "sha256": digest,
+                    "size": len(body),
+                    "data": packed.data,
+                    "codec": packed.codec,
+                    "base_sha256": packed.base_sha256,
+                }
+            )
         if rows:
             session.execute(insert(Blob), rows)
     return digests
+
+
+def load_keyframes(session: Session, hashes: Iterable[str]) -> dict[str, Keyframe]:
+    """{stored body hash: the keyframe a new version of it is packed against}.
+
+    A body packed alone is its own keyframe; a delta's is its base. A keyframe that is missing,
+    unreadable or does not match its hash is left out: the new version is then packed alone.
+    """
+    wanted = set(hashes)
+    rows = _blob_rows(session, wanted)
+    bases = {row.base_sha256 for row in rows.values() if row.codec == DELTA and row.base_sha256}
+    rows.update(_blob_rows(session, bases - rows.keys()))
+    keyframes: dict[str, Keyframe] = {}
+    for sha in wanted:
+        row = rows.get(sha)
+        if row is not None and not is_keyframe(row.codec):
+            row = rows.get(row.base_sha256 or "")
+        if row is None or not is_keyframe(row.codec):
+            continue
+        try:
+            raw = unpack(row.codec, row.data)
+        except Exception:
+            continue
+        if hashlib.sha256(raw).hexdigest() == row.sha256:
+            keyframes[sha] = Keyframe(row.sha256, raw, len(row.data))
+    return keyframes
+
+
+def _blob_rows(session: Session, hashes: Iterable[str]) -> dict[str, Blob]:
+    found: dict[str, Blob] = {}
+    for chunk in in_batches(sorted(hashes)):
+        for blob in session.exec(select(Blob).where(col(Blob.sha256).in_(chunk))):
+            found[blob.sha256] = blob
+    return found
 
 
 @dataclass
@@ -89,6 +137,7 @@ class Known:
     snapshot_id: int | None
     removed: bool = False
     missing_checks: int = 0
+    body_sha256: str | None = None  # the current version's raw body: a new one's delta base
 
 
 @dataclass
@@ -111,14 +160,16 @@ class SourceState:
         query = (
             select(
                 Document.id, Document.doc_key, Document.removed_at, Document.missing_checks,
-                Document.current_snapshot_id, Snapshot.sha256, Snapshot.meta,
+                Document.current_snapshot_id, Snapshot.sha256, Snapshot.meta, Snapshot.body_sha256,
             )
             .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
             .where(Document.source_id == source_id)
         )  # fmt: skip
         documents = {
-            key: Known(doc_id, sha, (meta or {}).get("input_sha256"), snap, removed is not None, n)
-            for doc_id, key, removed, n, snap, sha, meta in session.exec(query)
+            key: Known(
+                doc_id, sha, (meta or {}).get("input_sha256"), snap, removed is not None, n, body
+            )
+            for doc_id, key, removed, n, snap, sha, meta, body in session.exec(query)
         }
         return cls(row=row, documents=documents)
 
@@ -148,7 +199,23 @@ def insert_snapshots(
     """Store the bodies, then the snapshots in one multi-row INSERT; their ids, in order."""
     if not planned:
         return []
-    digests = store_bodies(session, [observation.body for observation, _ in planned], state.bodies)
+    documents = state.documents
+    # A document seen for the first time (a feed's new item, whose body is the whole feed) is
+    # packed against the source's newest stored body: for a feed, the previous fetch's.
+    latest = max(
+        (known for known in documents.values() if known.body_sha256 and known.snapshot_id),
+        key=lambda known: known.snapshot_id or 0,
+        default=None,
+    )
+    newest = latest.body_sha256 if latest else None
+    previous = [
+        (documents[o.key].body_sha256 if o.key in documents else None) or newest
+        for o, _ in planned
+    ]
+    digests = store_bodies(session, [o.body for o, _ in planned], state.bodies, previous)
+    for (observation, _), digest in zip(planned, digests, strict=True):
+        if observation.key in documents and digest is not None:
+            documents[observation.key].body_sha256 = digest
     rows = [
         values | {"body_sha256": digest}
         for (_, values), digest in zip(planned, digests, strict=True)
@@ -259,16 +326,45 @@ def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:
     """The body exactly as fetched; None when none was stored. A corrupt blob is an error."""
     if snapshot.body_sha256 is None:
         return None
-    blob = session.get(Blob, snapshot.body_sha256)
+    return read_blob(session, snapshot.body_sha256, f"snapshot {snapshot.id}")
+
+
+def read_blob(session: Session, sha256: str, what: str = "a snapshot") -> bytes:
+    """A stored body by hash, unpacked (through its keyframe for a delta) and checked."""
+    blob = session.get(Blob, sha256)
     if blob is None:
         raise EvidenceError(
-            f"snapshot {snapshot.id}: raw body {snapshot.body_sha256} is missing from the blob "
-            "table; restore the database from a backup"
+            f"{what}: raw body {sha256} is missing from the blob table; restore the database "
+            "from a backup"
         )
-    data = zlib.decompress(blob.data)
+    keyframe = None
+    if blob.codec == DELTA:
+        base = blob.base_sha256 or ""
+        if base == sha256 or (base_blob := session.get(Blob, base)) is None:
+            raise EvidenceError(
+                f"{what}: raw body {sha256} is stored as a delta of {base or 'nothing'}, which "
+                "is missing from the blob table; restore the database from a backup"
+            )
+        if not is_keyframe(base_blob.codec):
+            raise EvidenceError(
+                f"{what}: raw body {sha256} refers to {base}, which is not a keyframe; the blob "
+                "table is corrupt, restore the database from a backup"
+            )
+        keyframe = _unpacked(base_blob, what)
+    return _unpacked(blob, what, keyframe)
+
+
+def _unpacked(blob: Blob, what: str, keyframe: bytes | None = None) -> bytes:
+    try:
+        data = unpack(blob.codec, blob.data, keyframe)
+    except Exception as error:
+        raise EvidenceError(
+            f"{what}: raw body {blob.sha256} cannot be unpacked ({error}); the stored blob is "
+            "corrupt, restore the database from a backup"
+        ) from error
     if hashlib.sha256(data).hexdigest() != blob.sha256:
         raise EvidenceError(
-            f"snapshot {snapshot.id}: raw body {blob.sha256} does not match its hash; the "
-            "stored blob is corrupt, restore the database from a backup"
+            f"{what}: raw body {blob.sha256} does not match its hash; the stored blob is "
+            "corrupt, restore the database from a backup"
         )
     return data

@@ -15,14 +15,11 @@ members), delivered email or database column (zlib-compressed bodies decompresse
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +34,7 @@ from db.models import Change, CrawlRun, Fetch
 from monitor.config import load_settings
 from monitor.history.writer import HistoryWriter
 from monitor.sources import load_sources
-from tests.support.deployment import child_env, fdawatch, item, rss, write_deployment
+from tests.support.deployment import child_env, fdawatch, item, rss, stored_values, write_deployment
 from tests.support.loopback import Answer, LoopbackServer
 from tests.support.paths import FIXTURES
 from tests.support.smtp import PASSWORD, USER, SmtpServer
@@ -299,19 +296,10 @@ def test_the_openfda_key_is_sent_only_to_the_sources_own_origin(world: World) ->
 
 
 def _found_in_database(db_file: Path, secret: bytes) -> list[str]:
-    """Every column of every row, zlib-compressed bodies decompressed: where `secret` is."""
-    found = []
-    with sqlite3.connect(db_file) as connection:
-        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
-        for (table,) in connection.execute(query).fetchall():
-            for row in connection.execute(f'SELECT * FROM "{table}"'):
-                for value in row:
-                    data = value if isinstance(value, bytes) else str(value).encode()
-                    with contextlib.suppress(zlib.error):
-                        data += zlib.decompress(data)
-                    if secret in data:
-                        found.append(f"database table {table}")
-    return found
+    """Every column of every row, packed bodies and texts unpacked: where `secret` is."""
+    return sorted(
+        {f"database table {table}" for table, data in stored_values(db_file) if secret in data}
+    )
 
 
 def _found_in_files(folder: Path, secret: bytes) -> list[str]:
@@ -339,7 +327,7 @@ def test_the_sweep_sees_what_it_searches(world: World) -> None:
     assert {"history.db", "preview.eml", "change.zip", "feed.atom"} <= set(files), files
     with zipfile.ZipFile(world.folder / "evidence" / "change.zip") as bundle:
         assert "manifest.json" in bundle.namelist()
-    # Feed bodies are stored zlib-compressed: only the decompressing search finds their text.
+    # Feed bodies are stored packed (zstd): only the unpacking search finds their text.
     assert b"onerror=alert" not in (world.folder / "history.db").read_bytes()
     assert "database table blob" in _found_in_database(world.folder / "history.db", b"onerror")
 

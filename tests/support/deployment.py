@@ -12,8 +12,10 @@ import sqlite3
 import subprocess
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import zstandard
 
 from tests.support.paths import ROOT
 
@@ -141,8 +143,9 @@ def integrity(db_file: Path) -> str:
 
 def db_bytes(db_file: Path) -> bytes:
     """Everything SQLite keeps for the database (the file, its WAL and shared memory), then
-    every stored value decompressed where it is zlib data: raw bodies (`Blob.data`) are stored
-    compressed, so a sweep of the file bytes alone could never find a secret in a body."""
+    every stored value unpacked where it is packed: raw bodies (`Blob.data`, zlib, zstd or a
+    zstd delta of a keyframe) and snapshot texts (zstd) are stored compressed, so a sweep of the
+    file bytes alone could never find a secret in them."""
     found = b""
     for suffix in ("", "-wal", "-shm"):
         path = Path(f"{db_file}{suffix}")
@@ -150,12 +153,44 @@ def db_bytes(db_file: Path) -> bytes:
             found += path.read_bytes()
     if not db_file.exists():
         return found
+    return found + b"".join(value for _, value in stored_values(db_file))
+
+
+def stored_values(db_file: Path) -> Iterator[tuple[str, bytes]]:
+    """(table, value) for every column of every row, unpacked where it is packed: zlib or zstd
+    values as their bytes, and every raw body read as the product reads it (a delta through its
+    keyframe), so a search sees what a body holds, not how it is stored."""
     with contextlib.closing(sqlite3.connect(db_file)) as connection:
         tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        for (table,) in tables.fetchall():
+        names = [table for (table,) in tables.fetchall()]
+        for table in names:
             for row in connection.execute(f'SELECT * FROM "{table}"'):
                 for value in row:
-                    if isinstance(value, bytes):
-                        with contextlib.suppress(zlib.error):
-                            found += zlib.decompress(value)
-    return found
+                    data = value if isinstance(value, bytes) else str(value).encode()
+                    yield table, data + (_unpacked(data) if isinstance(value, bytes) else b"")
+        if "blob" in names:
+            blobs = [sha for (sha,) in connection.execute("SELECT sha256 FROM blob")]
+            for body in _bodies(db_file, blobs) if blobs else []:
+                yield "blob", body
+
+
+def _unpacked(value: bytes) -> bytes:
+    with contextlib.suppress(zlib.error):
+        return zlib.decompress(value)
+    with contextlib.suppress(zstandard.ZstdError):
+        return zstandard.ZstdDecompressor().decompress(value)
+    return b""
+
+
+def _bodies(db_file: Path, hashes: Sequence[str]) -> list[bytes]:
+    """Every stored body as the product reads it (a delta through its keyframe)."""
+    from sqlmodel import Session, create_engine
+
+    from monitor.history.snapshots import read_blob
+
+    engine = create_engine(f"sqlite:///{db_file}")
+    try:
+        with Session(engine) as session:
+            return [read_blob(session, sha) for sha in hashes]
+    finally:
+        engine.dispose()
