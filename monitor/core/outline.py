@@ -58,7 +58,7 @@ def heading_levels(html: str) -> dict[str, int]:
     """{heading text: level} of an HTML page's h1-h6, texts cleaned as the normalizer cleans.
 
     Read on lxml's own tree (`HtmlTree`), as BeautifulSoup's `get_text(" ")` saw each heading:
-    a whole fda.gov page parsed into BeautifulSoup objects cost ~55 ms per alert.
+    a whole bench page parsed into BeautifulSoup objects cost ~22 ms, on lxml ~1.6 ms.
     """
     tree = HtmlTree(html)
     levels: dict[str, int] = {}
