@@ -152,3 +152,29 @@ def test_snapshot_texts_are_stored_packed_and_read_back_whole(
     (stored,) = history.session.execute(select(raw.c.text).where(raw.c.id == snapshot.id)).one()
     assert bytes(stored)[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
     assert len(stored) < len(text.encode()) / 5
+
+
+@pytest.mark.parametrize(
+    ("base", "message"),
+    [
+        ("0" * 64, "is stored as a delta of 0{64}, which is missing"),
+        ("self", "is stored as a delta of [0-9a-f]{64}, which is missing"),
+        ("third", "which is not a keyframe"),
+    ],
+)
+def test_a_delta_pointing_nowhere_or_at_a_delta_is_an_evidence_error(
+    history: HistoryBuilder, clock: Clock, base: str, message: str
+) -> None:
+    """A broken blob table is reported as such, never answered with other bytes."""
+    _, second, third = serve(
+        history, [REMS_2024, edited(REMS_2024, 1), edited(REMS_2024, 2)], clock
+    )
+    target = {"self": second.sha256, "third": third.sha256}.get(base, base)
+    blob = table("blob", column("sha256"), column("base_sha256"))
+    history.session.execute(
+        blob.update().where(blob.c.sha256 == second.sha256).values(base_sha256=target)
+    )
+    history.session.expire_all()
+
+    with pytest.raises(EvidenceError, match=message):
+        read_blob(history.session, second.sha256)
