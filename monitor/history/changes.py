@@ -100,8 +100,7 @@ class ChangeWriter:
     def _file(
         self, session: Session, source: SourceConfig, change: Change, now: datetime
     ) -> Change:
-        session.add(change)
-        session.flush()
+        session.add(change)  # enqueue flushes it: a change without an id queues no lookup
         outbox.enqueue(session, change, self.recipients, source.tags, now)
         source_row = session.get(Source, source.id)
         if source_row is not None:

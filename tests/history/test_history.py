@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 
 from db.models import Alert, Blob, Change, Document, Fetch, Snapshot, Source
@@ -435,12 +436,24 @@ def test_change_enqueues_alerts_in_the_same_transaction(
     ]
     crawl_page(session, source, page("ketamine_oral_alert_synthetic_v1.html"), clock)
     now = clock.tick()
-    change = HistoryWriter([source], recipients=recipients).record_observation(
-        session,
-        observe(source, page("ketamine_oral_alert_synthetic_v5_sentence_edited.html"), now),
-        now,
-    )
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()).lower())
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", seen)
+    try:
+        change = HistoryWriter([source], recipients=recipients).record_observation(
+            session,
+            observe(source, page("ketamine_oral_alert_synthetic_v5_sentence_edited.html"), now),
+            now,
+        )
+    finally:
+        event.remove(bind, "before_cursor_execute", seen)
     assert change is not None and change.severity == "T1"
+    # A change made in this transaction cannot have alerts yet: none are looked up.
+    assert not [s for s in statements if s.startswith("select") and " from alert" in s]
     session.flush()
     assert count(session, Alert) == 2  # a T1: the officer (T4 and up) and the owner (T1 only)
     session.rollback()  # nothing committed: the change and its alerts vanish together
