@@ -25,6 +25,7 @@ from sqlalchemy import text
 from monitor.cli.app import AppContext, sources_for_rendering
 from monitor.delivery.alerts import send_pending
 from monitor.delivery.mailer import mailer_for
+from monitor.runtime.memory import release_free_memory
 
 WARM = 20
 PENDING_AGAIN = "UPDATE alert SET status = 'pending', attempts = 0, next_attempt_at = NULL"
@@ -42,6 +43,12 @@ def main() -> None:
     parser.add_argument("--demo", default="var/demo", help="the folder `make demo` wrote")
     parser.add_argument("--rounds", type=int, default=240)
     parser.add_argument("--every", type=int, default=20)
+    parser.add_argument(
+        "--trace", action="store_true", help="list Python allocations grown after round 20"
+    )
+    parser.add_argument(
+        "--no-trim", action="store_true", help="skip the daemon's malloc_trim after each send"
+    )
     args = parser.parse_args()
     demo = Path(args.demo)
     if not (demo / "fdawatch.db").is_file():
@@ -70,17 +77,21 @@ def main() -> None:
                 )
             report = send_pending(engine, settings, sources, app.now(), mailer_for(settings))
             emails += report.emails
+            if not args.no_trim:
+                release_free_memory()  # what the daemon does after each send
             if number == WARM:
                 gc.collect()
-                tracemalloc.start()
+                if args.trace:  # it costs memory of its own: RSS then grows with it
+                    tracemalloc.start()
                 base = rss_mb()
             if number % args.every == 0:
                 print(f"round {number:4d}: {emails:5d} e-mails, RSS {rss_mb():6.1f} MB", flush=True)
         gc.collect()
-        grown = tracemalloc.take_snapshot().statistics("filename")
-        print(f"RSS after round {WARM}: +{rss_mb() - base:.1f} MB; Python allocations since:")
-        for stat in grown[:8]:
-            print(f"  {stat}")
+        print(f"RSS after round {WARM}: +{rss_mb() - base:.1f} MB")
+        if args.trace:
+            print("Python allocations since:")
+            for stat in tracemalloc.take_snapshot().statistics("filename")[:8]:
+                print(f"  {stat}")
 
 
 if __name__ == "__main__":

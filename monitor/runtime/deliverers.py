@@ -4,6 +4,8 @@ They run on their own executor (`scheduler.DELIVER_EXECUTOR`), never behind a cr
 crawl once filled every scheduler thread, so the sender and the lock renewal were skipped and
 alerts waited minutes (the soak review of 1 December 2026, issue 21). One send runs at a time;
 the sender also runs right after each batch and, on SIGTERM, once more after the last crawl.
+Each send ends by handing the C heap's free pages back (`memory.release_free_memory`), so the
+daemon's resident size stays flat over days of alerts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from monitor.config import Settings
 from monitor.delivery.alerts import SendReport, send_pending
 from monitor.runtime.awake import join_awake
 from monitor.runtime.lease import SchedulerLease
+from monitor.runtime.memory import release_free_memory
 from monitor.sources import SourceConfig
 
 log = logging.getLogger("fdawatch.scheduler")
@@ -37,8 +40,10 @@ class Deliverers:
         sources: Mapping[str, SourceConfig],
         lease: SchedulerLease,
         clock: Callable[[], datetime],
+        trim: Callable[[], object] = release_free_memory,
     ) -> None:
         self.engine = engine
+        self.trim = trim
         self.settings = settings
         self.sources = sources
         self.lease = lease
@@ -58,6 +63,8 @@ class Deliverers:
             except Exception:
                 log.exception("sending alerts failed; the outbox keeps them for the next try")
                 return None
+            finally:
+                self.trim()  # rendering freed page-sized buffers: give them back (memory.py)
         self.last_send = report
         if not report.nothing_due:
             log.info(
