@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import fdawatch_command, fdawatch_env, machine
+from bench.run import fdawatch_command, fdawatch_env, machine, python_of
 from bench.soak_mail import MailSink
 from bench.soak_probe import Probe
 from bench.soak_report import analyse, table
@@ -187,9 +187,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with (work / "daemon.log").open("wb") as log, (work / "samples.jsonl").open("w") as out:
             facts["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             facts["load_at_start"] = load_average()
+            daemon_command = [*command, "run"]
+            daemon_env = env
+            if args.heap_probe:  # the same daemon, sampling its heap from inside (heap.jsonl)
+                daemon_command = [*python_of(command), "-m", "bench.heap_probe", "run"]
+                daemon_env = env | {
+                    "BENCH_HEAP_PROBE": str(work / "heap.jsonl"),
+                    "PYTHONPATH": str(Path(args.fdawatch_dir).resolve()),
+                }
             daemon = subprocess.Popen(
-                niced([*command, "run"], args.nice),
-                env=env,
+                niced(daemon_command, args.nice),
+                env=daemon_env,
                 cwd=work,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -288,6 +296,7 @@ def parser() -> argparse.ArgumentParser:
     add("--warmup", type=float, default=180.0, help="seconds left out of the trend fits")
     add("--stop-timeout", type=float, default=300.0, help="seconds to wait after SIGTERM")
     add("--no-flush", action="store_true", help="no `fdawatch alerts send` after the stop")
+    add("--heap-probe", action="store_true", help="run the daemon via bench.heap_probe")
     add("--nice", type=int, default=10, help="niceness of this driver and the daemon")
     add("--seed", type=int, default=1)
     add("--fdawatch-dir", default=str(ROOT), help="checkout whose .venv runs the daemon")

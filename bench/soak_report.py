@@ -420,6 +420,14 @@ def targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --- the whole report ------------------------------------------------------------------------
 
 
+def heap_trend(rows: list[dict[str, Any]], warmup: float) -> dict[str, Any] | None:
+    """`--heap-probe`: the daemon's heap from inside, first and last sample after warm-up."""
+    after = [row for row in rows if row["min"] * 60 >= warmup]
+    if not after:
+        return None
+    return {"samples": len(after), "first": after[0], "last": after[-1]}
+
+
 def analyse(work: Path) -> dict[str, Any]:
     run = json.loads((work / "run.json").read_text())
     params = run["params"]
@@ -474,6 +482,7 @@ def analyse(work: Path) -> dict[str, Any]:
         },
         "faults": fault_counts(requests),
         "trend": memory_trend(samples, start, stop, params["warmup_s"]),
+        "heap": heap_trend(lines(work / "heap.jsonl"), params["warmup_s"]),
         "shutdown": {
             "sigterm_to_exit_s": round(exit_at - stop, 2),
             "exit_code": run["daemon_rc"],
@@ -561,6 +570,14 @@ def table(report: dict[str, Any]) -> str:
                        f"tracebacks; skipped (max instances) {lg['skipped_max_instances']}"),
         ("database", f"integrity {report['integrity']}"),
     ]  # fmt: skip
+    heap = report.get("heap")
+    if heap:  # --heap-probe: what the resident size is made of
+        a, b = heap["first"], heap["last"]
+        rows.append((
+            f"daemon heap, minute {a['min']:.0f} → {b['min']:.0f} (glibc / in use / SQLite)",
+            f"{a['heap_mb']} → {b['heap_mb']} MB; {a['heap_in_use_mb']} → {b['heap_in_use_mb']}"
+            f" MB; {a['sqlite_mb']} → {b['sqlite_mb']} MB",
+        ))
     out = ["| measure | result |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if sd["exited_before_sigterm"]:  # a run that never happened must not read like one
         out = ["**The daemon exited before SIGTERM**; its last lines:", "", "    "

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from bench.soak import parser, run, timetable
-from bench.soak_report import crawl_counts, daemon_log, match_edits, spread, trend
+from bench.soak_report import crawl_counts, daemon_log, heap_trend, match_edits, spread, trend
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_KEYS = {
     "params", "machine", "started", "duration_s", "load", "crawls", "process_starts", "delays",
     "scores", "mail", "alerts", "faults", "trend", "shutdown", "daemon_log", "status",
     "integrity", "database_errors", "edits", "changes_not_planted", "verdict", "targets",
-    "daemon_log_tail",
+    "daemon_log_tail", "heap",
 }  # fmt: skip
 SMOKE = [
     "--sources", "6", "--feeds", "2", "--interval", "1m", "--minutes", "1.25",
@@ -56,6 +56,7 @@ def test_a_short_soak_runs_the_daemon_and_reports_every_figure(tmp_path: Path) -
     assert report["process_starts"]["crawl_runs"] >= 1
     assert report["faults"]["requests"] > 0
     assert report["trend"]["samples"] >= 10
+    assert report["heap"] is None  # only with --heap-probe
     assert report["targets"]["rss_flat"]["status"] == "not assessed"  # needs an hour
     assert {t["status"] for t in report["targets"].values()} <= {"met", "not met", "not assessed"}
 
@@ -167,3 +168,10 @@ def test_the_crawl_target_is_judged_on_unrounded_shares() -> None:
     assert counts["share_of_schedule"]["sources_at_90pct"] == 1
     assert counts["by_source"] == {"a": 17, "b": 20}
     assert counts["gap_s"]["median"] == 60.0
+
+
+def test_the_heap_trend_leaves_out_the_warm_up() -> None:
+    rows = [{"min": m, "heap_mb": 20 + m} for m in (1.0, 2.0, 3.0, 4.0)]
+    assert heap_trend(rows, warmup=150) == {"samples": 2, "first": rows[2], "last": rows[3]}
+    assert heap_trend(rows, warmup=600) is None
+    assert heap_trend([], warmup=0) is None
