@@ -1,11 +1,14 @@
-"""Give the C heap's free pages back to the system after the daemon's bursts of work.
+"""Keep a long-running daemon's C heap from creeping: one malloc arena, free pages returned.
 
-A long-running `fdawatch run` renders alerts from decompressed page bodies (hundreds of KB each)
-and reads crawl output; glibc keeps the memory those buffers freed inside its heaps, scattered
-between live blocks, so the daemon's resident size crept up by ~2 MB an hour while the memory in
-use stayed flat (the soak of 6 December 2026, issue 21: heap 24.3 → 27.0 MB, in use 20.0 →
-20.4 MB over 14 minutes). `malloc_trim(0)` returns every whole free page of every arena to the
-kernel. Elsewhere than glibc it is absent and nothing is done.
+`fdawatch run` renders alerts from decompressed page bodies and parsed HTML on whichever of its
+scheduler threads runs the send, and glibc gives each new thread a malloc arena of its own (up
+to eight per core). Each arena keeps the memory its thread once freed, so the daemon's resident
+size rose in steps whenever a send landed on a thread that had not rendered yet, while the memory
+in use stayed flat (the soaks of 6 December 2026, issue 21, sampled with `bench/heap_probe.py`:
+heap 24.3 → 27.0 MB, in use 20.0 → 20.4 MB over 14 minutes). `settle_allocator` keeps the daemon
+to one arena (its threads mostly sleep, so they hardly contend for it), and `release_free_memory`
+(`malloc_trim(0)`) hands every whole free page back to the kernel after each send. Elsewhere than
+glibc both are absent and nothing is done.
 """
 
 from __future__ import annotations
@@ -18,29 +21,38 @@ from functools import cache
 
 log = logging.getLogger("fdawatch.scheduler")
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
 
 @cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None (musl, macOS, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _glibc(name: str) -> Callable[..., int] | None:
+    """A glibc allocator function, or None (musl, macOS, Windows)."""
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
     try:
-        function = ctypes.CDLL(name).malloc_trim
+        function = getattr(ctypes.CDLL(library), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_size_t]
     function.restype = ctypes.c_int
     return function  # type: ignore[no-any-return]
 
 
+def settle_allocator() -> bool:
+    """One malloc arena for every thread started from now on (call before starting them)."""
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
+        return False
+    return bool(mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(1)))
+
+
 def release_free_memory() -> bool:
     """Return the heap's free pages to the system; False where the C library cannot."""
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is None:
         return False
     try:
-        trim(0)
+        trim(ctypes.c_size_t(0))
     except OSError as error:  # never let housekeeping stop the daemon
         log.debug("malloc_trim failed: %s", error)
         return False

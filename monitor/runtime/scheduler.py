@@ -46,6 +46,7 @@ from monitor.runtime.crawl_runner import (
 )
 from monitor.runtime.deliverers import Deliverers
 from monitor.runtime.lease import HEARTBEAT_SECONDS, LEASE_NAME, LEASE_POLL_SECONDS, SchedulerLease
+from monitor.runtime.memory import settle_allocator
 from monitor.runtime.timetable import next_check, source_trigger
 from monitor.sources import SourceConfig
 
@@ -244,6 +245,7 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
                     watcher.offset.total_seconds(),
                     watcher.max_batch,
                 )
+                settle_allocator()  # one malloc arena for the threads below (memory.py)
                 watcher.start_runner()
                 scheduler.start()
                 wait_awake(watcher.stopping)

@@ -1,13 +1,18 @@
-"""The daemon hands freed heap pages back after each send, so its memory does not creep (issue 21).
+"""The daemon's C heap does not creep: one malloc arena, free pages handed back (issue 21).
 
 A soak of `fdawatch run` saw the C heap grow by 2.7 MB in 14 minutes while the memory in use
-stayed flat: freed rendering buffers kept between live blocks. The first test shows what
-`release_free_memory` does to a heap left like that; the others that every send ends with it.
+stayed flat: each scheduler thread that rendered an alert kept what it freed in an arena of its
+own. The first tests show what `settle_allocator` and `release_free_memory` do (the allocator
+test runs in a child process, so this one keeps its own settings); the others that the daemon
+settles the allocator before its threads start and that every send ends with a trim.
 """
 
 from __future__ import annotations
 
 import platform
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +21,12 @@ from sqlalchemy import Engine
 
 from monitor.delivery.alerts import SendReport
 from monitor.runtime import deliverers as deliverers_module
+from monitor.runtime import scheduler as scheduler_module
 from monitor.runtime.deliverers import Deliverers
 from monitor.runtime.memory import release_free_memory
-from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease
+from monitor.runtime.scheduler import LEASE_NAME, SchedulerLease, Watcher
 from tests.scheduler.test_scheduler import SETTINGS, sources
+from tests.support.sources import make_source
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -43,6 +50,49 @@ def test_freed_blocks_between_live_ones_go_back_to_the_system() -> None:
     after = resident_mb()
     assert before - after > 20, f"resident {before:.1f} MB → {after:.1f} MB after the trim"
     assert len(survivors) == 128
+
+
+ARENAS = textwrap.dedent("""
+    import ctypes, sys, threading
+    from monitor.runtime.memory import settle_allocator
+    if sys.argv[1] == "settle":
+        assert settle_allocator()
+    barrier = threading.Barrier(6)
+    def work():
+        kept = [bytearray(4096) for _ in range(200)]
+        barrier.wait()
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena N:" block per arena, on stderr
+""")
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+@pytest.mark.parametrize(("mode", "arenas"), [("plain", 6), ("settle", 1)])
+def test_a_settled_allocator_keeps_every_thread_in_one_arena(mode: str, arenas: int) -> None:
+    # Five threads allocating at once: glibc gives each an arena of its own, unless settled.
+    child = subprocess.run(
+        [sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, check=True
+    )
+    assert child.stderr.count("\nArena ") + child.stderr.startswith("Arena ") == arenas
+
+
+def test_the_daemon_settles_the_allocator_before_its_threads_start(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    monkeypatch.setattr(scheduler_module, "settle_allocator", lambda: order.append("settle"))
+    watcher = Watcher(engine, SETTINGS, sources(make_source()), crawl=lambda batch: None)
+    monkeypatch.setattr(watcher, "start_runner", lambda: order.append("threads"))
+    watcher.stop()  # asked before it started: serve() ends right after its start-up,
+    monkeypatch.setattr(watcher.stopping, "is_set", lambda: False)  # which it still goes through
+    monkeypatch.setattr(scheduler_module, "wait_awake", lambda event: order.append("wait"))
+    scheduler_module.serve(watcher)
+    assert order[:2] == ["settle", "threads"]
 
 
 def deliverers(engine: Engine, trims: list[int]) -> Deliverers:
