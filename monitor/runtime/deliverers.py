@@ -4,8 +4,8 @@ They run on their own executor (`scheduler.DELIVER_EXECUTOR`), never behind a cr
 crawl once filled every scheduler thread, so the sender and the lock renewal were skipped and
 alerts waited minutes (the soak review of 1 December 2026, issue 21). One send runs at a time;
 the sender also runs right after each batch and, on SIGTERM, once more after the last crawl.
-Each send ends by handing the C heap's free pages back (`memory.release_free_memory`), so the
-daemon's resident size stays flat over days of alerts.
+Each send ends by handing the C heap's free pages back (`memory.release_free_memory`): what
+rendering freed goes back to the system instead of waiting in the heap.
 """
 
 from __future__ import annotations
