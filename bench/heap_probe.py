@@ -3,7 +3,7 @@
 The soak sees the daemon's resident size from outside; this says what it is made of, from inside:
 glibc's heap (`mallinfo2`: obtained from the system, in use, free inside it), SQLite's own
 allocations, the number of Python objects. It is how the creep of issue 21 was told apart from a
-leak — the heap grew while the memory in use stayed flat — and how the fix was checked.
+leak — the heap grew faster than the memory in use — and how the fix was checked.
 `make soak SOAK_ARGS=--heap-probe` runs the daemon through it and leaves `heap.jsonl` in the
 soak's work folder (with `--keep`). Linux with glibc only; nothing here is timed or asserted.
 """

@@ -1,4 +1,4 @@
-"""Keep a long-running daemon's C heap from creeping: one malloc arena, free pages returned.
+"""Hold down a long-running daemon's C heap: one malloc arena, free pages returned.
 
 `fdawatch run` renders alerts from decompressed page bodies and parsed HTML on whichever of its
 scheduler threads runs the send, and glibc gives each new thread a malloc arena of its own (up
