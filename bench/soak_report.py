@@ -368,11 +368,18 @@ def memory_trend(
             minute = round((sample["t"] - start) / 60, 1)
             series.append({"min": minute} | {k: sample[k] for k in keys})
             due += 60
+    last_hour = [s for s in after if s["t"] >= stop - RSS_MIN_SPAN_S]
     return {
         "warmup_s": warmup,
         "span_after_warmup_s": round(span, 1),
         "samples": len(samples),
         "daemon_rss_mb": fit("rss_mb"),
+        # A run longer than warm-up + 1 h: does the growth slow down, or keep its pace?
+        "daemon_rss_last_hour_mb": (
+            trend([(s["t"] - start, float(s["rss_mb"])) for s in last_hour])
+            if span >= 2 * RSS_MIN_SPAN_S
+            else None
+        ),
         "tree_rss_mb": fit("tree_rss_mb"),
         "fds": fit("fds"),
         "threads": fit("threads"),
@@ -561,6 +568,11 @@ def table(report: dict[str, Any]) -> str:
                             f"{f['bursts']} bursts, {f['on_robots_txt']} on robots.txt; "
                             f"{f['robots_txt_requests']} robots.txt requests in all)"),
         ("daemon RSS (after warm-up)", slope(t["daemon_rss_mb"], "MB")),
+        *(
+            [("daemon RSS (last hour)", slope(t["daemon_rss_last_hour_mb"], "MB"))]
+            if t.get("daemon_rss_last_hour_mb")
+            else []
+        ),
         ("tree RSS (after warm-up)", slope(t["tree_rss_mb"], "MB")),
         ("daemon fds / threads", f"{slope(t['fds'], 'fds')}; {slope(t['threads'], 'threads')}"),
         ("CPU (daemon + children)", f"{t['cpu_s']} s"),
@@ -578,6 +590,13 @@ def table(report: dict[str, Any]) -> str:
             f"{a['heap_mb']} → {b['heap_mb']} MB; {a['heap_in_use_mb']} → {b['heap_in_use_mb']}"
             f" MB; {a['sqlite_mb']} → {b['sqlite_mb']} MB",
         ))
+        if "sqlite_cache_mb" in a and "sqlite_cache_mb" in b:  # probes of 7 December 2026 on
+            rows.append((
+                "SQLite by kind (page cache / prepared statements)",
+                f"{a['sqlite_cache_mb']} → {b['sqlite_cache_mb']} MB; "
+                f"{a['sqlite_statements_mb']} → {b['sqlite_statements_mb']} MB "
+                f"over {b['sqlite_connections']} connections",
+            ))
     out = ["| measure | result |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     if sd["exited_before_sigterm"]:  # a run that never happened must not read like one
         out = ["**The daemon exited before SIGTERM**; its last lines:", "", "    "

@@ -33,6 +33,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from db.engine import keep_caches_small
 from monitor.config import Settings
 from monitor.errors import LeaseHeld
 from monitor.runtime.awake import wait_awake
@@ -246,6 +247,7 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
                     watcher.max_batch,
                 )
                 settle_allocator()  # one malloc arena for the threads below (memory.py)
+                keep_caches_small(watcher.engine)  # SQLite's caches full in minutes, not hours
                 watcher.start_runner()
                 scheduler.start()
                 wait_awake(watcher.stopping)

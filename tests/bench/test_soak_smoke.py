@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from bench.soak import parser, run, timetable
-from bench.soak_report import crawl_counts, daemon_log, heap_trend, match_edits, spread, trend
+from bench.soak_report import (
+    crawl_counts,
+    daemon_log,
+    heap_trend,
+    match_edits,
+    memory_trend,
+    spread,
+    trend,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_KEYS = {
@@ -128,6 +136,24 @@ def test_delays_and_trends_are_summarised_the_same_way() -> None:
     rising = [(t * 60.0, 100 + t * 0.5) for t in range(10)]  # +0.5 MB a minute
     assert trend(rising) == {"n": 10, "per_hour": 30.0, "r2": 1.0, "first": 100.0, "last": 104.5}
     assert trend([(0.0, 5.0), (60.0, 5.0), (120.0, 5.0)])["per_hour"] == 0.0
+
+
+def rss_samples(minutes: int, mb_at: Any) -> list[dict[str, Any]]:
+    keys = ("tree_rss_mb", "tree_procs", "fds", "threads", "tree_cpu_s")
+    return [
+        {"t": m * 60.0, "rss_mb": mb_at(m)} | dict.fromkeys(keys, 1.0) for m in range(minutes + 1)
+    ]
+
+
+def test_a_long_run_also_reports_its_last_hour_to_tell_a_plateau_from_a_leak() -> None:
+    plateau = rss_samples(150, lambda m: 80 + min(m, 60) * 0.1)  # +6 MB, then flat
+    report = memory_trend(plateau, start=0.0, stop=150 * 60.0, warmup=180.0)
+    assert report["daemon_rss_mb"]["per_hour"] > 2.0  # the whole run still climbs on average
+    assert report["daemon_rss_last_hour_mb"]["per_hour"] == 0.0
+    leak = rss_samples(150, lambda m: 80 + m * 0.05)  # +3 MB an hour, all along
+    assert memory_trend(leak, 0.0, 150 * 60.0, 180.0)["daemon_rss_last_hour_mb"]["per_hour"] == 3.0
+    short = memory_trend(plateau[:90], 0.0, 89 * 60.0, 180.0)  # under warm-up + 2 h: no tail
+    assert short["daemon_rss_last_hour_mb"] is None
 
 
 def test_the_daemon_log_counts_skipped_jobs_by_kind() -> None:

@@ -81,18 +81,19 @@ def test_a_settled_allocator_keeps_every_thread_in_one_arena(mode: str, arenas: 
     assert child.stderr.count("\nArena ") + child.stderr.startswith("Arena ") == arenas
 
 
-def test_the_daemon_settles_the_allocator_before_its_threads_start(
+def test_the_daemon_settles_the_allocator_and_sqlite_before_its_threads_start(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order: list[str] = []
     monkeypatch.setattr(scheduler_module, "settle_allocator", lambda: order.append("settle"))
+    monkeypatch.setattr(scheduler_module, "keep_caches_small", lambda _: order.append("caches"))
     watcher = Watcher(engine, SETTINGS, sources(make_source()), crawl=lambda batch: None)
     monkeypatch.setattr(watcher, "start_runner", lambda: order.append("threads"))
     watcher.stop()  # asked before it started: serve() ends right after its start-up,
     monkeypatch.setattr(watcher.stopping, "is_set", lambda: False)  # which it still goes through
     monkeypatch.setattr(scheduler_module, "wait_awake", lambda event: order.append("wait"))
     scheduler_module.serve(watcher)
-    assert order[:2] == ["settle", "threads"]
+    assert order[:3] == ["settle", "caches", "threads"]
 
 
 def deliverers(engine: Engine, trims: list[int]) -> Deliverers:
