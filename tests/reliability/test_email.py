@@ -8,8 +8,10 @@ for a temporary failure, drains again once the server behaves: the alert arrives
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ from sqlalchemy import Engine
 
 from monitor.config import Recipient, SmtpSettings
 from monitor.delivery import alerts
+from monitor.delivery import mailer as mailer_module
 from monitor.delivery.mailer import SmtpMailer
+from monitor.errors import DeliveryError
 from tests.support import alert_history as factory
 from tests.support.alert_history import NOW, SOURCES, queue_change
 from tests.support.deployment import db_bytes, fdawatch
@@ -117,6 +121,27 @@ def test_tls_required_but_not_offered_is_a_retryable_error_naming_starttls(
     assert row.status == "pending"
     assert "STARTTLS extension not supported by server" in (row.last_error or "")
     assert smtp.inbox.messages == [] and report.retry_emails == 1
+
+
+def test_tls_certificates_are_loaded_only_for_tls_and_once_per_send_run(
+    file_engine: Engine, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the CA certificates costs ~20 ms and ~400,000 allocations: never for plain SMTP."""
+    made: list[ssl.SSLContext] = []
+
+    def counted() -> ssl.SSLContext:
+        made.append(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        return made[-1]
+
+    monkeypatch.setattr(mailer_module.ssl, "create_default_context", counted)
+    queue_change(file_engine)
+    assert drain(file_engine, plain(smtp.port)).emails == 1
+    assert made == []  # the daemon sends every minute: plain SMTP reads no certificates
+    tls = SmtpMailer(plain(smtp.port, starttls=True))
+    for _ in range(3):  # this server offers no STARTTLS: each try fails after asking for TLS
+        with pytest.raises(DeliveryError, match="STARTTLS"):
+            tls.send(EmailMessage())
+    assert len(made) == 1
 
 
 def test_an_invalid_recipient_address_is_refused_at_load_time(tmp_path: Path) -> None:
