@@ -293,7 +293,8 @@ def parser() -> argparse.ArgumentParser:
     add("--concurrency", type=int, default=8, help="FDAWATCH_CRAWL_CONCURRENCY_PER_HOST")
     add("--jitter", type=float, default=None, help="[scheduler] jitter (default: fdawatch's)")
     add("--sample-every", type=float, default=5.0, help="seconds between /proc samples")
-    add("--warmup", type=float, default=180.0, help="seconds left out of the trend fits")
+    add("--warmup", type=float, default=600.0,
+        help="seconds left out of the trend fits: the first e-mails and ten crawls")  # fmt: skip
     add("--stop-timeout", type=float, default=300.0, help="seconds to wait after SIGTERM")
     add("--no-flush", action="store_true", help="no `fdawatch alerts send` after the stop")
     add("--heap-probe", action="store_true", help="run the daemon via bench.heap_probe")

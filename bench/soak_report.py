@@ -435,9 +435,12 @@ def heap_trend(rows: list[dict[str, Any]], warmup: float) -> dict[str, Any] | No
     return {"samples": len(after), "first": after[0], "last": after[-1]}
 
 
-def analyse(work: Path) -> dict[str, Any]:
+def analyse(work: Path, warmup: float | None = None) -> dict[str, Any]:
+    """The report of a kept soak folder; `warmup` (s) re-fits the trends from another start."""
     run = json.loads((work / "run.json").read_text())
     params = run["params"]
+    if warmup is not None:
+        params["warmup_s"] = warmup
     start, stop, exit_at = run["daemon_started"], run["sigterm_at"], run["daemon_exited"]
     edits = lines(work / "truth.jsonl")
     requests = lines(work / "requests.jsonl")
@@ -614,8 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak_report", description=__doc__)
     parser.add_argument("work", help="a soak's working folder (kept with --keep)")
     parser.add_argument("--json", default="", help="also write the report to this file")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds left out of the trends (default: run's)"
+    )
     args = parser.parse_args(argv)
-    report = analyse(Path(args.work))
+    report = analyse(Path(args.work), args.warmup)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     print(table(report))

@@ -16,6 +16,7 @@ import pytest
 
 from bench.soak import parser, run, timetable
 from bench.soak_report import (
+    analyse,
     crawl_counts,
     daemon_log,
     heap_trend,
@@ -67,6 +68,9 @@ def test_a_short_soak_runs_the_daemon_and_reports_every_figure(tmp_path: Path) -
     assert report["heap"] is None  # only with --heap-probe
     assert report["targets"]["rss_flat"]["status"] == "not assessed"  # needs an hour
     assert {t["status"] for t in report["targets"].values()} <= {"met", "not met", "not assessed"}
+    refit = analyse(tmp_path / "work", warmup=0.0)  # the same run, trends from the first sample
+    assert refit["trend"]["warmup_s"] == 0.0
+    assert refit["trend"]["daemon_rss_mb"]["n"] > report["trend"]["daemon_rss_mb"]["n"]
 
 
 def test_the_timetable_edits_every_page_before_any_page_twice() -> None:
