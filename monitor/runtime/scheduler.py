@@ -247,7 +247,7 @@ def serve(watcher: Watcher, *, wait_for_lock: bool = False) -> bool:
                     watcher.max_batch,
                 )
                 settle_allocator()  # one malloc arena for the threads below (memory.py)
-                keep_caches_small(watcher.engine)  # SQLite's caches full in minutes, not hours
+                keep_caches_small(watcher.engine)  # SQLite's caches: full in 30 min, not hours
                 watcher.start_runner()
                 scheduler.start()
                 wait_awake(watcher.stopping)
