@@ -44,7 +44,7 @@ DB_STATUS = {"sqlite_cache_mb": 1, "sqlite_schema_mb": 2, "sqlite_statements_mb"
 def connection_handles(objects: list[object]) -> list[int]:
     """The `sqlite3 *` of every open `sqlite3.Connection` among `objects`.
 
-    CPython's connection object starts with the handle right after its object header (3.11–3.13);
+    CPython's connection object starts with the handle right after its object header (seen on 3.11);
     a closed connection's is NULL.
     """
     handles = []
