@@ -2,8 +2,8 @@
 
 `SourceState` is what recording one fetch needs, loaded in two queries: the source's row and the
 current hashes of its documents. The writes are set operations, a few statements per batch of
-observations whatever its size: one query for the bodies already stored and one multi-row INSERT
-for the others, one multi-row INSERT for the snapshots (their ids come back in order), one for
+observations whatever its size: one multi-row INSERT for the bodies (one already stored is left
+alone), one multi-row INSERT for the snapshots (their ids come back in order), one for
 new documents and one UPDATE per kind of document change. Nothing here commits.
 """
 
@@ -48,7 +48,7 @@ def store_bodies(
     feed share one response body, which is then hashed and packed once, not once per item.
     `previous` names, for each body, the hash of its document's previous body: a new version is
     packed as a delta of that body's keyframe (`monitor.history.bodies`). One query finds the
-    hashes already stored, one the keyframes; one multi-row INSERT adds the others.
+    keyframes; one multi-row INSERT adds the bodies, leaving alone one already stored.
     """
     stored = {} if stored is None else stored
     previous = previous or [None] * len(bodies)
@@ -67,9 +67,11 @@ def store_bodies(
             fresh[digest] = (body, before)  # a feed's new item comes first; a kept one knows
         digests.append(digest)
     if fresh:
+        skip_existing = _insert_skipping_existing(session)
         known: set[str] = set()
-        for chunk in in_batches(sorted(fresh)):
-            known.update(session.exec(select(Blob.sha256).where(col(Blob.sha256).in_(chunk))))
+        if skip_existing is None:  # a database without ON CONFLICT: ask first
+            for chunk in in_batches(sorted(fresh)):
+                known.update(session.exec(select(Blob.sha256).where(col(Blob.sha256).in_(chunk))))
         todo = {digest: pair for digest, pair in fresh.items() if digest not in known}
         keyframes = load_keyframes(session, {b for _, b in todo.values() if b and b not in todo})
         rows = []
@@ -85,8 +87,26 @@ def store_bodies(
                 }
             )
         if rows:
-            session.execute(insert(Blob), rows)
+            session.execute(skip_existing if skip_existing is not None else insert(Blob), rows)
     return digests
+
+
+def _insert_skipping_existing(session: Session) -> Any:
+    """An INSERT of blobs that leaves a body already stored alone, where the database has one.
+
+    A new version's body is nearly always new: asking the table first cost one query per batch
+    (~5 % of a baseline crawl) to save packing a body that is, rarely, already there.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
+    return None
 
 
 def load_keyframes(session: Session, hashes: Iterable[str]) -> dict[str, Keyframe]:

@@ -133,6 +133,19 @@ def test_first_crawl_is_a_baseline_and_keeps_the_raw_body_once(
     assert "Content current as of" not in snapshot.text
 
 
+def test_a_body_another_source_stored_first_is_kept_once(
+    session: Session, registered, clock: Clock
+) -> None:
+    """Two sources fetching the same bytes: one blob, both snapshots point at it, no error."""
+    first, second = registered(make_source(), make_source(id="fda_ketamine_mirror"))
+    html = page("ketamine_oral_alert_synthetic_v1.html")
+    crawl_page(session, first, html, clock)
+    crawl_page(session, second, html, clock)
+    snapshots = session.exec(select(Snapshot)).all()
+    assert count(session, Blob) == 1 and len(snapshots) == 2
+    assert {s.body_sha256 for s in snapshots} == {hashlib.sha256(html.encode()).hexdigest()}
+
+
 def test_a_page_flipping_back_reuses_its_earlier_snapshot(
     session: Session, registered, clock: Clock
 ) -> None:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import Session, col, select
 
-from db.models import Alert, Change, Document, Source
+from db.models import Alert, Change, Document, HostBackoff, Source
 from monitor.config import Recipient
 from monitor.core.terms import expand_terms, match_terms
-from monitor.history.writer import HistoryWriter
+from monitor.history.writer import REFUSALS_REFRESH, HistoryWriter
 from monitor.items import (
     BLOCKED,
     FEED_ITEM,
@@ -33,7 +34,7 @@ from monitor.items import (
     Observation,
     SourceFetch,
 )
-from monitor.sources import SourceConfig, load_sources
+from monitor.sources import SourceConfig, host_key, load_sources
 from tests.support.api_answers import incomplete_recalls
 from tests.support.clock import Clock
 from tests.support.paths import FIXTURES, ROOT
@@ -224,6 +225,40 @@ def test_a_blocked_fetch_is_never_a_change_nor_a_removal(session: Session, clock
         select(Alert.kind, Alert.recipient).where(col(Alert.change_id).is_(None))
     )
     assert sorted(notices) == [("source_blocked", OFFICER.email)]  # T2 notice: not the owner
+
+
+@pytest.mark.parametrize("refused_by", ["this crawl", "another crawl"])
+def test_a_host_that_answers_again_is_no_longer_backed_off(
+    session: Session, clock: Clock, refused_by: str
+) -> None:
+    """A refusal this crawl (one writer) recorded, or one another crawl noted meanwhile."""
+    writer = HistoryWriter([ORAL_ALERT])
+    writer.sync_sources(session)
+    host = host_key(ORAL_ALERT.url)
+
+    def fetch(outcome: str, now: datetime) -> None:
+        refused: dict[str, Any] = {}
+        if outcome == BLOCKED:
+            refused = {"http_status": 403, "error": "HTTP 403 from the CDN"}
+        observed = SourceFetch(ORAL_ALERT.id, ORAL_ALERT.url, outcome, now, **refused)
+        writer.record_fetch(session, observed, now)
+        session.commit()
+
+    start = clock.tick()
+    fetch(OK, start)  # nothing to forget yet
+    noted = start + timedelta(seconds=1)
+    if refused_by == "this crawl":
+        fetch(BLOCKED, noted)
+        answered = noted + timedelta(seconds=1)  # at once
+    else:
+        until = noted + timedelta(hours=1)
+        session.add(HostBackoff(host=host, refusals=1, first_refused_at=noted,
+                                last_refused_at=noted, until=until))  # fmt: skip
+        session.commit()
+        answered = start + REFUSALS_REFRESH  # once this crawl reads the table again
+    assert session.get(HostBackoff, host) is not None
+    fetch(OK, answered)
+    assert session.get(HostBackoff, host) is None
 
 
 def test_a_304_keeps_the_stored_validators(session: Session, clock: Clock) -> None:
