@@ -52,7 +52,7 @@ def _levels(session: Session, snapshot: Snapshot | None) -> dict[str, int]:
     )
     if "html" not in content_type.lower():
         return {}  # a feed item's body is the whole feed: no page headings in it
-    from monitor.history.snapshots import raw_body  # the one reader of stored bodies
+    from monitor.history.blobs import raw_body  # the one reader of stored bodies
 
     key = snapshot.body_sha256
     if key is not None and key in _LEVELS:

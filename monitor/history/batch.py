@@ -188,41 +188,78 @@ class BatchPlan:
 
     def write(self, changes: ChangeWriter) -> list[Change]:
         """The batch's snapshots, documents and changes, a few statements in all."""
-        ids = insert_snapshots(self.session, self.snapshots, self.state)
-        for key, (_, index) in self.refs.items():
-            self.state.documents[key].snapshot_id = ids[index]
-        insert_documents(self.session, self.source.id, self.new_keys, self.state, self.now)
-        fresh = set(self.new_keys)
-        update_documents(
-            self.session,
-            self.now,
-            seen=[known for key, known in self.seen.items() if key not in fresh],
-            moved=[known for key, known in self.moved.items() if key not in fresh],
-            found=[known for key, known in self.found.items() if key not in fresh],
-        )
-        if not self.changes:
-            return []
+        return write_plans(self.session, [self], changes)[0]
+
+    def stored_refs(self) -> set[int]:
+        """The ids of stored snapshots this batch's changes compare (their old sides mostly)."""
         refs = [ref for _, _, old, new in self.changes for ref in (old, new) if ref]
-        stored = load_snapshots(self.session, [ref[1] for ref in refs if ref[0] == "id"])
+        return {ref[1] for ref in refs if ref[0] == "id"}
 
-        def snapshot(ref: Ref) -> Snapshot:
-            if ref[0] == "id":
-                return stored[ref[1]]
-            return Snapshot(id=ids[ref[1]], **self.snapshots[ref[1]][1])
+    def edits(self, stored: dict[int, Snapshot]) -> list[tuple[str, str, str, str]]:
+        """(doc key, old text, new text, new hash) of each edited document, before writing.
 
-        made: list[Change] = []
-        for kind, key, old, new in self.changes:
-            before = snapshot(old) if old else None
-            after = snapshot(new)
-            made.append(
+        What `monitor.core.suspect` reviews; `stored` holds the snapshots of `stored_refs`.
+        """
+        return [
+            (key, self._text(old, stored), self._text(new, stored), self._sha(new, stored))
+            for kind, key, old, new in self.changes
+            if kind == "changed" and old
+        ]
+
+    def _text(self, ref: Ref, stored: dict[int, Snapshot]) -> str:
+        return stored[ref[1]].text if ref[0] == "id" else self.snapshots[ref[1]][1]["text"]
+
+    def _sha(self, ref: Ref, stored: dict[int, Snapshot]) -> str:
+        return stored[ref[1]].sha256 if ref[0] == "id" else self.snapshots[ref[1]][1]["sha256"]
+
+
+def write_plans(
+    session: Session,
+    plans: Sequence[BatchPlan],
+    changes: ChangeWriter,
+    stored: dict[int, Snapshot] | None = None,
+) -> list[list[Change]]:
+    """Write the batches of several sources at once: bodies, snapshots and documents as a few
+    multi-row statements for all of them, then each one's changes with their alert rows.
+
+    `stored` holds snapshots already loaded (see `BatchPlan.stored_refs`); the rest are loaded
+    here. The changes come back per plan, in plan order.
+    """
+    if not plans:
+        return []
+    ids = insert_snapshots(session, [(plan.snapshots, plan.state) for plan in plans])
+    for plan, plan_ids in zip(plans, ids, strict=True):
+        for key, (_, index) in plan.refs.items():
+            plan.state.documents[key].snapshot_id = plan_ids[index]
+    now = plans[0].now
+    insert_documents(session, [(plan.source.id, plan.new_keys, plan.state) for plan in plans], now)
+    seen: list[Known] = []
+    moved: list[Known] = []
+    found: list[Known] = []
+    for plan in plans:
+        fresh = set(plan.new_keys)
+        seen += [known for key, known in plan.seen.items() if key not in fresh]
+        moved += [known for key, known in plan.moved.items() if key not in fresh]
+        found += [known for key, known in plan.found.items() if key not in fresh]
+    update_documents(session, now, seen=seen, moved=moved, found=found)
+    stored = dict(stored or {})
+    wanted = {i for plan in plans for i in plan.stored_refs()} - stored.keys()
+    stored.update(load_snapshots(session, wanted))
+    made: list[list[Change]] = []
+    for plan, plan_ids in zip(plans, ids, strict=True):
+        made.append([])
+        for kind, key, old, new in plan.changes:
+            before = _snapshot(plan, plan_ids, stored, old) if old else None
+            after = _snapshot(plan, plan_ids, stored, new)
+            made[-1].append(
                 changes.write(
-                    self.session,
-                    self.source,
-                    kind=kind,
-                    key=key,
-                    old=before,
-                    new=after,
-                    now=self.now,
+                    session, plan.source, kind=kind, key=key, old=before, new=after, now=plan.now
                 )
             )
-        return made
+    return made
+
+
+def _snapshot(plan: BatchPlan, ids: list[int], stored: dict[int, Snapshot], ref: Ref) -> Snapshot:
+    if ref[0] == "id":
+        return stored[ref[1]]
+    return Snapshot(id=ids[ref[1]], **plan.snapshots[ref[1]][1])

@@ -1,15 +1,14 @@
-"""Versions as stored: raw bodies once per hash, snapshots append-only, a source's current state.
+"""Versions as stored: snapshots append-only, documents pointing at their current one.
 
-`SourceState` is what recording one fetch needs, loaded in two queries: the source's row and the
-current hashes of its documents. The writes are set operations, a few statements per batch of
-observations whatever its size: one multi-row INSERT for the bodies (one already stored is left
-alone), one multi-row INSERT for the snapshots (their ids come back in order), one for
-new documents and one UPDATE per kind of document change. Nothing here commits.
+`SourceState` is what recording one fetch needs: the source's row and the current hashes of its
+documents, loaded in two queries for any number of sources. The writes are set operations, a few
+statements per batch of observations whatever its size and however many sources it spans: the
+bodies (`monitor.history.blobs`), one multi-row INSERT for the snapshots (their ids come back in
+order), one for new documents and one UPDATE per kind of document change. Nothing here commits.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,126 +20,13 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
-from db.models import Blob, Document, Snapshot, Source
-from monitor.errors import EvidenceError
-from monitor.history.bodies import DELTA, Keyframe, is_keyframe, pack, unpack
+from db.models import Document, Snapshot, Source
+from monitor.history.blobs import store_bodies
 from monitor.items import Observation
 
 
 def unregistered(source_id: str) -> LookupError:
     return LookupError(f"source {source_id!r} is not in the database; call sync_sources first")
-
-
-def store_body(session: Session, body: bytes, stored: dict[int, str] | None = None) -> str | None:
-    """Store a raw body once per SHA-256 (packed alone); return its hash."""
-    return store_bodies(session, [body], stored)[0]
-
-
-def store_bodies(
-    session: Session,
-    bodies: Sequence[bytes],
-    stored: dict[int, str] | None = None,
-    previous: Sequence[str | None] | None = None,
-) -> list[str | None]:
-    """Store raw bodies once per SHA-256, packed once each; return their hashes in order.
-
-    `stored` remembers the bodies already stored in this fetch by object identity: the items of a
-    feed share one response body, which is then hashed and packed once, not once per item.
-    `previous` names, for each body, the hash of its document's previous body: a new version is
-    packed as a delta of that body's keyframe (`monitor.history.bodies`). One query finds the
-    keyframes; one multi-row INSERT adds the bodies, leaving alone one already stored.
-    """
-    stored = {} if stored is None else stored
-    previous = previous or [None] * len(bodies)
-    digests: list[str | None] = []
-    fresh: dict[str, tuple[bytes, str | None]] = {}
-    for body, before in zip(bodies, previous, strict=True):
-        if not body:
-            digests.append(None)
-            continue
-        digest = stored.get(id(body))
-        if digest is None:
-            digest = hashlib.sha256(body).hexdigest()
-            stored[id(body)] = digest
-            fresh.setdefault(digest, (body, before))
-        if before and digest in fresh and fresh[digest][1] is None:
-            fresh[digest] = (body, before)  # a feed's new item comes first; a kept one knows
-        digests.append(digest)
-    if fresh:
-        skip_existing = _insert_skipping_existing(session)
-        known: set[str] = set()
-        if skip_existing is None:  # a database without ON CONFLICT: ask first
-            for chunk in in_batches(sorted(fresh)):
-                known.update(session.exec(select(Blob.sha256).where(col(Blob.sha256).in_(chunk))))
-        todo = {digest: pair for digest, pair in fresh.items() if digest not in known}
-        keyframes = load_keyframes(session, {b for _, b in todo.values() if b and b not in todo})
-        rows = []
-        for digest, (body, before) in todo.items():
-            packed = pack(body, keyframes.get(before) if before else None)
-            rows.append(
-                {
-                    "sha256": digest,
-                    "size": len(body),
-                    "data": packed.data,
-                    "codec": packed.codec,
-                    "base_sha256": packed.base_sha256,
-                }
-            )
-        if rows:
-            session.execute(skip_existing if skip_existing is not None else insert(Blob), rows)
-    return digests
-
-
-def _insert_skipping_existing(session: Session) -> Any:
-    """An INSERT of blobs that leaves a body already stored alone, where the database has one.
-
-    A new version's body is nearly always new: asking the table first cost one query per batch
-    (~5 % of a baseline crawl) to save packing a body that is, rarely, already there.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(Blob).on_conflict_do_nothing(index_elements=["sha256"])
-    return None
-
-
-def load_keyframes(session: Session, hashes: Iterable[str]) -> dict[str, Keyframe]:
-    """{stored body hash: the keyframe a new version of it is packed against}.
-
-    A body packed alone is its own keyframe; a delta's is its base. A keyframe that is missing,
-    unreadable or does not match its hash is left out: the new version is then packed alone.
-    """
-    wanted = set(hashes)
-    rows = _blob_rows(session, wanted)
-    bases = {row.base_sha256 for row in rows.values() if row.codec == DELTA and row.base_sha256}
-    rows.update(_blob_rows(session, bases - rows.keys()))
-    keyframes: dict[str, Keyframe] = {}
-    for sha in wanted:
-        row = rows.get(sha)
-        if row is not None and not is_keyframe(row.codec):
-            row = rows.get(row.base_sha256 or "")
-        if row is None or not is_keyframe(row.codec):
-            continue
-        try:
-            raw = unpack(row.codec, row.data)
-        except Exception:
-            continue
-        if hashlib.sha256(raw).hexdigest() == row.sha256:
-            keyframes[sha] = Keyframe(row.sha256, raw, len(row.data))
-    return keyframes
-
-
-def _blob_rows(session: Session, hashes: Iterable[str]) -> dict[str, Blob]:
-    found: dict[str, Blob] = {}
-    for chunk in in_batches(sorted(hashes)):
-        for blob in session.exec(select(Blob).where(col(Blob.sha256).in_(chunk))):
-            found[blob.sha256] = blob
-    return found
 
 
 @dataclass
@@ -174,24 +60,35 @@ class SourceState:
 
     @classmethod
     def load(cls, session: Session, source_id: str) -> SourceState:
-        row = session.get(Source, source_id)
-        if row is None:
-            raise unregistered(source_id)
-        query = (
-            select(
-                Document.id, Document.doc_key, Document.removed_at, Document.missing_checks,
-                Document.current_snapshot_id, Snapshot.sha256, Snapshot.meta, Snapshot.body_sha256,
-            )
-            .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
-            .where(Document.source_id == source_id)
-        )  # fmt: skip
-        documents = {
-            key: Known(
-                doc_id, sha, (meta or {}).get("input_sha256"), snap, removed is not None, n, body
-            )
-            for doc_id, key, removed, n, snap, sha, meta, body in session.exec(query)
-        }
-        return cls(row=row, documents=documents)
+        return cls.load_many(session, [source_id])[source_id]
+
+    @classmethod
+    def load_many(cls, session: Session, source_ids: Iterable[str]) -> dict[str, SourceState]:
+        """The states of several sources: two queries per 500 sources, not two per source."""
+        wanted = sorted(set(source_ids))
+        states: dict[str, SourceState] = {}
+        for chunk in in_batches(wanted):
+            query_rows = select(Source).where(col(Source.id).in_(chunk))
+            rows = {row.id: row for row in session.exec(query_rows)}
+            missing = [source_id for source_id in chunk if source_id not in rows]
+            if missing:
+                raise unregistered(missing[0])
+            states.update((source_id, cls(rows[source_id], {})) for source_id in chunk)
+            query = (
+                select(
+                    Document.source_id, Document.id, Document.doc_key, Document.removed_at,
+                    Document.missing_checks, Document.current_snapshot_id, Snapshot.sha256,
+                    Snapshot.meta, Snapshot.body_sha256,
+                )
+                .join(Snapshot, col(Snapshot.id) == col(Document.current_snapshot_id))
+                .where(col(Document.source_id).in_(chunk))
+            )  # fmt: skip
+            for source_id, doc_id, key, removed, n, snap, sha, meta, body in session.exec(query):
+                input_sha = (meta or {}).get("input_sha256")
+                states[source_id].documents[key] = Known(
+                    doc_id, sha, input_sha, snap, removed is not None, n, body
+                )
+        return states
 
 
 def snapshot_values(
@@ -214,34 +111,58 @@ def snapshot_values(
 
 
 def insert_snapshots(
-    session: Session, planned: Sequence[tuple[Observation, dict[str, Any]]], state: SourceState
-) -> list[int]:
-    """Store the bodies, then the snapshots in one multi-row INSERT; their ids, in order."""
-    if not planned:
-        return []
+    session: Session,
+    batches: Sequence[tuple[Sequence[tuple[Observation, dict[str, Any]]], SourceState]],
+) -> list[list[int]]:
+    """Store the bodies, then the snapshots of every batch in one multi-row INSERT.
+
+    `batches` pairs each source's planned snapshots with its state; the new ids come back per
+    batch, in order.
+    """
+    bodies: list[bytes] = []
+    previous: list[str | None] = []
+    for planned, state in batches:
+        bodies += [o.body for o, _ in planned]
+        previous += _delta_bases(planned, state)
+    if not bodies:
+        return [[] for _ in batches]
+    stored = batches[0][1].bodies if len(batches) == 1 else {}
+    if len(batches) > 1:  # bodies are known by object identity: one dict serves every source
+        for _, state in batches:
+            stored.update(state.bodies)
+    digests = iter(store_bodies(session, bodies, stored, previous))
+    rows: list[dict[str, Any]] = []
+    for planned, state in batches:
+        state.bodies.update(stored)
+        for observation, values in planned:
+            digest = next(digests)
+            if observation.key in state.documents and digest is not None:
+                state.documents[observation.key].body_sha256 = digest
+            rows.append(values | {"body_sha256": digest})
+    statement = insert(Snapshot).returning(Snapshot.id, sort_by_parameter_order=True)
+    ids = iter([snapshot_id for (snapshot_id,) in session.execute(statement, rows)])
+    return [[next(ids) for _ in planned] for planned, _ in batches]
+
+
+def _delta_bases(
+    planned: Sequence[tuple[Observation, dict[str, Any]]], state: SourceState
+) -> list[str | None]:
+    """For each planned snapshot, the stored body its body is packed against (if any).
+
+    A document seen for the first time (a feed's new item, whose body is the whole feed) is
+    packed against the source's newest stored body: for a feed, the previous fetch's.
+    """
     documents = state.documents
-    # A document seen for the first time (a feed's new item, whose body is the whole feed) is
-    # packed against the source's newest stored body: for a feed, the previous fetch's.
     latest = max(
         (known for known in documents.values() if known.body_sha256 and known.snapshot_id),
         key=lambda known: known.snapshot_id or 0,
         default=None,
     )
     newest = latest.body_sha256 if latest else None
-    previous = [
+    return [
         (documents[o.key].body_sha256 if o.key in documents else None) or newest
         for o, _ in planned
     ]
-    digests = store_bodies(session, [o.body for o, _ in planned], state.bodies, previous)
-    for (observation, _), digest in zip(planned, digests, strict=True):
-        if observation.key in documents and digest is not None:
-            documents[observation.key].body_sha256 = digest
-    rows = [
-        values | {"body_sha256": digest}
-        for (_, values), digest in zip(planned, digests, strict=True)
-    ]
-    statement = insert(Snapshot).returning(Snapshot.id, sort_by_parameter_order=True)
-    return [snapshot_id for (snapshot_id,) in session.execute(statement, rows)]
 
 
 def earlier_versions(
@@ -261,11 +182,9 @@ def earlier_versions(
 
 
 def insert_documents(
-    session: Session, source_id: str, keys: Sequence[str], state: SourceState, now: datetime
+    session: Session, batches: Sequence[tuple[str, Sequence[str], SourceState]], now: datetime
 ) -> None:
-    """New documents in one multi-row INSERT; their ids go into `state`."""
-    if not keys:
-        return
+    """New documents of every (source id, keys, state) in one multi-row INSERT; ids into states."""
     rows = [
         {
             "source_id": source_id,
@@ -276,11 +195,16 @@ def insert_documents(
             "removed_at": None,
             "missing_checks": 0,
         }
+        for source_id, keys, state in batches
         for key in keys
     ]
+    if not rows:
+        return
     statement = insert(Document).returning(Document.id, sort_by_parameter_order=True)
-    for key, (document_id,) in zip(keys, session.execute(statement, rows), strict=True):
-        state.documents[key].id = document_id
+    ids = iter(session.execute(statement, rows))
+    for _, keys, state in batches:
+        for key in keys:
+            (state.documents[key].id,) = next(ids)
 
 
 def update_documents(
@@ -340,51 +264,3 @@ def load_snapshots(session: Session, ids: Iterable[int]) -> dict[int, Snapshot]:
             assert snapshot.id is not None
             found[snapshot.id] = snapshot
     return found
-
-
-def raw_body(session: Session, snapshot: Snapshot) -> bytes | None:
-    """The body exactly as fetched; None when none was stored. A corrupt blob is an error."""
-    if snapshot.body_sha256 is None:
-        return None
-    return read_blob(session, snapshot.body_sha256, f"snapshot {snapshot.id}")
-
-
-def read_blob(session: Session, sha256: str, what: str = "a snapshot") -> bytes:
-    """A stored body by hash, unpacked (through its keyframe for a delta) and checked."""
-    blob = session.get(Blob, sha256)
-    if blob is None:
-        raise EvidenceError(
-            f"{what}: raw body {sha256} is missing from the blob table; restore the database "
-            "from a backup"
-        )
-    keyframe = None
-    if blob.codec == DELTA:
-        base = blob.base_sha256 or ""
-        if base == sha256 or (base_blob := session.get(Blob, base)) is None:
-            raise EvidenceError(
-                f"{what}: raw body {sha256} is stored as a delta of {base or 'nothing'}, which "
-                "is missing from the blob table; restore the database from a backup"
-            )
-        if not is_keyframe(base_blob.codec):
-            raise EvidenceError(
-                f"{what}: raw body {sha256} refers to {base}, which is not a keyframe; the blob "
-                "table is corrupt, restore the database from a backup"
-            )
-        keyframe = _unpacked(base_blob, what)
-    return _unpacked(blob, what, keyframe)
-
-
-def _unpacked(blob: Blob, what: str, keyframe: bytes | None = None) -> bytes:
-    try:
-        data = unpack(blob.codec, blob.data, keyframe)
-    except Exception as error:
-        raise EvidenceError(
-            f"{what}: raw body {blob.sha256} cannot be unpacked ({error}); the stored blob is "
-            "corrupt, restore the database from a backup"
-        ) from error
-    if hashlib.sha256(data).hexdigest() != blob.sha256:
-        raise EvidenceError(
-            f"{what}: raw body {blob.sha256} does not match its hash; the stored blob is "
-            "corrupt, restore the database from a backup"
-        )
-    return data

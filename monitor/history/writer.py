@@ -21,9 +21,9 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from db.engine import in_batches
-from db.models import Change, CrawlRun, Fetch, HostBackoff, Source
+from db.models import Change, CrawlRun, Fetch, HostBackoff, Snapshot, Source
 from monitor.config import Recipient, Settings
-from monitor.history.batch import BatchPlan, prepare
+from monitor.history.batch import BatchPlan, prepare, write_plans
 from monitor.history.changes import ChangeWriter
 from monitor.history.health import DEFAULT_BACKOFF, UNHEALTHY, HealthKeeper
 from monitor.history.snapshots import SourceState, unregistered
@@ -160,6 +160,10 @@ class HistoryWriter:
         """Load a source's state once per fetch, for all its observations."""
         return SourceState.load(session, source_id)
 
+    def states(self, session: Session, source_ids: Iterable[str]) -> dict[str, SourceState]:
+        """The states of several sources recorded together, in two queries."""
+        return SourceState.load_many(session, source_ids)
+
     def record_observation(
         self,
         session: Session,
@@ -190,6 +194,20 @@ class HistoryWriter:
         """
         if not observations:
             return []
+        return self.plan_batch(session, observations, now, state).write(self.changes)
+
+    def plan_batch(
+        self,
+        session: Session,
+        observations: Sequence[Observation],
+        now: datetime,
+        state: SourceState | None = None,
+    ) -> BatchPlan:
+        """Decide what a batch of one source's observations records, writing nothing yet.
+
+        It only reads (earlier versions a document may flip back to) and updates `state` in
+        memory; `write_plans` then writes it, alone or with other sources' batches.
+        """
         source = self.sources[observations[0].source_id]
         if any(observation.source_id != source.id for observation in observations):
             raise ValueError("record_batch takes the observations of one source")
@@ -199,7 +217,16 @@ class HistoryWriter:
         plan.prefetch_earlier(prepared)
         for observation, input_sha, normalized in prepared:
             plan.add(observation, input_sha, normalized)
-        return plan.write(self.changes)
+        return plan
+
+    def write_plans(
+        self,
+        session: Session,
+        plans: Sequence[BatchPlan],
+        stored: dict[int, Snapshot] | None = None,
+    ) -> list[list[Change]]:
+        """Write planned batches (of one or several sources) and their changes; no commit."""
+        return write_plans(session, plans, self.changes, stored)
 
     # -- fetches ---------------------------------------------------------------------------------
 

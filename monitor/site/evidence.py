@@ -25,7 +25,7 @@ from sqlmodel import Session
 from db.models import Change, Snapshot, Source
 from monitor.core.diff import unified
 from monitor.errors import EvidenceError
-from monitor.history.snapshots import raw_body
+from monitor.history.blobs import raw_body
 from monitor.review.audit import deliveries, delivery_record, review_event
 from monitor.review.records import review_history
 

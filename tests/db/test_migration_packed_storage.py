@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from db.engine import alembic_config, make_engine, open_database, upgrade
 from db.models import Blob, Change, Snapshot
-from monitor.history.snapshots import raw_body
+from monitor.history.blobs import raw_body
 from tests.support.clock import Clock
 from tests.support.history import HistoryBuilder
 from tests.support.paths import PAGES

@@ -15,8 +15,8 @@ from sqlmodel import Session, col, select
 
 from db.models import Blob, Snapshot
 from monitor.errors import EvidenceError
+from monitor.history.blobs import raw_body, read_blob
 from monitor.history.bodies import DELTA, ZSTD
-from monitor.history.snapshots import raw_body, read_blob
 from monitor.items import FEED_ITEM, Observation
 from tests.support.clock import Clock
 from tests.support.history import HistoryBuilder

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from db.engine import open_database
-from monitor.history.snapshots import store_body
+from monitor.history.blobs import store_body
 from tests.support.deployment import db_bytes
 from tests.support.paths import PAGES
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, func, select
 
-from db.models import Blob, Document, Fetch, Source
+from db.models import Blob, Change, Document, Fetch, Source
 from monitor.config import Settings
-from monitor.history import batch, snapshots
+from monitor.history import batch, blobs
 from monitor.items import OK, Observation, SourceFetch
 from monitor.runtime import pipeline
 from monitor.sources import SourceConfig
@@ -29,7 +30,8 @@ FEED = make_source(id="big_feed", kind="feed", url="https://www.fda.gov/rss.xml"
 
 @dataclass
 class Crawler:
-    """What HistoryPipeline reads from a Scrapy crawler."""
+    """What HistoryPipeline reads from a Scrapy crawler (`engine.crawl` and the spider's
+    `second_look_request` note the second looks asked for)."""
 
     settings: dict[str, Any]
     crawling: bool = True
@@ -37,8 +39,19 @@ class Crawler:
     engine: Any = None
     requests: list[Any] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.spider = self.engine = self
 
-def make_pipeline(tmp_path: Path, crawling: bool = True) -> pipeline.HistoryPipeline:
+    def second_look_request(self, source_id: str, delay: float) -> str:
+        return source_id
+
+    def crawl(self, request: str) -> None:
+        self.requests.append(request)
+
+
+def make_pipeline(
+    tmp_path: Path, crawling: bool = True, sources: tuple[SourceConfig, ...] = (FEED,)
+) -> pipeline.HistoryPipeline:
     config = Settings(database_url=f"sqlite:///{tmp_path / 'history.db'}")
 
     class Settings_(dict):  # Scrapy's getdict / getint on a plain dict
@@ -49,7 +62,8 @@ def make_pipeline(tmp_path: Path, crawling: bool = True) -> pipeline.HistoryPipe
             return int(self.get(name) or 0)
 
     crawler = Crawler(
-        Settings_(FDAWATCH_SETTINGS=config, FDAWATCH_SOURCES={FEED.id: FEED}), crawling=crawling
+        Settings_(FDAWATCH_SETTINGS=config, FDAWATCH_SOURCES={s.id: s for s in sources}),
+        crawling=crawling,
     )
     made = pipeline.HistoryPipeline(crawler)  # type: ignore[arg-type]
     made.open_spider()
@@ -127,7 +141,7 @@ def test_a_feed_body_is_hashed_and_stored_once_for_all_its_items(
         hashed.append(len(data))
         return real(data, **kwargs)
 
-    monkeypatch.setattr(snapshots.hashlib, "sha256", spy)
+    monkeypatch.setattr(blobs.hashlib, "sha256", spy)
 
     feed_through(made, items(300, body))
 
@@ -151,12 +165,129 @@ def test_an_observation_that_cannot_be_normalized_fails_the_fetch_with_the_reaso
 
     with Session(made.engine) as session:
         fetch = session.exec(select(Fetch)).one()
+        source = session.get(Source, FEED.id)
     assert fetch.outcome == "failed"
     assert fetch.error == (
         "could not record https://www.fda.gov/item/0: RecursionError: maximum recursion depth "
         "exceeded"
     )
+    assert source is not None and source.first_fetched_at is None  # nothing of it was recorded
     assert count(made, Document) == 0
+    made.close_spider()
+
+
+PAGES = tuple(
+    make_source(id=f"page_{n}", url=f"https://www.fda.gov/drugs/alert-{n}", tier="T2")
+    for n in range(12)
+)
+ALERT = "FDA warns about compounded ketamine products marketed for at-home use, alert {n}. "
+
+
+def page_seen(source: SourceConfig, text: str) -> list[Observation | SourceFetch]:
+    """What the page spider yields for one fetched page: its region, then its fetch record."""
+    html = f"<main><p>{text}</p></main>"
+    observation = Observation(
+        source_id=source.id, key=source.url, url=source.url, title=source.title, content=html,
+        content_type="html", fetched_at=T0, body=html.encode(),
+    )  # fmt: skip
+    fetch = SourceFetch(source.id, source.url, OK, T0, http_status=200, etag=f'"{len(text)}"')
+    return [observation, fetch]
+
+
+def crawl_together(made: pipeline.HistoryPipeline, pages: dict[SourceConfig, str]) -> list[Any]:
+    """Every page's items at once, as responses that arrive together; what each fetch raised."""
+
+    async def one(items: list[Observation | SourceFetch]) -> None:
+        for item in items:
+            await made.process_item(item)
+
+    async def run() -> list[Any]:
+        crawls = [one(page_seen(source, text)) for source, text in pages.items()]
+        return await asyncio.gather(*crawls, return_exceptions=True)
+
+    return asyncio.run(run())
+
+
+def commits(made: pipeline.HistoryPipeline) -> list[int]:
+    """Counts the transactions the pipeline commits from now on."""
+    counted: list[int] = []
+    event.listen(made.engine, "commit", lambda connection: counted.append(1))
+    return counted
+
+
+def test_pages_that_arrive_together_are_recorded_together_as_if_alone(tmp_path: Path) -> None:
+    """One transaction for a dozen pages, and the same history as recording them one by one."""
+    together = make_pipeline(tmp_path / "a", sources=PAGES)
+    counted = commits(together)
+    raised = crawl_together(together, {p: ALERT.format(n=i) for i, p in enumerate(PAGES)})
+    assert raised == [None] * len(PAGES)
+    assert len(counted) == 1
+    edits = {
+        p: ALERT.format(n=i) + ("Now also sold online." if i % 3 == 0 else "")
+        for i, p in enumerate(PAGES)
+    }
+    crawl_together(together, edits)
+
+    alone = make_pipeline(tmp_path / "b", sources=PAGES)
+    for version in ({p: ALERT.format(n=i) for i, p in enumerate(PAGES)}, edits):
+        for source, text in version.items():
+            crawl_together(alone, {source: text})
+
+    def history(made: pipeline.HistoryPipeline) -> list[Any]:
+        with Session(made.engine) as session:
+            changes = session.exec(select(Change.source_id, Change.kind, Change.summary)).all()
+            fetches = session.exec(select(Fetch.source_id, Fetch.outcome, Fetch.changes)).all()
+            documents = session.exec(select(Document.source_id, Document.doc_key)).all()
+        return [sorted(changes), sorted(fetches), sorted(documents), count(made, Blob)]
+
+    assert history(together) == history(alone)
+    assert len(history(together)[0]) == 4  # pages 0, 3, 6 and 9 were edited
+    together.close_spider()
+    alone.close_spider()
+
+
+def test_a_source_that_cannot_be_recorded_does_not_hold_back_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = make_pipeline(tmp_path, sources=PAGES[:4])
+    real = made.writer.record_fetch
+
+    def broken(session: Session, fetch: SourceFetch, *args: Any, **kwargs: Any) -> Any:
+        if fetch.source_id == "page_2":
+            raise RuntimeError("a bug that only page_2 meets")
+        return real(session, fetch, *args, **kwargs)
+
+    monkeypatch.setattr(made.writer, "record_fetch", broken)
+
+    raised = crawl_together(made, {p: ALERT.format(n=i) for i, p in enumerate(PAGES[:4])})
+
+    assert [type(error).__name__ for error in raised] == [
+        "NoneType", "NoneType", "RuntimeError", "NoneType"
+    ]  # fmt: skip
+    with Session(made.engine) as session:
+        recorded = session.exec(select(Fetch.source_id)).all()
+    assert sorted(recorded) == ["page_0", "page_1", "page_3"]
+    made.close_spider()
+
+
+def test_a_page_held_for_a_second_look_writes_nothing_and_the_others_are_recorded(
+    tmp_path: Path,
+) -> None:
+    made = make_pipeline(tmp_path, sources=PAGES[:3])
+    long = {p: ALERT.format(n=i) * 10 for i, p in enumerate(PAGES[:3])}
+    crawl_together(made, long)
+
+    shrunk = {**long, PAGES[1]: ALERT.format(n=1)}  # a page cut to a tenth: doubtful
+    shrunk[PAGES[2]] = long[PAGES[2]] + "A new paragraph on dosing."
+    crawl_together(made, shrunk)
+
+    with Session(made.engine) as session:
+        latest = {f.source_id: f for f in session.exec(select(Fetch).order_by(Fetch.id)).all()}
+        changes = session.exec(select(Change.source_id)).all()
+    assert latest["page_1"].outcome == "held" and "second look" in (latest["page_1"].error or "")
+    assert latest["page_0"].outcome == latest["page_2"].outcome == "ok"
+    assert changes == ["page_2"]
+    assert made.crawler.requests == ["page_1"]  # asked again once the hold was committed
     made.close_spider()
 
 

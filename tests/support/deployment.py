@@ -186,7 +186,7 @@ def _bodies(db_file: Path, hashes: Sequence[str]) -> list[bytes]:
     """Every stored body as the product reads it (a delta through its keyframe)."""
     from sqlmodel import Session, create_engine
 
-    from monitor.history.snapshots import read_blob
+    from monitor.history.blobs import read_blob
 
     engine = create_engine(f"sqlite:///{db_file}")
     try:
