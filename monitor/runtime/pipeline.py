@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 UNCHANGED_BATCH = 500
 #: Observations recorded per transaction; the reactor runs (signals, timeouts) between batches.
 BATCH = 500
-#: Sources recorded together at most (one transaction, the write lock held ~0.1–0.3 s).
-GROUP = 50
+#: Sources recorded together at most (one transaction: the write lock is held ~20–60 ms).
+GROUP = 10
 #: Seconds a group waits for more sources after its first.
 GROUP_WAIT = 0.05
 

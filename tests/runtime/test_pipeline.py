@@ -178,7 +178,7 @@ def test_an_observation_that_cannot_be_normalized_fails_the_fetch_with_the_reaso
 
 PAGES = tuple(
     make_source(id=f"page_{n}", url=f"https://www.fda.gov/drugs/alert-{n}", tier="T2")
-    for n in range(12)
+    for n in range(pipeline.GROUP + 2)
 )
 ALERT = "FDA warns about compounded ketamine products marketed for at-home use, alert {n}. "
 
@@ -216,12 +216,12 @@ def commits(made: pipeline.HistoryPipeline) -> list[int]:
 
 
 def test_pages_that_arrive_together_are_recorded_together_as_if_alone(tmp_path: Path) -> None:
-    """One transaction for a dozen pages, and the same history as recording them one by one."""
+    """A full group, then the rest: two transactions, the history of recording them one by one."""
     together = make_pipeline(tmp_path / "a", sources=PAGES)
     counted = commits(together)
     raised = crawl_together(together, {p: ALERT.format(n=i) for i, p in enumerate(PAGES)})
     assert raised == [None] * len(PAGES)
-    assert len(counted) == 1
+    assert len(counted) == 2
     edits = {
         p: ALERT.format(n=i) + ("Now also sold online." if i % 3 == 0 else "")
         for i, p in enumerate(PAGES)
