@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from db.models import Blob, Change, Document, Fetch, Source
@@ -267,6 +268,34 @@ def test_a_source_that_cannot_be_recorded_does_not_hold_back_the_others(
     with Session(made.engine) as session:
         recorded = session.exec(select(Fetch.source_id)).all()
     assert sorted(recorded) == ["page_0", "page_1", "page_3"]
+    made.close_spider()
+
+
+@pytest.mark.parametrize("pages", [1, 3])
+def test_a_group_another_process_beat_to_a_version_is_recorded_again_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pages: int
+) -> None:
+    """A unique-key clash (another crawl stored the same version first) rolls the group back;
+    the retry records every source once."""
+    made = make_pipeline(tmp_path, sources=PAGES[:pages])
+    real = made.writer.write_plans
+    clashes: list[int] = []
+
+    def clash_once(*args: Any, **kwargs: Any) -> Any:
+        if not clashes:
+            clashes.append(1)
+            raise IntegrityError("INSERT INTO snapshot", {}, Exception("UNIQUE constraint failed"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(made.writer, "write_plans", clash_once)
+
+    raised = crawl_together(made, {p: ALERT.format(n=i) for i, p in enumerate(PAGES[:pages])})
+
+    assert raised == [None] * pages and clashes == [1]
+    with Session(made.engine) as session:
+        fetches = session.exec(select(Fetch.source_id)).all()
+    assert sorted(fetches) == [f"page_{n}" for n in range(pages)]
+    assert count(made, Document) == pages
     made.close_spider()
 
 
