@@ -164,7 +164,9 @@ class HistoryPipeline:
     def _settle(self, group: list[tuple[SourceFetch, list[Observation]]]) -> list[Exception | None]:
         """Record a group; if that fails, each source alone, so one cannot sink the others.
 
-        The second looks it asked for are requested once its transaction has committed.
+        A unique-key clash (another process stored the same version first) is retried once, the
+        way a lone source always was. The second looks the group asked for are requested once
+        its transaction has committed.
         """
         try:
             second_looks = self._retrying(lambda: self._record_group(group))
@@ -177,6 +179,7 @@ class HistoryPipeline:
 
     @staticmethod
     def _retrying(record: Callable[[], dict[str, dict[str, str]]]) -> dict[str, dict[str, str]]:
+        """`record()`, once more after a unique-key clash: the retry reads the other's rows."""
         for attempt in (1, 2):
             try:
                 return record()
