@@ -156,6 +156,8 @@ class HistoryPipeline:
         except Exception as error:  # a second look not asked for: no waiter is left hanging
             errors = [error] * len(group)
         for (_, _, done), outcome in zip(group, errors, strict=True):
+            if done.done():  # its waiter was cancelled (a crawl stopped hard): nobody to tell
+                continue
             if outcome is None:
                 done.set_result(None)
             else:

@@ -299,6 +299,30 @@ def test_a_group_another_process_beat_to_a_version_is_recorded_again_whole(
     made.close_spider()
 
 
+def test_a_waiter_cancelled_before_its_group_is_written_does_not_break_the_others(
+    tmp_path: Path,
+) -> None:
+    """A crawl stopped hard may cancel a waiting item; its group is still written whole."""
+    made = make_pipeline(tmp_path, sources=PAGES[:2])
+
+    async def run() -> None:
+        async def one(source: SourceConfig, text: str) -> None:
+            for item in page_seen(source, text):
+                await made.process_item(item)
+
+        tasks = [asyncio.ensure_future(one(p, ALERT.format(n=i))) for i, p in enumerate(PAGES[:2])]
+        await asyncio.sleep(0)  # both wait for their group now
+        tasks[0].cancel()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
+
+    asyncio.run(run())
+    made.close_spider()
+
+    with Session(made.engine) as session:
+        fetches = session.exec(select(Fetch.source_id)).all()
+    assert sorted(fetches) == ["page_0", "page_1"]
+
+
 def test_a_page_held_for_a_second_look_writes_nothing_and_the_others_are_recorded(
     tmp_path: Path,
 ) -> None:
