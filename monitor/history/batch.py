@@ -223,7 +223,8 @@ def write_plans(
     multi-row statements for all of them, then each one's changes with their alert rows.
 
     `stored` holds snapshots already loaded (see `BatchPlan.stored_refs`); the rest are loaded
-    here. The changes come back per plan, in plan order.
+    here. New documents are dated by the first plan's `now` (the plans of a group share one).
+    The changes come back per plan, in plan order.
     """
     if not plans:
         return []

@@ -48,7 +48,7 @@ class Known:
 
 @dataclass
 class SourceState:
-    """A source's row and its documents' current hashes, loaded in two queries per fetch.
+    """A source's row and its documents' current hashes, loaded in two queries per group.
 
     Recording a feed of 50 items (or an API result set of thousands) then looks each item up in
     memory instead of running queries per item; recording keeps it current as it writes.
