@@ -2,9 +2,9 @@
 
 It is the clock and transaction boundary. A source's observations wait for its `SourceFetch`;
 then the source is recorded with the others whose fetch ended within `GROUP_WAIT` of the group's
-first (at most `GROUP` sources, `BATCH` observations): each source's batch is planned and reviewed,
-then all of them are written in a few multi-row statements with their changes, alert rows and fetch records
-(new validators, any removal they imply), in one transaction. A source of more than `BATCH`
+first (at most `GROUP` sources, `BATCH` observations): each source's batch is planned and
+reviewed, then all of them are written in a few multi-row statements with their changes, alert
+rows and fetch records (new validators, any removal they imply), in one transaction. A source of more than `BATCH`
 observations is recorded alone, a transaction per batch, its fetch record last; between its
 batches the reactor runs, so SIGTERM and `--crawl-timeout` stop a huge feed within seconds. A
 crash or a stop leaves whole versions only: the old validators make the next crawl fetch what was
