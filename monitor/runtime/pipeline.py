@@ -4,12 +4,13 @@ It is the clock and transaction boundary. A source's observations wait for its `
 then the source is recorded with the others whose fetch ended within `GROUP_WAIT` of the group's
 first (at most `GROUP` sources, `BATCH` observations): each source's batch is planned and
 reviewed, then all of them are written in a few multi-row statements with their changes, alert
-rows and fetch records (new validators, any removal they imply), in one transaction. A source of more than `BATCH`
-observations is recorded alone, a transaction per batch, its fetch record last; between its
-batches the reactor runs, so SIGTERM and `--crawl-timeout` stop a huge feed within seconds. A
-crash or a stop leaves whole versions only: the old validators make the next crawl fetch what was
-not recorded, and what was is then unchanged. If a group fails, each of its sources is recorded
-again alone, so one source that cannot be recorded never holds back the others.
+rows and fetch records (new validators, any removal they imply), in one transaction. A source
+of more than `BATCH` observations is recorded alone, a transaction per batch, its fetch record
+last; between its batches the reactor runs, so SIGTERM and `--crawl-timeout` stop a huge feed
+within seconds. A crash or a stop leaves whole versions only: the old validators make the next
+crawl fetch what was not recorded, and what was is then unchanged. If a group fails, each of its
+sources is recorded again alone, so one source that cannot be recorded never holds back the
+others.
 
 Before anything of a batch is written it is reviewed (`monitor.runtime.second_look`): a suspicious
 edit is held back for a second fetch a few seconds later, or fails the fetch.
