@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from db.engine import open_database
-from db.models import Snapshot, Source
+from db.models import Snapshot
 from monitor.config import Settings
 from monitor.history.batch import BatchPlan, Unrecordable
 from monitor.history.snapshots import SourceState, load_snapshots
@@ -226,7 +226,7 @@ class HistoryPipeline:
                 try:
                     plan = self._plan(session, fetch, observations, now, state)
                 except Aborted as aborted:
-                    self._record_fetch(session, aborted.fetch, now, row=state.row)
+                    self.writer.record_fetch(session, aborted.fetch, now, row=state.row)
                     continue
                 planned.append((fetch, plan))
             refs = {i for _, plan in planned if plan for i in plan.stored_refs()}
@@ -237,14 +237,15 @@ class HistoryPipeline:
                     self._check(fetch, plan, stored, second_looks)
                 except Aborted as aborted:
                     row = states[fetch.source_id].row
-                    self._record_fetch(session, aborted.fetch, now, row=row)
+                    self.writer.record_fetch(session, aborted.fetch, now, row=row)
                     continue
                 kept.append((fetch, plan))
             plans = [plan for _, plan in kept if plan]
             made = iter(self.writer.write_plans(session, plans, stored))
             for fetch, plan in kept:
                 changes = len(next(made)) if plan else 0
-                self._record_fetch(session, fetch, now, changes, row=states[fetch.source_id].row)
+                row = states[fetch.source_id].row
+                self.writer.record_fetch(session, fetch, now, changes, row=row)
             session.commit()
         return second_looks
 
@@ -277,11 +278,11 @@ class HistoryPipeline:
                         session, [plan] if plan else [], stored))  # fmt: skip
             except Aborted as aborted:
                 session.rollback()
-                self._record_fetch(session, aborted.fetch, now)
+                self.writer.record_fetch(session, aborted.fetch, now)
                 session.commit()
                 self._ask_second_looks(second_looks)
                 return
-            self._record_fetch(session, fetch, now, changes, row=state.row)
+            self.writer.record_fetch(session, fetch, now, changes, row=state.row)
             session.commit()
 
     def _plan(
@@ -333,13 +334,4 @@ class HistoryPipeline:
             request = spider.second_look_request(source_id, self.config.second_look_delay)
             self.crawler.engine.crawl(request)
 
-    def _record_fetch(
-        self,
-        session: Session,
-        fetch: SourceFetch,
-        now: datetime,
-        changes: int = 0,
-        row: Source | None = None,
-    ) -> None:
-        self.writer.record_fetch(session, fetch, now, changes, row=row)
 
