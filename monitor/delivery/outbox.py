@@ -65,14 +65,17 @@ def enqueue(
     recipients: Iterable[Recipient],
     source_tags: Sequence[str] = (),
     now: datetime | None = None,
+    *,
+    inserted: bool = False,
 ) -> list[Alert]:
     """Queue one pending alert per interested recipient, in the caller's transaction.
 
     Nothing is committed here: the history writer commits the change and its alerts together.
-    Calling it twice for the same change adds nothing the second time.
+    Calling it twice for the same change adds nothing the second time. `inserted`: the caller
+    flushed the change itself in this transaction, so it has no alerts to look up either.
     """
-    fresh = change.id is None  # not stored yet, so no alert can name it: nothing to look up
-    if fresh:
+    fresh = inserted or change.id is None  # not stored before: no alert can name it yet
+    if change.id is None:
         session.flush()
     assert change.id is not None
     emails = recipients_for(recipients, change.source_id, source_tags, change.severity)

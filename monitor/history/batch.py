@@ -247,16 +247,19 @@ def write_plans(
     wanted = {i for plan in plans for i in plan.stored_refs()} - stored.keys()
     stored.update(load_snapshots(session, wanted))
     made: list[list[Change]] = []
+    built: list[tuple[SourceConfig, Change]] = []
     for plan, plan_ids in zip(plans, ids, strict=True):
         made.append([])
         for kind, key, old, new in plan.changes:
             before = _snapshot(plan, plan_ids, stored, old) if old else None
             after = _snapshot(plan, plan_ids, stored, new)
-            made[-1].append(
-                changes.write(
-                    session, plan.source, kind=kind, key=key, old=before, new=after, now=plan.now
-                )
+            change = changes.build(
+                plan.source, kind=kind, key=key, old=before, new=after, now=plan.now
             )
+            made[-1].append(change)
+            built.append((plan.source, change))
+    if built:
+        changes.file_all(session, built)  # one flush for all, then their alert rows
     return made
 
 

@@ -60,6 +60,20 @@ class ChangeWriter:
         now: datetime,
     ) -> Change:
         """One `new`, `changed` or `removed` change between two snapshots, with its alerts."""
+        change = self.build(source, kind=kind, key=key, old=old, new=new, now=now)
+        return self._file(session, source, change, now)
+
+    def build(
+        self,
+        source: SourceConfig,
+        *,
+        kind: str,
+        key: str,
+        old: Snapshot | None,
+        new: Snapshot | None,
+        now: datetime,
+    ) -> Change:
+        """The change between two snapshots (diff, summary, severity), not yet in the session."""
         old_text = old.text if old else ""
         new_text = new.text if new else ""
         added, removed = diff.changed_lines(old_text, new_text)
@@ -95,17 +109,33 @@ class ChangeWriter:
             run_id=self.run_id,
             detected_at=now,
         )
-        return self._file(session, source, change, now)
+        return change
 
     def _file(
         self, session: Session, source: SourceConfig, change: Change, now: datetime
     ) -> Change:
         session.add(change)  # enqueue flushes it: a change without an id queues no lookup
         outbox.enqueue(session, change, self.recipients, source.tags, now)
+        self._touch(session, source, now)
+        return change
+
+    def file_all(self, session: Session, built: Sequence[tuple[SourceConfig, Change]]) -> None:
+        """File changes built together (a group of sources): one flush gives all of them their
+        ids, then their alert rows, none looked up (a change inserted here can have none yet).
+        Filed one by one, each change was a flush of its own (~2 % of a changed crawl)."""
+        session.add_all([change for _, change in built])
+        session.flush()
+        for source, change in built:
+            outbox.enqueue(
+                session, change, self.recipients, source.tags, change.detected_at, inserted=True
+            )
+            self._touch(session, source, change.detected_at)
+
+    @staticmethod
+    def _touch(session: Session, source: SourceConfig, now: datetime) -> None:
         source_row = session.get(Source, source.id)
         if source_row is not None:
             source_row.last_change_at = now
-        return change
 
     def missing_again(
         self, session: Session, document: Document, now: datetime, source: SourceConfig
