@@ -183,12 +183,14 @@ class HtmlTree:
 
     def get_text(self, element: etree._Element, separator: str = "") -> str:
         """BeautifulSoup's `get_text`: the strings of the element's own kind, joined."""
+        return separator.join(self.strings(element))
+
+    def strings(self, element: etree._Element) -> Iterator[str]:
+        """The strings `get_text` joins, in document order (a caller may stop early)."""
         wanted = element.tag if element.tag in CONTAINERS else PLAIN
-        return separator.join(
-            self.value(node)
-            for node in self.descendants(element)
-            if isinstance(node, Text) and self.kind(node) == wanted
-        )
+        for node in self.descendants(element):
+            if isinstance(node, Text) and self.kind(node) == wanted:
+                yield self.value(node)
 
     # -- removal -------------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ JUMP_LINK = re.compile(
     r"^\s*(?:back\s+to\s+top|skip\s+to\s+(?:the\s+)?(?:main\s+)?(?:content|navigation))\s*$",
     re.IGNORECASE,
 )
+#: More non-space characters than JUMP_LINK or METADATA_LABEL can match (at most 23 each).
+SHORT_LABEL = 40
 US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
@@ -246,7 +248,7 @@ def _strip_furniture(tree: HtmlTree, found: _Furniture) -> None:
             tree.remove(tag)
     for text in found.jump_links:
         if not tree.gone(text) and tree.find_parent(text, "a") is not None:
-            tree.remove(_only_ancestor(tree, text, JUMP_LINK.match))
+            tree.remove(_only_ancestor(tree, text, JUMP_LINK.match, SHORT_LABEL))
     for text in found.metadata_labels:
         if not tree.gone(text):
             _strip_metadata_list(tree, text)
@@ -268,7 +270,7 @@ def _classes(tag: etree._Element) -> list[str]:
 
 def _strip_metadata_list(tree: HtmlTree, label: Node) -> None:
     """Remove a "Regulated Product(s)" / "Topic(s)" heading and the list right after it."""
-    heading = _only_ancestor(tree, label, METADATA_LABEL.match)
+    heading = _only_ancestor(tree, label, METADATA_LABEL.match, SHORT_LABEL)
     following = tree.next_sibling_tag(heading)
     if following is not None and (
         following.tag in ("ul", "ol", "dl") or any("list" in name for name in _classes(following))
@@ -286,15 +288,36 @@ def _norm(tree: HtmlTree, node: Node) -> str:
     return SPACES.sub(" ", text).strip()
 
 
-def _only_ancestor(tree: HtmlTree, node: Node, accepts: Callable[[str], object]) -> Node:
-    """The highest ancestor (or node itself) whose whole text still satisfies `accepts`."""
+def _only_ancestor(
+    tree: HtmlTree, node: Node, accepts: Callable[[str], object], longest: int | None = None
+) -> Node:
+    """The highest ancestor (or node itself) whose whole text still satisfies `accepts`.
+
+    `longest`: the most non-space characters a text `accepts` can take. An ancestor with more
+    is refused without joining its text (a "Back to top" link's parents grow to whole sections:
+    joining each was ~3 % of a first crawl).
+    """
     best: Node = node
     parent = tree.parent(node)
     while parent is not None and parent.tag != "body":
-        if not accepts(_norm(tree, parent)):
+        text = _norm(tree, parent) if longest is None else _short_norm(tree, parent, longest)
+        if text is None or not accepts(text):
             break
         best, parent = parent, parent.getparent()
     return best
+
+
+def _short_norm(tree: HtmlTree, element: etree._Element, longest: int) -> str | None:
+    """`_norm` of an element, or None once its strings hold more than `longest` non-space
+    characters."""
+    strings: list[str] = []
+    size = 0
+    for string in tree.strings(element):
+        size += len(SPACES.sub("", string))
+        if size > longest:
+            return None
+        strings.append(string)
+    return SPACES.sub(" ", " ".join(strings)).strip()
 
 
 def _next_text(tree: HtmlTree, node: Node) -> Node | None:

@@ -202,6 +202,13 @@ def test_index_table_rows_become_one_line_each() -> None:
             None,
             id="topics-list",
         ),
+        pytest.param(  # the longest label, spread over wrappers and spaces: still the heading
+            "<div>\n  <h3><span> Regulated \n Products (s) : </span></h3>\n</div>"
+            "<ul><li>Drugs</li></ul><p>Body.</p>",
+            "Body.",
+            None,
+            id="longest-metadata-label-in-wrappers",
+        ),
         pytest.param(
             '<p>Body.</p><p class="back-to-top"><a href="#top">Back to Top</a></p>',
             "Body.",
