@@ -242,6 +242,28 @@ class HistoryWriter:
 
         `row` is the source's row when the caller already loaded it.
         """
+        entry = Fetch(**self._account(session, fetch, now, changes, row))
+        session.add(entry)
+        return entry
+
+    def record_fetches(
+        self,
+        session: Session,
+        fetches: Sequence[tuple[SourceFetch, int, Source | None]],
+        now: datetime,
+    ) -> None:
+        """`record_fetch` for each (fetch, changes, row) of a group, the rows as one INSERT.
+
+        As ORM objects, the fetch rows cost ~0.1 ms each more (1,000: 117 ms, now 20 ms).
+        """
+        values = [self._account(session, fetch, now, n, row) for fetch, n, row in fetches]
+        if values:
+            session.execute(insert(Fetch), values)
+
+    def _account(
+        self, session: Session, fetch: SourceFetch, now: datetime, changes: int, row: Source | None
+    ) -> dict[str, Any]:
+        """Everything a fetch record does but the row itself (whose values it returns)."""
         source = self.sources[fetch.source_id]
         row = row or session.get(Source, source.id)
         if row is None:
@@ -262,9 +284,7 @@ class HistoryWriter:
         elif fetch.outcome in (OK, NOT_MODIFIED, GONE) and host in self.refused_hosts(session, now):
             self.health.forget_refusals(session, {host})
         self.health.update(session, row, fetch, now, source)
-        entry = Fetch(**_fetch_values(fetch, self.run_id, changes))
-        session.add(entry)
-        return entry
+        return _fetch_values(fetch, self.run_id, changes)
 
     def refused_hosts(self, session: Session, now: datetime) -> set[str]:
         """Hosts that may have a back-off row, read at most once per `REFUSALS_REFRESH`.

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from db.engine import open_database
-from db.models import Snapshot
+from db.models import Snapshot, Source
 from monitor.config import Settings
 from monitor.history.batch import BatchPlan, Unrecordable
 from monitor.history.snapshots import SourceState, load_snapshots
@@ -220,13 +220,14 @@ class HistoryPipeline:
         second_looks: dict[str, dict[str, str]] = {}
         with Session(self.engine, expire_on_commit=False) as session:
             states = self.writer.states(session, [fetch.source_id for fetch, _ in group])
+            records: list[tuple[SourceFetch, int, Source | None]] = []  # (fetch, changes, row)
             planned: list[tuple[SourceFetch, BatchPlan | None]] = []
             for fetch, observations in group:
                 state = states[fetch.source_id]
                 try:
                     plan = self._plan(session, fetch, observations, now, state)
                 except Aborted as aborted:
-                    self.writer.record_fetch(session, aborted.fetch, now, row=state.row)
+                    records.append((aborted.fetch, 0, state.row))
                     continue
                 planned.append((fetch, plan))
             refs = {i for _, plan in planned if plan for i in plan.stored_refs()}
@@ -236,16 +237,15 @@ class HistoryPipeline:
                 try:
                     self._check(fetch, plan, stored, second_looks)
                 except Aborted as aborted:
-                    row = states[fetch.source_id].row
-                    self.writer.record_fetch(session, aborted.fetch, now, row=row)
+                    records.append((aborted.fetch, 0, states[fetch.source_id].row))
                     continue
                 kept.append((fetch, plan))
             plans = [plan for _, plan in kept if plan]
             made = iter(self.writer.write_plans(session, plans, stored))
             for fetch, plan in kept:
                 changes = len(next(made)) if plan else 0
-                row = states[fetch.source_id].row
-                self.writer.record_fetch(session, fetch, now, changes, row=row)
+                records.append((fetch, changes, states[fetch.source_id].row))
+            self.writer.record_fetches(session, records, now)
             session.commit()
         return second_looks
 

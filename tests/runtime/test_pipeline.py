@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from db.models import Blob, Change, Document, Fetch, Source
 from monitor.config import Settings
@@ -223,6 +223,10 @@ def test_pages_that_arrive_together_are_recorded_together_as_if_alone(tmp_path: 
     raised = crawl_together(together, {p: ALERT.format(n=i) for i, p in enumerate(PAGES)})
     assert raised == [None] * len(PAGES)
     assert len(counted) == 2
+    with Session(together.engine) as session:  # a fetch record each, in the order they came
+        assert session.exec(select(Fetch.source_id).order_by(col(Fetch.id))).all() == [
+            p.id for p in PAGES
+        ]
     edits = {
         p: ALERT.format(n=i) + ("Now also sold online." if i % 3 == 0 else "")
         for i, p in enumerate(PAGES)
@@ -251,14 +255,14 @@ def test_a_source_that_cannot_be_recorded_does_not_hold_back_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = make_pipeline(tmp_path, sources=PAGES[:4])
-    real = made.writer.record_fetch
+    real = made.writer.record_fetches
 
-    def broken(session: Session, fetch: SourceFetch, *args: Any, **kwargs: Any) -> Any:
-        if fetch.source_id == "page_2":
+    def broken(session: Session, fetches: list[tuple[SourceFetch, int, Any]], now: Any) -> Any:
+        if any(fetch.source_id == "page_2" for fetch, _, _ in fetches):
             raise RuntimeError("a bug that only page_2 meets")
-        return real(session, fetch, *args, **kwargs)
+        return real(session, fetches, now)
 
-    monkeypatch.setattr(made.writer, "record_fetch", broken)
+    monkeypatch.setattr(made.writer, "record_fetches", broken)
 
     raised = crawl_together(made, {p: ALERT.format(n=i) for i, p in enumerate(PAGES[:4])})
 
