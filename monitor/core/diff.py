@@ -131,6 +131,8 @@ def summarize(
 
 def _lead(changes: list[LineChange], weigh: Callable[[str], int] | None) -> LineChange:
     """The change a summary quotes: highest weight, then an edit over an add/remove, then first."""
+    if len(changes) == 1:
+        return changes[0]  # nothing to weigh it against
 
     def rank(numbered: tuple[int, LineChange]) -> tuple[int, bool, int]:
         index, change = numbered
