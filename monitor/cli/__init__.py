@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from monitor.cli.app import AppContext, FdawatchGroup
+from monitor.runtime.collector import collect_less
 
 #: Command name → "module:attribute" (click's lazy-group recipe).
 COMMANDS = {
@@ -94,4 +95,5 @@ def cli(
 
 
 def main() -> None:
+    collect_less()  # a one-shot command; `run` (the daemon) restores CPython's default
     cli(prog_name="fdawatch", obj=ONE_SHOT)

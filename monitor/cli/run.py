@@ -23,6 +23,7 @@ from monitor.cli.alerts import print_report
 from monitor.cli.app import App, table, warn_about_sources
 from monitor.delivery.alerts import SendReport
 from monitor.errors import LeaseHeld
+from monitor.runtime.collector import collect_as_usual
 from monitor.runtime.scheduler import DEFAULT_CRAWL_TIMEOUT, LEASE_NAME, Watcher, run_once, serve
 from monitor.runtime.status import StatusRow, problem_line, status_rows
 from monitor.runtime.timetable import source_trigger
@@ -122,6 +123,7 @@ def run_command(
             if once:
                 _once(app, watcher, lock_timeout)
                 return
+            collect_as_usual()  # weeks of running: the collector as its memory was measured
             ran = serve(watcher, wait_for_lock=wait_for_lock)
         except LeaseHeld as error:
             click.echo(f"fdawatch: error: {error}", err=True)

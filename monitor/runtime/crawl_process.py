@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor.config import Settings, load_settings
+from monitor.runtime.collector import collect_less
 from monitor.sources import SourceConfig, SourceTable, load_sources, select
 
 #: How many log lines an in-process crawl keeps for the "crawl crashed" message.
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("source_ids", nargs="+")
     args = parser.parse_args(argv)
+    collect_less()  # one crawl, then exit (the daemon's own process keeps the default)
     config = load_settings()
     chosen = select(load_sources(config.sources_path), args.source_ids)
     crawl_sources(config, chosen, args.run_id, log_level=args.log_level)
