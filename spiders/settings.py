@@ -35,16 +35,9 @@ RETRY_AFTER_MAX_DELAY = 120
 REDIRECT_MAX_TIMES = 10
 # Scrapy calls process_response from the highest number down (the downloader's side first), and
 # process_request from the lowest up.
-# Scrapy's own components that fdawatch never uses are left out of the base list (as with
-# EXTENSIONS_BASE below: naming one, even as None, imports it): no HTTP auth, no byte counts in
-# the stats, and no cookies (COOKIES_ENABLED is False, yet the cookies middleware's module imports
-# tldextract and requests, ~45 ms of every crawl's start-up).
-DOWNLOADER_MIDDLEWARES_BASE = {
-    name: order
-    for name, order in default_settings.DOWNLOADER_MIDDLEWARES_BASE.items()
-    if name.rsplit(".", 1)[-1] not in {"HttpAuthMiddleware", "DownloaderStats", "CookiesMiddleware"}
-}
 DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
     "spiders.delays.RequestDelayMiddleware": 50,  # the second look waits before it is sent
     "spiders.middlewares.RetryAfterMiddleware": 560,  # before RetryMiddleware (550) sees it
     # A redirect to a CDN's apology page is a block, seen before any redirect is followed:
