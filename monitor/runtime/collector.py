@@ -4,7 +4,7 @@ CPython collects its youngest generation every 700 new container objects. A craw
 millions (lxml proxies, SQLAlchemy rows, Scrapy requests and items) that reference counting
 frees on its own, so a first crawl of 1,050 sources spent 0.4–0.5 s (~5 % of its CPU) in ~600
 collections, its unchanged pass ~0.4 s of 2.6–3.6 s, most of it at start-up among the imports.
-At 10,000 the same passes collect ~25 times, in ~0.1 s, with the same peak memory
+At 10,000 the same passes collect ~25 times, in ~0.1 s, for ~1 MB more peak memory
 (bench/README.md, seventh round). The daemon (`fdawatch run`) keeps CPython's own thresholds:
 its memory over hours was measured with them.
 """
