@@ -6,7 +6,8 @@ frees on its own, so a first crawl of 1,050 sources spent 0.4–0.5 s (~5 % of i
 collections, its unchanged pass ~0.4 s of 2.6–3.6 s, most of it at start-up among the imports.
 At 10,000 the same passes collect ~25 times, in ~0.1 s, for ~1 MB more peak memory
 (bench/README.md, seventh round). The daemon (`fdawatch run`) keeps CPython's own thresholds:
-its memory over hours was measured with them.
+its memory over hours was measured with them. A page server (`digest --serve`, `review`) runs
+for one reader's session with the higher threshold: at most ~10,000 young objects wait longer.
 """
 
 from __future__ import annotations
