@@ -21,9 +21,8 @@ from db.models import Alert
 from monitor.cli.app import App, sources_for_rendering, table
 from monitor.config import Settings
 from monitor.db_errors import write_failure_message
-from monitor.delivery.alerts import SendReport, preview, send_pending
+from monitor.delivery.alerts import SendReport, send_pending
 from monitor.delivery.mailer import mailer_for, write_eml
-from monitor.delivery.render import header_text
 from monitor.errors import CommandError, DeliveryError
 from monitor.errors import DatabaseError as HistoryUnavailable
 
@@ -149,6 +148,8 @@ def list_command(app: App, only_failed: bool, as_json: bool, limit: int) -> None
     if not rows:
         click.echo("no failed alerts" if only_failed else "the outbox is empty")
         return
+    from monitor.delivery.render import header_text
+
     cells = [
         [
             str(row.id),
@@ -181,6 +182,8 @@ def preview_command(app: App, change_id: int, out: Path | None) -> None:
 
     Example: fdawatch alerts preview 42 --out /tmp/alert-42.eml
     """
+    from monitor.delivery.compose import preview
+
     settings = app.settings
     with Session(app.history()) as session:
         message = preview(session, change_id, settings, sources_for_rendering(app), app.now())

@@ -1,54 +1,35 @@
-"""Sending the outbox: claim due rows, build one email per recipient, deliver, record the outcome.
+"""Sending the outbox: claim due rows, group them per recipient, deliver, record the outcome.
 
-The rows and their state machine live in `monitor.delivery.outbox`; this module renders (Jinja)
-and delivers (SMTP or `.eml`), so only senders load email rendering.
+The rows and their state machine live in `monitor.delivery.outbox`; building each e-mail (Jinja,
+views, digests) lives in `monitor.delivery.compose`, loaded only once a row is claimed: a send
+with nothing due, after every `crawl` and from cron, never loads the rendering.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from db.engine import in_batches
 from db.installation import install_id
-from db.models import Alert, Change
+from db.models import Alert
 from monitor.config import Settings
 from monitor.delivery.mailer import Mailer, mailer_for
 from monitor.delivery.outbox import (
-    CLAIM_BATCH,
     DIGEST_KIND,
     REPORT_KIND,
     alert_key,
     claim_due,
     message_id,
     message_id_domain,
-    recipients_for,
     retry_delay,
 )
-from monitor.delivery.reading import rank
-from monitor.delivery.render import (
-    ChangeView,
-    ListedChange,
-    NoticeView,
-    alert_email,
-    change_view,
-    health_email,
-    listed_change,
-    notice_view,
-)
-from monitor.delivery.same_action import group_same_action, seen_in
-from monitor.delivery.threads import thread, thread_root
-from monitor.errors import DeliveryError, NotFound
+from monitor.errors import DeliveryError
 from monitor.history.health import untold_problems
 from monitor.review import escalation
-from monitor.review.links import review_links
-from monitor.site import digest
-from monitor.site.digest_email import digest_email
 from monitor.sources import SourceConfig
 
 
@@ -74,20 +55,22 @@ class SendReport:
 
 
 @dataclass
-class _Email:
+class Email:
+    """The outbox rows one e-mail to one recipient stands for."""
+
     recipient: str
     kind: str  # "change", "health", "digest", "escalation" or "report"
     rows: list[Alert]
 
 
-def _group(rows: Sequence[Alert]) -> list[_Email]:
+def _group(rows: Sequence[Alert]) -> list[Email]:
     """One email per recipient for changes, one for health notices, one for escalations, one per
     digest row.
 
     Rows that already carry a Message-ID were claimed together by a sender that died; they stay
     together so the re-sent email is the same email.
     """
-    groups: dict[tuple[str, str, str], _Email] = {}
+    groups: dict[tuple[str, str, str], Email] = {}
     for row in rows:
         if row.change_id is not None:
             kind = "change"
@@ -99,126 +82,8 @@ def _group(rows: Sequence[Alert]) -> list[_Email]:
             kind = "health"
         separate = str(row.id) if kind in (DIGEST_KIND, REPORT_KIND) else ""
         key = (row.recipient, kind, row.message_id or separate)
-        groups.setdefault(key, _Email(row.recipient, kind, [])).rows.append(row)
+        groups.setdefault(key, Email(row.recipient, kind, [])).rows.append(row)
     return list(groups.values())
-
-
-def _change_views(
-    session: Session,
-    rows: Sequence[Alert],
-    settings: Settings,
-    sources: Mapping[str, SourceConfig],
-    cap: int,
-) -> tuple[list[ChangeView], list[ListedChange], list[Change]]:
-    """The `cap` most severe entries in full, the rest as list lines (no diff computed), and
-    every change in the email's order. An entry is one change, or one FDA action seen in
-    several sources (`same_action`); list lines are not grouped."""
-    wanted = sorted({row.change_id for row in rows if row.change_id is not None})
-    changes = [
-        change
-        for batch in in_batches(wanted, CLAIM_BATCH)
-        for change in session.exec(select(Change).where(col(Change.id).in_(batch)))
-    ]
-    missing = set(wanted) - {change.id for change in changes}
-    if missing:
-        row = next(row for row in rows if row.change_id in missing)
-        raise LookupError(f"change {row.change_id} of alert {row.id} no longer exists")
-    ordered = sorted(changes, key=rank)
-    entries = group_same_action(session, ordered)  # one FDA action in N sources: one entry
-    full = [
-        replace(
-            change_view(session, group[0], settings, sources),
-            seen_in=seen_in(session, group, sources),
-        )
-        for group in entries[:cap]
-    ]
-    listed = [
-        listed_change(session, change, settings, sources)
-        for group in entries[cap:]
-        for change in group
-    ]
-    return full, listed, ordered
-
-
-def _build(
-    session: Session,
-    email: _Email,
-    settings: Settings,
-    sources: Mapping[str, SourceConfig],
-    now: datetime,
-    mid: str,
-) -> EmailMessage:
-    if email.kind == "change":
-        views, listed, changes = _change_views(
-            session, email.rows, settings, sources, max(1, settings.storm_cap)
-        )
-        message = alert_email(
-            views,
-            listed,
-            settings=settings,
-            recipients=[email.recipient],
-            message_id=mid,
-            now=now,
-            review_links=review_links(settings, [v.id for v in views], email.recipient, now),
-        )
-        message.replace_header("X-Fdawatch-Changes", " ".join(str(c.id) for c in changes))
-        documents = [(change.source_id, change.doc_key) for change in changes]
-        return thread(message, thread_root(session, email.recipient, documents, mid))
-    if email.kind == "digest":
-        return _digest_email(session, email.rows[0], settings, sources, now, mid)
-    if email.kind == "escalation":
-        return escalation.escalation_email(
-            session,
-            email.rows,
-            settings=settings,
-            sources=sources,
-            recipient=email.recipient,
-            message_id=mid,
-            now=now,
-        )
-    if email.kind == REPORT_KIND:
-        from monitor.delivery.report_email import report_email
-
-        row = email.rows[0]
-        return report_email(
-            row.notice or "", settings=settings, recipients=[row.recipient], message_id=mid, now=now
-        )
-    notices: list[NoticeView] = [
-        notice_view(
-            session,
-            kind=row.kind,
-            source_id=row.source_id,
-            notice=row.notice,
-            created_at=row.created_at,
-            sources=sources,
-        )
-        for row in sorted(email.rows, key=lambda r: r.id or 0)
-    ]
-    return health_email(
-        notices, settings=settings, recipients=[email.recipient], message_id=mid, now=now
-    )
-
-
-def _digest_email(
-    session: Session,
-    row: Alert,
-    settings: Settings,
-    sources: Mapping[str, SourceConfig],
-    now: datetime,
-    mid: str,
-) -> EmailMessage:
-    """The digest a queued row stands for, rebuilt from the history for its period."""
-    period = digest.parse_period(row.notice or "")
-    recipient = digest.recipient_for(settings, row.recipient)
-    content = digest.period_digest(session, settings, sources, period, recipient)
-    return digest_email(
-        content,
-        frequency=period.frequency,
-        settings=settings,
-        recipients=[row.recipient],
-        message_id=mid,
-        now=now,
-    )
 
 
 def _release(session: Session, rows: Sequence[Alert], error: DeliveryError, now: datetime) -> None:
@@ -254,6 +119,8 @@ def send_pending(
     claimed = claim_due(engine, now)
     if not claimed:
         return report
+    from monitor.delivery.compose import build_email  # rendering: only with something to send
+
     domain = message_id_domain(settings.mail_from)
     with Session(engine, expire_on_commit=False) as session:
         installation = install_id(session)
@@ -268,7 +135,7 @@ def send_pending(
                 email.recipient, (alert_key(r) for r in email.rows), installation, domain
             )
             try:
-                message = _build(session, email, settings, sources, now, mid)
+                message = build_email(session, email, settings, sources, now, mid)
             except Exception as error:  # a template or data bug must not stop other emails
                 failure = DeliveryError(f"could not build the email: {error!r}", temporary=True)
                 _release(session, email.rows, failure, now)
@@ -305,7 +172,7 @@ def send_pending(
     return report
 
 
-def _count_release(report: SendReport, email: _Email, error: DeliveryError) -> None:
+def _count_release(report: SendReport, email: Email, error: DeliveryError) -> None:
     if error.temporary:
         report.retry_emails += 1
         report.retry_alerts += len(email.rows)
@@ -315,33 +182,3 @@ def _count_release(report: SendReport, email: _Email, error: DeliveryError) -> N
     message = f"{email.recipient}: {error.reason}"
     if message not in report.errors:
         report.errors.append(message)
-
-
-def preview(
-    session: Session,
-    change_id: int,
-    settings: Settings,
-    sources: Mapping[str, SourceConfig],
-    now: datetime | None = None,
-) -> EmailMessage:
-    """The email a change produces, addressed to whoever would get it; nothing is queued."""
-    change = session.get(Change, change_id)
-    if change is None:
-        raise NotFound(f"no change with id {change_id}; `fdawatch changes` lists them")
-    mid = message_id(
-        "preview",
-        [f"change:{change_id}"],
-        install_id(session),
-        message_id_domain(settings.mail_from),
-    )
-    tags = sources[change.source_id].tags if change.source_id in sources else ()
-    recipients = recipients_for(settings.recipients, change.source_id, tags, change.severity)
-    view = change_view(session, change, settings, sources)
-    return alert_email(
-        [view],
-        [],
-        settings=settings,
-        recipients=recipients,
-        message_id=mid,
-        now=now or change.detected_at,
-    )

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from db.models import Change
 from monitor.config import SmtpSettings
-from monitor.delivery import alerts, outbox, reading
+from monitor.delivery import alerts, compose, outbox, reading
 from monitor.delivery.mailer import EmlMailer, SmtpMailer
 from monitor.errors import DeliveryError
 from tests.support import alert_history as factory
@@ -205,7 +205,7 @@ def test_storm_diffs_only_the_changes_shown_in_full(
         return list(real(old, new, levels))  # type: ignore[arg-type]
 
     monkeypatch.setattr(reading, "hunks", counted)
-    monkeypatch.setattr(alerts, "CLAIM_BATCH", 7)  # claimed and loaded in 4 batches
+    monkeypatch.setattr(compose, "CLAIM_BATCH", 7)  # loaded in 4 batches
 
     report = send(engine, smtp_server, storm_cap=20)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from monitor.delivery import alerts, render
+from monitor.delivery import compose, render
 from tests.support import alert_history as factory
 from tests.support.alert_history import NOW, SOURCES
 from tests.support.readback import parts
@@ -120,7 +120,7 @@ def test_page_content_cannot_inject_markup_links_or_headers(engine: Engine) -> N
     settings = factory.settings(site_url="javascript:alert(7)")
     with Session(engine) as session:
         change_id = evil_change(session)
-        message = round_trip(alerts.preview(session, change_id, settings, sources, NOW))
+        message = round_trip(compose.preview(session, change_id, settings, sources, NOW))
 
     text, html = parts(message)
     elements = Elements.of(html)
@@ -237,7 +237,7 @@ def test_times_are_shown_in_the_readers_timezone(
         change = factory.add_change(session)
         session.commit()
         assert change.id is not None
-        message = alerts.preview(session, change.id, settings, SOURCES, NOW)
+        message = compose.preview(session, change.id, settings, SOURCES, NOW)
 
     text, html = parts(message)
     assert f"Seen:     {seen}\n" in text.replace("\r\n", "\n")
