@@ -246,6 +246,44 @@ def test_validators_are_kept_only_from_a_recorded_200(
     assert row.etag is None  # a new URL must not be revalidated with the old ETag
 
 
+MOVED = "https://www.fda.gov/drugs/human-drug-compounding/moved"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ({}, {"etag": '"abc"', "documents_since": True}),
+        ({"title": "Renamed"}, {"title": "Renamed", "etag": '"abc"', "documents_since": True}),
+        ({"url": MOVED}, {"url": MOVED, "etag": None, "documents_since": True}),
+        ({"follow_documents": False}, {"etag": '"abc"', "documents_since": False}),
+    ],
+    ids=["unchanged", "new-title", "new-url", "documents-no-longer-followed"],
+)
+def test_an_edit_of_sources_toml_reaches_the_source_row_and_nothing_else(
+    session: Session, registered, clock: Clock, edit: dict[str, object], expected: dict
+) -> None:
+    """A new URL forgets the validators; not following documents ends their baseline."""
+    (source,) = registered(make_source(follow_documents=True))
+    row = session.get(Source, source.id)
+    assert row is not None
+    row.etag, row.documents_since = '"abc"', clock.tick()
+    session.commit()
+
+    HistoryWriter([replace(source, **edit)]).sync_sources(session)  # type: ignore[arg-type]
+    session.commit()
+
+    row = session.get(Source, source.id)
+    assert row is not None
+    wanted = {"title": source.title, "url": source.url, **expected}
+    seen = {
+        "title": row.title,
+        "url": row.url,
+        "etag": row.etag,
+        "documents_since": row.documents_since is not None,
+    }
+    assert seen == wanted
+
+
 def test_failing_source_alerts_once_after_threshold_and_once_on_recovery(
     session: Session, registered, clock: Clock
 ) -> None:
