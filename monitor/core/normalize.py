@@ -50,6 +50,9 @@ JUMP_LINK = re.compile(
 )
 #: More non-space characters than JUMP_LINK or METADATA_LABEL can match (at most 23 each).
 SHORT_LABEL = 40
+#: More words than a "Content current as of" label with one date line can be: the patterns
+#: allow at most 20 runs of whitespace (CURRENT_AS_OF 4, DATE_LINE 15, one between), 21 words.
+DATE_BLOCK_WORDS = 32
 US_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
@@ -190,12 +193,12 @@ def _strip_content_current(tree: HtmlTree, found: _Furniture) -> str | None:
     for label in found.current_as_of:
         if tree.gone(label) or not _is_label_and_maybe_date(_norm(tree, label)):
             continue
-        block = _only_ancestor(tree, label, _is_label_and_maybe_date)
+        block = _only_ancestor(tree, label, _is_label_and_maybe_date, words=DATE_BLOCK_WORDS)
         date = _date_in(tree, block)
         if date is None:
             date_node = _next_text(tree, block)
             if date_node is not None and _is_date_only(_norm(tree, date_node)):
-                date_block = _only_ancestor(tree, date_node, _is_date_only)
+                date_block = _only_ancestor(tree, date_node, _is_date_only, words=DATE_BLOCK_WORDS)
                 date = _date_in(tree, date_block)
                 tree.remove(date_block)
         tree.remove(block)
@@ -289,32 +292,44 @@ def _norm(tree: HtmlTree, node: Node) -> str:
 
 
 def _only_ancestor(
-    tree: HtmlTree, node: Node, accepts: Callable[[str], object], longest: int | None = None
+    tree: HtmlTree,
+    node: Node,
+    accepts: Callable[[str], object],
+    longest: int | None = None,
+    words: int | None = None,
 ) -> Node:
     """The highest ancestor (or node itself) whose whole text still satisfies `accepts`.
 
-    `longest`: the most non-space characters a text `accepts` can take. An ancestor with more
-    is refused without joining its text (a "Back to top" link's parents grow to whole sections:
-    joining each was ~3 % of a first crawl).
+    `longest` / `words`: the most non-space characters / words a text `accepts` can take. An
+    ancestor with more is refused without joining its text (a "Back to top" link's or a
+    "Content current as of" label's parents grow to whole sections: joining each was ~3 % of a
+    first crawl, and ~30 % of normalizing a page whose date sits at the end of its article).
     """
     best: Node = node
     parent = tree.parent(node)
     while parent is not None and parent.tag != "body":
-        text = _norm(tree, parent) if longest is None else _short_norm(tree, parent, longest)
+        text = _bounded_norm(tree, parent, longest, words)
         if text is None or not accepts(text):
             break
         best, parent = parent, parent.getparent()
     return best
 
 
-def _short_norm(tree: HtmlTree, element: etree._Element, longest: int) -> str | None:
+def _bounded_norm(
+    tree: HtmlTree, element: etree._Element, longest: int | None, words: int | None
+) -> str | None:
     """`_norm` of an element, or None once its strings hold more than `longest` non-space
-    characters."""
+    characters or more than `words` words (no bound: always `_norm`)."""
+    if longest is None and words is None:
+        return _norm(tree, element)
     strings: list[str] = []
-    size = 0
+    size = count = 0
     for string in tree.strings(element):
-        size += len(SPACES.sub("", string))
-        if size > longest:
+        if longest is not None:
+            size += len(SPACES.sub("", string))
+        if words is not None:
+            count += len(string.split())
+        if (longest is not None and size > longest) or (words is not None and count > words):
             return None
         strings.append(string)
     return SPACES.sub(" ", " ".join(strings)).strip()

@@ -150,6 +150,10 @@ def test_index_table_rows_become_one_line_each() -> None:
     ) in lines
 
 
+#: A "Content current as of" line with a date label, weekday, date and time: 12 words.
+LONG_DATE_LINE = "Content current as of : Wednesday, 12/05/2026 at 10:30:15 p.m. EST ."
+
+
 # --- inline cases: boilerplate ------------------------------------------------------------------
 
 
@@ -208,6 +212,14 @@ def test_index_table_rows_become_one_line_each() -> None:
             "Body.",
             None,
             id="longest-metadata-label-in-wrappers",
+        ),
+        pytest.param(  # a long date line, a word per element, in wrappers: one block all the same
+            "<article><p>Body.</p><div>\n <div><p>Content current as of:</p><p>"
+            + "".join(f"<span>{word}</span> " for word in LONG_DATE_LINE.split(" "))
+            + "</p></div></div><p>More.</p></article>",
+            "Body.\nMore.",
+            "2026-12-05",
+            id="long-date-block-in-wrappers",
         ),
         pytest.param(
             '<p>Body.</p><p class="back-to-top"><a href="#top">Back to Top</a></p>',
