@@ -259,8 +259,10 @@ def _strip_furniture(tree: HtmlTree, found: _Furniture) -> None:
 
 def _is_widget(tag: etree._Element) -> bool:
     """Hidden elements and share/print widgets."""
-    if "hidden" in tag.attrib or str(tag.get("aria-hidden", "")).lower() == "true":
+    if tag.get("hidden") is not None or str(tag.get("aria-hidden", "")).lower() == "true":
         return True
+    if not tag.get("class"):
+        return False  # most elements: no class to read
     classes = _classes(tag)
     if SHARE_CLASSES.intersection(classes):
         return True
