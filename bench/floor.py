@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.fixture import Faults, FixtureServer, Site
-from bench.run import fdawatch_command, fdawatch_env, machine, measured, write_config
+from bench.run import (
+    compile_checkout,
+    fdawatch_command,
+    fdawatch_env,
+    machine,
+    measured,
+    write_config,
+)
 
 #: What `fdawatch crawl --all` imports before its first request (monitor.cli pulls in the rest).
 IMPORTS = (
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_config(work, index)
         (work / "urls.json").write_text(json.dumps([*index["pages"], *index["feeds"]]))
         checkout = Path(args.fdawatch_dir).resolve()
+        compile_checkout(checkout)
         venv_python = checkout / ".venv" / "bin" / "python"
         python = str(venv_python) if venv_python.exists() else sys.executable
         bare = [python, "-m", "bench.bare_spider", "urls.json", "validators.json"]
