@@ -65,7 +65,6 @@ bench: $(STAMP)  ## the benchmark: three passes, scored against the planted chan
 	$(BIN)/python -m bench.run --pages $(N) --feeds $(M) $(BENCH_ARGS)
 ifeq ($(PEERS),1)
 	test -x /tmp/benchvenvs/cdio/bin/changedetection.io || $(PEERS_HARNESS) setup
-	$(BIN)/python -m compileall -q monitor db spiders
 	$(PEERS_HARNESS) --pages $(N) --feeds $(M) --tools urlwatch,cdio,fdawatch \
 	  --urlwatch-filter css-main --fdawatch-dir $(CURDIR) --out $(CURDIR)/bench/results/peers
 	$(BIN)/python -m bench.peers bench/results/peers
